@@ -35,6 +35,10 @@ std::optional<Role> role_from_string(std::string_view name) noexcept {
   return std::nullopt;
 }
 
+std::string_view to_string(Side side) noexcept {
+  return side == Side::kClient ? "client" : "server";
+}
+
 std::string_view role_names() noexcept {
   return "syn, syn_ack, fin1, ack1, fin2, final_ack, data_after_fin, rst, ack, any";
 }

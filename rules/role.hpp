@@ -22,6 +22,18 @@ enum class Role : std::uint8_t {
   kAny,           ///< Rules only: matches every role.
 };
 
+/// Which end of a connection sent a segment. The client is the side that sent the SYN; for a
+/// connection first seen at its FIN, the tracker names the sides by address (see FlowTable).
+enum class Side : std::uint8_t { kClient, kServer };
+
+/// "client" or "server".
+std::string_view to_string(Side side) noexcept;
+
+/// The other end.
+constexpr Side peer_of(Side side) noexcept {
+  return side == Side::kClient ? Side::kServer : Side::kClient;
+}
+
 /// Number of distinct roles a segment can have (kAny excluded).
 inline constexpr int kSegmentRoleCount = static_cast<int>(Role::kAny);
 
