@@ -32,18 +32,19 @@ inline constexpr std::uint8_t kEce = 0x40;
 inline constexpr std::uint8_t kCwr = 0x80;
 }  // namespace tcp_flag
 
-/// "FA", "S", "R.", ...: tcpdump's compact notation ("." for ACK), for timelines and logs.
+/// "F.", "S", "R.", "P.", ".": tcpdump's compact notation, letters in tcpdump's order
+/// (F S R P U E W, then "." for ACK); "none" when no flag is set. For timelines and logs.
 std::string flags_to_string(std::uint8_t flags);
 
 /// TCP options finwave cares about; absent ones stay at their defaults.
 struct TcpOptions {
-  std::uint16_t mss = 0;            ///< 0 when absent.
-  std::int8_t window_scale = -1;    ///< -1 when absent.
+  std::uint16_t mss = 0;          ///< 0 when absent.
+  std::int8_t window_scale = -1;  ///< -1 when absent; values above 14 read as 14 (RFC 7323).
   bool sack_permitted = false;
   bool has_timestamps = false;
   std::uint32_t ts_value = 0;
   std::uint32_t ts_echo = 0;
-  std::uint8_t sack_blocks = 0;     ///< Number of SACK blocks carried.
+  std::uint8_t sack_blocks = 0;  ///< Number of SACK blocks carried.
 };
 
 /// A parsed view of one IPv4/IPv6 + TCP packet as NFQUEUE delivers it (starting at the IP
@@ -57,7 +58,7 @@ struct TcpSegment {
   std::uint32_t ack = 0;
   std::uint8_t flags = 0;  ///< tcp_flag bits.
   std::uint16_t window = 0;
-  std::uint32_t payload_len = 0;   ///< TCP payload bytes (may exceed the MTU with F_GSO).
+  std::uint32_t payload_len = 0;     ///< TCP payload bytes (may exceed the MTU with F_GSO).
   std::uint16_t ip_header_len = 0;   ///< IPv4 header, or IPv6 header plus extension headers.
   std::uint16_t tcp_header_len = 0;  ///< Data offset in bytes, options included.
   TcpOptions options;
@@ -88,7 +89,11 @@ enum class ParseError : std::uint8_t {
 const char* to_string(ParseError error) noexcept;
 
 /// Parses `packet` (IP header first, as NFQUEUE hands it over). On success fills `out` and returns
-/// ParseError::kNone; otherwise `out` is unspecified. Never reads outside `packet`, never throws.
+/// ParseError::kNone; otherwise `out` is unspecified. Never reads outside `packet`, never throws,
+/// never allocates. The IP length bounds the datagram (trailing bytes are ignored), except for
+/// BIG TCP GSO packets above 64 KiB whose IP length field is 0: there the buffer size counts.
+/// TCP options with a known kind but the wrong length are skipped, as Linux does; only options
+/// that break the option area's structure are kBadTcpOptions.
 ParseError parse_tcp_segment(std::span<const std::uint8_t> packet, TcpSegment& out) noexcept;
 
 }  // namespace finwave::nf

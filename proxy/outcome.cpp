@@ -1,1 +1,141 @@
-// Placeholder: being written.
+#include "proxy/outcome.hpp"
+
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+#include "netfilter/packet.hpp"
+
+namespace finwave::proxy {
+namespace {
+
+double to_ms(std::int64_t us) { return static_cast<double>(us) / 1000.0; }
+
+std::string str(std::string_view view) { return std::string(view); }
+
+// One builder for both JSON flavours: nlohmann::json (sorted keys, for the control plane) and
+// nlohmann::ordered_json (DESIGN order, for output lines).
+template <class Json>
+Json build(const Outcome& o) {
+  Json j;
+  j["event"] = "outcome";
+  j["id"] = o.id;
+  j["flow"] = Json{{"client", to_string(o.client)}, {"server", to_string(o.server)}};
+  j["sides_known"] = o.sides_known;
+  j["closer"] = str(to_string(o.closer));
+  j["kind"] = str(to_string(o.kind));
+  j["result"] = str(to_string(o.result));
+  j["ended_by"] = str(to_string(o.ended_by));
+  j["fin_retransmits"] =
+      Json{{"client", o.fin_retransmits_client}, {"server", o.fin_retransmits_server}};
+  j["final_acks"] = Json{{"seen", o.final_acks_seen}, {"dropped", o.final_acks_dropped}};
+  if (o.rst) {
+    j["rst"] = Json{{"from", str(to_string(o.rst->from))},
+                    {"stage", str(to_string(o.rst->stage))},
+                    {"answers_fin_retransmit", o.rst->answers_fin_retransmit}};
+  } else {
+    j["rst"] = nullptr;
+  }
+  j["teardown_ms"] = to_ms(o.teardown_us);
+  j["data_after_fin"] = Json{{"bytes", o.data_after_fin_bytes}};
+  j["dup_acks"] = o.dup_acks;
+  j["segments"] = o.segments;
+  Json actions = Json::array();
+  for (const ActionRecord& a : o.actions) {
+    Json action;
+    action["rule"] = a.rule;
+    action["role"] = str(rules::to_string(a.role));
+    action["action"] = str(to_string(a.action));
+    action["count"] = a.count;
+    actions.push_back(std::move(action));
+  }
+  j["actions"] = std::move(actions);
+  j["actions_dropped"] = o.actions_dropped;
+  Json timeline = Json::array();
+  for (const TimelineEntry& e : o.timeline) {
+    Json entry;
+    entry["t_ms"] = to_ms(e.t_us);
+    entry["from"] = str(rules::to_string(e.from));
+    entry["role"] = str(rules::to_string(e.role));
+    entry["retx"] = e.retx;
+    entry["dup_ack"] = e.dup_ack;
+    entry["bogus"] = e.bogus;
+    entry["flags"] = nf::flags_to_string(e.flags);
+    entry["seq"] = e.seq;
+    entry["ack"] = e.ack;
+    entry["len"] = e.len;
+    entry["verdict"] = str(to_string(e.verdict));
+    timeline.push_back(std::move(entry));
+  }
+  j["timeline"] = std::move(timeline);
+  j["timeline_dropped"] = o.timeline_dropped;
+  return j;
+}
+
+}  // namespace
+
+nlohmann::json to_json(const Outcome& outcome) { return build<nlohmann::json>(outcome); }
+
+std::string to_json_line(const Outcome& outcome) {
+  // Replace rather than throw on invalid UTF-8 (a rule name is the only free text).
+  return build<nlohmann::ordered_json>(outcome).dump(-1, ' ', false,
+                                                     nlohmann::json::error_handler_t::replace);
+}
+
+std::string to_text_line(const Outcome& o) {
+  std::string line;
+  line.reserve(160);
+  line += "client ";
+  line += to_string(o.client);
+  line += " \u2192 server ";
+  line += to_string(o.server);
+  if (!o.sides_known) line += " (sides guessed)";
+  line += "  ";
+  line += to_string(o.kind);
+  line += "  ";
+  line += to_string(o.result);
+  line += "  closer=";
+  line += to_string(o.closer);
+  line += "  fin_retx c" + std::to_string(o.fin_retransmits_client) + " s" +
+          std::to_string(o.fin_retransmits_server);
+  line += "  final_ack " + std::to_string(o.final_acks_seen) + " seen / " +
+          std::to_string(o.final_acks_dropped) + " dropped";
+  if (o.rst) {
+    line += "  rst from ";
+    line += rules::to_string(o.rst->from);
+    line += " in ";
+    line += to_string(o.rst->stage);
+    if (o.rst->answers_fin_retransmit) line += " (answering a FIN retransmit)";
+  }
+  if (o.data_after_fin_bytes != 0) {
+    line += "  data_after_fin " + std::to_string(o.data_after_fin_bytes) + " B";
+  }
+  if (o.dup_acks != 0) line += "  dup_acks " + std::to_string(o.dup_acks);
+  char ms[32];
+  std::snprintf(ms, sizeof ms, "  %.1f ms", to_ms(o.teardown_us));
+  line += ms;
+  if (o.ended_by == EndReason::kNewSyn || o.ended_by == EndReason::kShutdown) {
+    line += "  (ended by ";
+    line += to_string(o.ended_by);
+    line += ")";
+  }
+  if (!o.actions.empty()) {
+    line += "  [";
+    for (std::size_t i = 0; i < o.actions.size(); ++i) {
+      const ActionRecord& a = o.actions[i];
+      if (i != 0) line += ", ";
+      line += a.rule;
+      line += ' ';
+      line += to_string(a.action);
+      line += ' ';
+      line += rules::to_string(a.role);
+      line += " \u00d7" + std::to_string(a.count);
+    }
+    line += "]";
+  }
+  if (o.timeline_dropped != 0) {
+    line += "  (" + std::to_string(o.timeline_dropped) + " segments not in timeline)";
+  }
+  return line;
+}
+
+}  // namespace finwave::proxy

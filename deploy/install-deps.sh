@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs what finwave needs to build, test and run, from Debian's packages. Idempotent: when
+# everything is present it changes nothing and asks no registry.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=deploy/common.sh
+. "$here/common.sh"
+finwave_require_root "$0" "$@"
+
+packages=(
+  # build
+  build-essential cmake pkg-config
+  # libraries
+  libuv1-dev libnetfilter-queue-dev libmnl-dev libtomlplusplus-dev doctest-dev
+  nlohmann-json3-dev libcli11-dev libpcap-dev
+  # the lab and the tests
+  iptables iproute2 tcpdump iputils-ping procps jq
+)
+
+missing=()
+for package in "${packages[@]}"; do
+  status=$(dpkg-query -W -f='${Status}' "$package" 2>/dev/null || true)
+  [ "$status" = "install ok installed" ] || missing+=("$package")
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all ${#packages[@]} packages present"
+  exit 0
+fi
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+apt-get install -y -q --no-install-recommends "${missing[@]}"

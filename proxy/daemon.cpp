@@ -1,0 +1,247 @@
+#include "proxy/daemon.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <nlohmann/json.hpp>
+#include <stdexcept>
+#include <utility>
+
+namespace finwave::proxy {
+namespace {
+
+// How often resolved teardowns are looked for. The settle and linger windows are a second and
+// more, so 50 ms of lateness is invisible in outcomes and costs nothing measurable.
+constexpr std::uint64_t kTickMs = 50;
+
+TrackerConfig tracker_config(const DaemonOptions& options) {
+  TrackerConfig config;
+  config.settle_us = static_cast<std::uint64_t>(options.settle_s * 1e6);
+  config.linger_us = static_cast<std::uint64_t>(options.linger_s * 1e6);
+  config.max_flows = static_cast<std::size_t>(options.max_flows);
+  return config;
+}
+
+nf::CaptureSpec capture_spec(const DaemonOptions& options) {
+  nf::CaptureSpec spec;
+  spec.mode = options.mode;
+  spec.queue_num = options.queue_num;
+  spec.ports = options.ports;
+  spec.addresses = options.addresses;
+  spec.capture_all = options.capture_all;
+  return spec;
+}
+
+nlohmann::json flow_counters_json(const TrackerCounters& c) {
+  return {{"tracked", c.flows_tracked},        {"created", c.flows_created},
+          {"outcomes", c.outcomes_emitted},    {"evicted_idle", c.evicted_idle},
+          {"evicted_full", c.evicted_full},    {"refused_full", c.refused_full},
+          {"superseded", c.superseded},        {"unknown_flow_acks", c.unknown_flow_acks},
+          {"unknown_flow_rsts", c.unknown_flow_rsts}, {"bogus_segments", c.bogus_segments},
+          {"outcomes_lost", c.outcomes_lost}};
+}
+
+}  // namespace
+
+Daemon::Daemon(DaemonOptions options)
+    : options_(std::move(options)), flows_(tracker_config(options_)) {}
+
+Daemon::~Daemon() {
+  // run() normally leaves nothing behind; this covers a set-up failure half-way.
+  poll_.close();
+  tick_.close();
+  sigint_.close();
+  sigterm_.close();
+  chains_.remove();
+  if (loop_initialized_) {
+    uv_run(&loop_, UV_RUN_DEFAULT);
+    uv_loop_close(&loop_);
+  }
+}
+
+std::uint64_t Daemon::now_us() const noexcept { return uv_hrtime() / 1000; }
+
+void Daemon::log(const std::string& message) const noexcept {
+  if (!options_.quiet) std::fprintf(stderr, "finwave: %s\n", message.c_str());
+}
+
+int Daemon::run() {
+  if (const int error = uv_loop_init(&loop_); error != 0) {
+    throw std::runtime_error(std::string("cannot create the event loop: ") + uv_strerror(error));
+  }
+  loop_initialized_ = true;
+  start();
+  uv_run(&loop_, UV_RUN_DEFAULT);
+  // Every handle is closed by now; a non-zero result would mean one leaked.
+  const int closed = uv_loop_close(&loop_);
+  loop_initialized_ = false;
+  if (closed != 0) {
+    std::fprintf(stderr, "finwave: event loop still had open handles at exit: %s\n",
+                 uv_strerror(closed));
+    return 1;
+  }
+  return 0;
+}
+
+void Daemon::start() {
+  if (!options_.pcap_path.empty()) pcap_ = PcapWriter(options_.pcap_path);
+
+  nf::QueueConfig queue_config;
+  queue_config.queue_num = options_.queue_num;
+  queue_config.max_len = options_.queue_len;
+  queue_ = nf::Queue::open(queue_config);
+  dataplane_.emplace(*queue_, flows_, pcap_.is_open() ? &pcap_ : nullptr);
+
+  // Bind first, capture second: with --queue-bypass a packet queued before the bind would pass
+  // unseen, never be lost; the other order cannot do better.
+  chains_ = nf::CaptureChains::install(capture_spec(options_));
+
+  auto check = [](int error, const char* what) {
+    if (error != 0) throw std::runtime_error(std::string(what) + ": " + uv_strerror(error));
+  };
+  check(poll_.init(uv_poll_init, &loop_, this, queue_->fd()), "cannot poll the NFQUEUE socket");
+  check(uv_poll_start(poll_.get(), UV_READABLE, &Daemon::on_readable), "cannot poll");
+  check(tick_.init(uv_timer_init, &loop_, this), "cannot create a timer");
+  check(uv_timer_start(tick_.get(), &Daemon::on_tick, kTickMs, kTickMs), "cannot start a timer");
+  check(sigint_.init(uv_signal_init, &loop_, this), "cannot watch SIGINT");
+  check(uv_signal_start(sigint_.get(), &Daemon::on_signal, SIGINT), "cannot watch SIGINT");
+  check(sigterm_.init(uv_signal_init, &loop_, this), "cannot watch SIGTERM");
+  check(uv_signal_start(sigterm_.get(), &Daemon::on_signal, SIGTERM), "cannot watch SIGTERM");
+
+  std::string ports;
+  for (const auto port : options_.ports) ports += (ports.empty() ? "" : ",") + std::to_string(port);
+  log(std::string("capturing teardown in ") +
+      (options_.mode == nf::CaptureMode::kRouter ? "router" : "local") + " mode on queue " +
+      std::to_string(options_.queue_num) + (ports.empty() ? ", all ports" : ", ports " + ports));
+
+  if (!options_.ready_file.empty()) {
+    const int fd = ::open(options_.ready_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) throw std::runtime_error("cannot create the ready file " + options_.ready_file);
+    const std::string pid = std::to_string(getpid()) + "\n";
+    [[maybe_unused]] const auto written = ::write(fd, pid.data(), pid.size());
+    ::close(fd);
+  }
+}
+
+void Daemon::on_readable(uv_poll_t* handle, int status, int /*events*/) noexcept {
+  auto* self = static_cast<Daemon*>(handle->data);
+  if (self == nullptr) return;
+  if (status < 0) {
+    self->log(std::string("NFQUEUE socket error: ") + uv_strerror(status));
+    return;
+  }
+  self->drain();
+}
+
+void Daemon::drain() noexcept {
+  if (!queue_ || !dataplane_) return;
+  const int result = queue_->drain(*dataplane_);
+  if (result < 0) log(std::string("NFQUEUE read failed: ") + std::strerror(-result));
+}
+
+void Daemon::on_tick(uv_timer_t* handle) noexcept {
+  auto* self = static_cast<Daemon*>(handle->data);
+  if (self != nullptr) self->tick();
+}
+
+void Daemon::tick() noexcept {
+  flows_.advance(now_us(), outcomes_);
+  emit(outcomes_);
+  pcap_.flush();
+}
+
+void Daemon::emit(std::vector<Outcome>& outcomes) noexcept {
+  for (const Outcome& outcome : outcomes) {
+    try {
+      const std::string line = options_.json ? to_json_line(outcome) : to_text_line(outcome);
+      std::fwrite(line.data(), 1, line.size(), stdout);
+      std::fputc('\n', stdout);
+    } catch (const std::exception& error) {
+      log(std::string("cannot format an outcome: ") + error.what());
+    }
+  }
+  if (!outcomes.empty()) std::fflush(stdout);
+  outcomes.clear();
+}
+
+void Daemon::on_signal(uv_signal_t* handle, int signum) noexcept {
+  auto* self = static_cast<Daemon*>(handle->data);
+  if (self == nullptr) return;
+  self->log(std::string("received ") + (signum == SIGINT ? "SIGINT" : "SIGTERM") +
+            ", shutting down");
+  self->shutdown();
+}
+
+void Daemon::shutdown() noexcept {
+  if (stopping_) return;
+  stopping_ = true;
+  poll_.close();
+  // Remove the capture before the last read: packets queued after it would otherwise wait in a
+  // queue nobody reads, and the kernel drops every queued packet when the socket closes.
+  chains_.remove();
+  if (queue_) {
+    // Take what was queued before the chains went away, then release anything still held.
+    drain();
+    for (const std::uint32_t id : std::vector<std::uint32_t>(queue_->held_ids())) {
+      queue_->release(id, nf::KernelVerdict::kAccept);
+    }
+    queue_->flush();
+  }
+  flows_.finish_all(now_us(), outcomes_);
+  emit(outcomes_);
+  pcap_.close();
+  if (queue_) kernel_stats_ = nf::read_kernel_queue_stats(queue_->queue_num());
+  print_stats();
+  tick_.close();
+  sigint_.close();
+  sigterm_.close();
+  dataplane_.reset();
+  queue_.reset();
+}
+
+void Daemon::print_stats() noexcept {
+  if (!queue_ || !dataplane_) return;
+  const nf::QueueCounters& q = queue_->counters();
+  const DataplaneCounters& d = dataplane_->counters();
+  try {
+    nlohmann::json parse_errors = nlohmann::json::object();
+    for (std::size_t i = 1; i < d.parse_errors.size(); ++i) {
+      if (d.parse_errors[i] != 0) {
+        parse_errors[nf::to_string(static_cast<nf::ParseError>(i))] = d.parse_errors[i];
+      }
+    }
+    nlohmann::json stats = {
+        {"event", "stats"},
+        {"queue", {{"queued", q.queued},
+                   {"accepted", q.accepted},
+                   {"dropped", q.dropped},
+                   {"held", q.held},
+                   {"batches", q.batches},
+                   {"verdict_errors", q.verdict_errors},
+                   {"enobufs", q.enobufs}}},
+        {"segments", d.segments},
+        {"parse_errors", parse_errors},
+        {"flows", flow_counters_json(flows_.counters())},
+    };
+    if (kernel_stats_) {
+      stats["kernel"] = {{"queue_total", kernel_stats_->queue_total},
+                         {"queue_dropped", kernel_stats_->queue_dropped},
+                         {"user_dropped", kernel_stats_->user_dropped},
+                         {"id_sequence", kernel_stats_->id_sequence}};
+    } else {
+      stats["kernel"] = nullptr;
+    }
+    const std::string line = stats.dump();
+    if (options_.json) {
+      std::printf("%s\n", line.c_str());
+      std::fflush(stdout);
+    }
+    std::fprintf(stderr, "finwave: stats %s\n", line.c_str());
+  } catch (const std::exception& error) {
+    log(std::string("cannot format stats: ") + error.what());
+  }
+}
+
+}  // namespace finwave::proxy

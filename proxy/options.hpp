@@ -1,0 +1,42 @@
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "netfilter/capture_chains.hpp"
+
+namespace finwave::proxy {
+
+/// Everything `finwave` is told on its command line (see `finwave --help`).
+struct DaemonOptions {
+  std::string rules_path;  ///< Empty: run with no rules (observe only).
+  std::string check_path;  ///< --check FILE: validate a rule file and exit.
+  nf::CaptureMode mode = nf::CaptureMode::kRouter;
+  std::vector<std::uint16_t> ports;
+  std::vector<std::string> addresses;
+  std::uint16_t queue_num = 0;
+  std::uint32_t queue_len = 4096;
+  std::string control_path = "/run/finwave/control.sock";
+  bool json = false;
+  double settle_s = 1.0;
+  double linger_s = 120.0;
+  std::uint64_t max_flows = 131072;
+  std::string pcap_path;
+  std::optional<std::uint64_t> seed;
+  bool capture_all = false;
+  std::string ready_file;
+  bool quiet = false;
+};
+
+/// What parse_daemon_options() decided: run, or exit now with `exit_code` (help, version, usage
+/// errors: the message is already printed).
+struct ParsedOptions {
+  DaemonOptions options;
+  std::optional<int> exit_code;
+};
+
+ParsedOptions parse_daemon_options(int argc, char** argv);
+
+}  // namespace finwave::proxy

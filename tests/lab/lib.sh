@@ -1,0 +1,315 @@
+# shellcheck shell=bash
+# shellcheck disable=SC2034 # LAB_* variables are for the scripts that source this file.
+# tests/lab/lib.sh — helpers for lab integration tests (bash, set -euo pipefail friendly).
+#
+#   #!/usr/bin/env bash
+#   set -euo pipefail
+#   source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+#   lab_begin my_test                       # unique lab fwt<pid>, torn down on exit
+#   lab_bg server "$LAB_DIR/server.log" "$FINWAVE_BIN_PEER" server --listen "$LAB_SERVER_V4" \
+#     --port 5000 --connections 1 --ready-file "$LAB_DIR/ready" >/dev/null
+#   wait_for_file "$LAB_DIR/ready" 5 || fail "server did not start"
+#   lab_exec client "$FINWAVE_BIN_PEER" client --connect "$LAB_SERVER_V4" --port 5000 \
+#     || fail "client failed"
+#   lab_wait "$LAB_LAST_PID" 10 || fail "server failed"
+#   pass "one connection"
+#
+# Variables (override before sourcing where marked):
+#   FINWAVE_REPO        repository root (from this file's location)
+#   FINWAVE_BUILD       build directory (default: $FINWAVE_REPO/build; ctest sets it)
+#   FINWAVE_BIN_PEER    finwave-peer binary (default: $FINWAVE_BUILD/finwave-peer)
+#   FINWAVE_LAB_SH      deploy/lab.sh
+#   After lab_begin:
+#   FINWAVE_LAB         the lab prefix (exported, so deploy/lab.sh sees it)
+#   LAB_NAME            the test name given to lab_begin
+#   LAB_DIR             a scratch directory for logs, pcaps, ready files; removed when the test
+#                       passes, kept (and its path printed) when it fails. LAB_WORK: the same.
+#   LAB_CLIENT_NS, LAB_SERVER_V4, LAB_ROUTER_CLIENT_IF, ...   everything "deploy/lab.sh env" prints
+#   LAB_LAST_PID        PID of the last lab_bg command (when not called inside $(...))
+#
+# Functions (each documented below): lab_begin, lab_end, lab_on_exit, lab_ns, lab_exec, lab_bg,
+# lab_wait, lab_kill, capture_start, capture_stop, capture_count, wait_for_file, lab_now_ms,
+# peer_events, peer_field, require_file, fail, pass; tcpdump filters LAB_FILTER_FIN/SYN/RST.
+#
+# Background processes start with SIGINT and SIGQUIT restored to their default action (bash
+# otherwise makes asynchronous commands ignore them), so `lab_kill PID INT` works.
+
+FINWAVE_REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+FINWAVE_BUILD="${FINWAVE_BUILD:-$FINWAVE_REPO/build}"
+FINWAVE_BIN_PEER="${FINWAVE_BIN_PEER:-$FINWAVE_BUILD/finwave-peer}"
+FINWAVE_LAB_SH="$FINWAVE_REPO/deploy/lab.sh"
+LAB_NAME="${LAB_NAME:-$(basename "$0" .sh)}"
+LAB_DIR=""
+LAB_WORK=""
+LAB_LAST_PID=""
+_LAB_UP=0
+_LAB_EXIT_HOOKS=()
+
+# fail MSG — print "FAIL: <test>: MSG" on stderr and exit 1 (the EXIT trap cleans up).
+# Inside $(...) it only leaves that subshell: test the result instead.
+fail() {
+  echo "FAIL: $LAB_NAME: $*" >&2
+  exit 1
+}
+
+# pass MSG — print "PASS: <test>: MSG".
+pass() {
+  echo "PASS: $LAB_NAME: $*"
+}
+
+# lab_begin NAME — check for root, make LAB_DIR, build a lab with the unique prefix fwt<pid>
+# and register the EXIT trap that kills background processes, stops captures and removes the
+# lab. Not root: prints SKIP and exits 77 (ctest reports the test as skipped).
+lab_begin() {
+  LAB_NAME="${1:?lab_begin NAME}"
+  if [[ "$(id -u)" -ne 0 ]]; then
+    echo "SKIP: $LAB_NAME: lab tests need root (network namespaces)" >&2
+    exit 77
+  fi
+  export FINWAVE_LAB="fwt$$"
+  LAB_DIR="$(mktemp -d "/tmp/finwave-$LAB_NAME.XXXXXX")"
+  LAB_WORK="$LAB_DIR"
+  : >"$LAB_DIR/pids"
+  : >"$LAB_DIR/captures"
+  trap '_lab_exit' EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+  _LAB_UP=1
+  "$FINWAVE_LAB_SH" up || fail "deploy/lab.sh up failed for lab $FINWAVE_LAB"
+  eval "$("$FINWAVE_LAB_SH" env)"
+}
+
+# lab_on_exit CMD [ARGS...] — run CMD at cleanup (before the lab goes down), last registered
+# first. Call it in the test's own shell, not inside $(...).
+lab_on_exit() {
+  _LAB_EXIT_HOOKS+=("$(printf '%q ' "$@")")
+}
+
+# lab_end — clean up now (what the EXIT trap would do); the lab is gone afterwards.
+lab_end() {
+  _lab_cleanup
+}
+
+_lab_cleanup() {
+  local i pid
+  for ((i = ${#_LAB_EXIT_HOOKS[@]} - 1; i >= 0; i--)); do
+    eval "${_LAB_EXIT_HOOKS[i]}" || true
+  done
+  _LAB_EXIT_HOOKS=()
+  if [[ -n "$LAB_DIR" && -f "$LAB_DIR/captures" ]]; then
+    capture_stop "" || true
+  fi
+  if [[ -n "$LAB_DIR" && -f "$LAB_DIR/pids" ]]; then
+    while read -r pid; do
+      [[ -n "$pid" ]] && lab_kill "$pid" TERM 2>/dev/null
+    done <"$LAB_DIR/pids"
+    : >"$LAB_DIR/pids"
+  fi
+  if ((_LAB_UP)); then
+    "$FINWAVE_LAB_SH" down || echo "$LAB_NAME: warning: could not remove lab $FINWAVE_LAB" >&2
+    _LAB_UP=0
+  fi
+}
+
+_lab_exit() {
+  local rc=$?
+  set +e
+  trap - EXIT INT TERM
+  _lab_cleanup
+  if [[ -n "$LAB_DIR" && -d "$LAB_DIR" ]]; then
+    if ((rc == 0)); then
+      rm -rf "$LAB_DIR"
+    else
+      echo "$LAB_NAME: logs kept in $LAB_DIR" >&2
+    fi
+  fi
+  exit "$rc"
+}
+
+# lab_ns ROLE — print the namespace of client, router or server.
+lab_ns() {
+  case "${1:-}" in
+    client | router | server) echo "${FINWAVE_LAB:?lab_begin first}-$1" ;;
+    *)
+      echo "lab: unknown role '${1:-}' (expected client, router or server)" >&2
+      return 2
+      ;;
+  esac
+}
+
+# lab_exec ROLE CMD [ARGS...] — run CMD in ROLE's namespace; returns its exit status.
+#   lab_exec client ping -c1 "$LAB_SERVER_V4"
+lab_exec() {
+  local ns
+  ns="$(lab_ns "${1:-}")" || return 2
+  shift
+  ip netns exec "$ns" "$@"
+}
+
+# lab_bg ROLE LOGFILE CMD [ARGS...] — start CMD in ROLE's namespace in the background, stdout
+# to LOGFILE and stderr to LOGFILE.err (so JSON-lines output stays parseable); print its PID
+# and set LAB_LAST_PID. The PID is the command itself (signal it with lab_kill). It is not a
+# child of the test's shell, so `wait PID` does not work: use lab_wait PID, which returns its
+# exit status (recorded even when lab_bg ran inside $(...)). Every such process is killed at
+# cleanup.
+#   pid=$(lab_bg server "$LAB_DIR/s.log" "$FINWAVE_BIN_PEER" server --listen :: --port 5000)
+lab_bg() {
+  local role="${1:-}" log="${2:?lab_bg ROLE LOGFILE CMD...}" ns token pid tries
+  ns="$(lab_ns "$role")" || return 2
+  shift 2
+  (($# > 0)) || fail "lab_bg: no command given"
+  token="$(mktemp "$LAB_DIR/bg.XXXXXX")"
+  (
+    ip netns exec "$ns" env --default-signal=INT,QUIT "$@" >"$log" 2>"$log.err" </dev/null &
+    child=$!
+    echo "$child" >"$token.tmp" && mv "$token.tmp" "$token"
+    rc=0
+    wait "$child" || rc=$?
+    echo "$rc" >"$LAB_DIR/rc.$child"
+  ) >/dev/null 2>&1 </dev/null &
+  for ((tries = 0; tries < 500; tries++)); do
+    pid="$(<"$token")"
+    [[ -n "$pid" ]] && break
+    sleep 0.01
+  done
+  rm -f "$token"
+  [[ -n "$pid" ]] || fail "lab_bg: could not start: $*"
+  echo "$pid" >>"$LAB_DIR/pids"
+  LAB_LAST_PID="$pid"
+  echo "$pid"
+}
+
+# lab_wait PID [SECONDS] — wait (default 30 s) for a lab_bg process to exit and return its exit
+# status; 124 if it is still running after SECONDS (it is left running).
+#   lab_wait "$pid" 10 || fail "server exited with $?"
+lab_wait() {
+  local pid="${1:?lab_wait PID [SECONDS]}" seconds="${2:-30}" i
+  for ((i = 0; i < seconds * 20; i++)); do
+    if [[ -s "$LAB_DIR/rc.$pid" ]]; then
+      return "$(<"$LAB_DIR/rc.$pid")"
+    fi
+    sleep 0.05
+  done
+  [[ -s "$LAB_DIR/rc.$pid" ]] && return "$(<"$LAB_DIR/rc.$pid")"
+  echo "lab_wait: process $pid still running after ${seconds}s" >&2
+  return 124
+}
+
+# lab_kill PID [SIGNAL] — send SIGNAL (default TERM) to a lab_bg process and wait for it to
+# exit, escalating to KILL after 5 s. Always returns 0; lab_wait PID gives its exit status.
+#   lab_kill "$server_pid" INT
+lab_kill() {
+  local pid="${1:?lab_kill PID [SIGNAL]}" signal="${2:-TERM}" i
+  # An exit status on record means the process is gone and its PID may belong to another now.
+  [[ -n "$LAB_DIR" && -s "$LAB_DIR/rc.$pid" ]] && return 0
+  kill -s "$signal" "$pid" 2>/dev/null || return 0
+  for ((i = 0; i < 100; i++)); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.05
+  done
+  if kill -0 "$pid" 2>/dev/null; then
+    echo "lab_kill: $pid ignored SIG$signal for 5 s: sending KILL" >&2
+    kill -s KILL "$pid" 2>/dev/null || true
+  fi
+  # Let the lab_bg wrapper record the exit status.
+  for ((i = 0; i < 40; i++)); do
+    [[ -z "$LAB_DIR" || -s "$LAB_DIR/rc.$pid" ]] && break
+    sleep 0.05
+  done
+  return 0
+}
+
+# capture_start ROLE IFACE FILE [FILTER] — start tcpdump in ROLE's namespace on IFACE writing
+# a pcap to FILE (packet-buffered, immediate mode); returns once tcpdump listens (at most 5 s).
+# tcpdump's messages go to FILE.tcpdump.err. CAPTURE_SNAPLEN (default 262144): bytes per packet.
+#   capture_start router to-server "$LAB_DIR/server-side.pcap" 'tcp port 5000'
+capture_start() {
+  local role="${1:-}" iface="${2:?capture_start ROLE IFACE FILE [FILTER]}"
+  local file="${3:?capture_start ROLE IFACE FILE [FILTER]}" filter="${4:-}" pid i
+  local args=(tcpdump -i "$iface" -n -U --immediate-mode -s "${CAPTURE_SNAPLEN:-262144}"
+    -Z root -w "$file")
+  [[ -n "$filter" ]] && args+=("$filter")
+  pid="$(lab_bg "$role" "$file.tcpdump" "${args[@]}")" || return 1
+  echo "$pid $file" >>"$LAB_DIR/captures"
+  for ((i = 0; i < 100; i++)); do
+    grep -q "listening on" "$file.tcpdump.err" 2>/dev/null && return 0
+    if ! kill -0 "$pid" 2>/dev/null; then
+      fail "capture_start: tcpdump on $role/$iface exited: $(cat "$file.tcpdump.err" 2>/dev/null)"
+    fi
+    sleep 0.05
+  done
+  fail "capture_start: tcpdump on $role/$iface not listening after 5 s"
+}
+
+# capture_stop [FILE] — stop the capture writing FILE, or every capture; the pcaps stay.
+# Waits a moment first so that packets still in flight are written.
+capture_stop() {
+  local only="${1:-}" pid file keep=()
+  [[ -s "$LAB_DIR/captures" ]] || return 0
+  sleep 0.2
+  while read -r pid file; do
+    if [[ -z "$only" || "$file" == "$only" ]]; then
+      lab_kill "$pid" TERM
+    else
+      keep+=("$pid $file")
+    fi
+  done <"$LAB_DIR/captures"
+  if ((${#keep[@]})); then printf '%s\n' "${keep[@]}" >"$LAB_DIR/captures"; else : >"$LAB_DIR/captures"; fi
+}
+
+# capture_count FILE FILTER — print how many packets of the pcap FILE match a tcpdump filter.
+#   fins=$(capture_count "$pcap" 'tcp[tcpflags] & tcp-fin != 0')
+capture_count() {
+  local file="${1:?capture_count FILE FILTER}" filter="${2:-}" out
+  out="$(tcpdump -r "$file" -nn ${filter:+"$filter"} 2>"$LAB_DIR/capture_count.err")" || {
+    echo "capture_count: tcpdump -r $file failed: $(cat "$LAB_DIR/capture_count.err")" >&2
+    return 1
+  }
+  if [[ -z "$out" ]]; then echo 0; else wc -l <<<"$out" | tr -d ' '; fi
+}
+
+# tcpdump filters for TCP flags that work for IPv4 and IPv6 alike (libpcap's tcp[] indexing
+# rejects every IPv6 packet; the ip6 half assumes no extension headers, true in the lab):
+#   capture_count "$pcap" "tcp port 5000 and $LAB_FILTER_FIN"
+LAB_FILTER_FIN='((ip and tcp[13] & 1 != 0) or (ip6 and ip6[6] == 6 and ip6[53] & 1 != 0))'
+LAB_FILTER_SYN='((ip and tcp[13] & 2 != 0) or (ip6 and ip6[6] == 6 and ip6[53] & 2 != 0))'
+LAB_FILTER_RST='((ip and tcp[13] & 4 != 0) or (ip6 and ip6[6] == 6 and ip6[53] & 4 != 0))'
+
+# lab_now_ms — milliseconds since the epoch, for timing steps: t0=$(lab_now_ms).
+lab_now_ms() {
+  local now="${EPOCHREALTIME/[.,]/}"
+  echo "$((now / 1000))"
+}
+
+# wait_for_file PATH SECONDS — wait until PATH exists; returns 1 (with a message) on timeout.
+#   wait_for_file "$LAB_DIR/ready" 5 || fail "server not ready"
+wait_for_file() {
+  local path="${1:?wait_for_file PATH SECONDS}" seconds="${2:-10}" i
+  for ((i = 0; i < seconds * 20; i++)); do
+    [[ -e "$path" ]] && return 0
+    sleep 0.05
+  done
+  [[ -e "$path" ]] && return 0
+  echo "wait_for_file: $path did not appear within ${seconds}s" >&2
+  return 1
+}
+
+# peer_events LOG EVENT — print finwave-peer's JSON lines of that event (needs jq).
+#   peer_events "$LAB_DIR/server.log" read_eof
+peer_events() {
+  local log="${1:?peer_events LOG EVENT}" event="${2:?peer_events LOG EVENT}"
+  jq -c --arg e "$event" 'select(.event == $e)' "$log"
+}
+
+# peer_field LOG EVENT FIELD — print FIELD of the last EVENT line in LOG ("null" if absent).
+#   [[ "$(peer_field "$LAB_DIR/server.log" wait_rst error)" == ECONNRESET ]]
+peer_field() {
+  local log="${1:?peer_field LOG EVENT FIELD}" event="${2:?}" field="${3:?}"
+  jq -rs --arg e "$event" --arg f "$field" '[.[] | select(.event == $e)] | last | .[$f]' "$log"
+}
+
+# require_file PATH HINT — fail unless PATH exists (e.g. a binary that must be built first).
+#   require_file "$FINWAVE_BIN_PEER" "cmake --build build --target finwave-peer"
+require_file() {
+  [[ -e "${1:?require_file PATH HINT}" ]] || fail "$1 not found (${2:-build it first})"
+}

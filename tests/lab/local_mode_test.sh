@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Local mode, no rules: finwave on the client's own host sees its connections exactly once —
+# over loopback inside the namespace (where OUTPUT sees both directions) and across the router
+# to the server (OUTPUT + INPUT) — for IPv4 and IPv6, bulk and short connections alike.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/lib.sh"
+. "$here/finwave.sh"
+
+lab_begin local
+work=$LAB_WORK
+count=500
+
+finwave_start client "$work/finwave.jsonl" --mode local --port 5000 --settle 0.2
+lab_bg client "$work/server-lo.jsonl" "$FINWAVE_BIN_PEER" server --listen :: --port 5000 \
+  --connections $((2 * count + 1)) --script read-eof,close --quiet --ready-file "$work/lo.ready" >/dev/null
+lab_bg server "$work/server-remote.jsonl" "$FINWAVE_BIN_PEER" server --listen :: --port 5000 \
+  --connections $((count + 1)) --script read-eof,close --quiet --ready-file "$work/remote.ready" >/dev/null
+wait_for_file "$work/lo.ready" 10
+wait_for_file "$work/remote.ready" 10
+
+run_client() {  # ADDRESS CONNECTIONS SCRIPT
+  local log="$work/client-$1-$2.jsonl"
+  lab_exec client "$FINWAVE_BIN_PEER" client --connect "$1" --port 5000 --connections "$2" \
+    --parallel 8 --script "$3" --quiet >"$log" || fail "client to $1 failed: $(tail -3 "$log")"
+}
+run_client 127.0.0.1 1 send:10000000,close
+run_client 127.0.0.1 "$count" send:200,close
+run_client ::1 "$count" send:200,close
+run_client 198.18.2.2 1 send:10000000,close
+run_client 2001:db8:2::2 "$count" send:200,close
+expected=$((3 * count + 2))
+
+deadline=$((SECONDS + 15))
+until [ "$(grep -c '"event":"outcome"' "$work/finwave.jsonl" || true)" -ge "$expected" ]; do
+  [ $SECONDS -lt $deadline ] || break
+  sleep 0.2
+done
+kernel_queued=$(kernel_queue_field client 0 8)
+finwave_stop
+check_verdict_accounting
+
+queued=$(finwave_stats .queue.queued)
+[ "$queued" -eq "$kernel_queued" ] || fail "finwave counted $queued queued, the kernel $kernel_queued"
+reported=$(outcomes | wc -l)
+[ "$reported" -eq "$expected" ] || fail "$reported outcomes for $expected connections"
+# A segment captured twice would show up as a retransmitted FIN or a second final ACK.
+doubled=$(outcomes 'select(.result != "clean" or .fin_retransmits.client != 0 or
+  .fin_retransmits.server != 0 or .final_acks.seen != 1)' | wc -l)
+[ "$doubled" -eq 0 ] || fail "$doubled outcomes look double-captured or unclean, e.g. $(outcomes 'select(.final_acks.seen != 1)' | head -1)"
+# The 10 MB transfers must not have been queued: at most 10 packets per connection on average.
+[ "$queued" -le $((10 * expected)) ] || fail "$queued packets queued for $expected connections"
+
+pass "local mode: $expected connections (loopback v4/v6 and routed), $queued packets queued, each once, all clean"

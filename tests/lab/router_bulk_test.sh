@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Router mode, no rules: a 10 MB transfer client -> server passes intact through finwave, and
+# only its handshake and teardown leave the kernel (at most 10 queued packets, counted by the
+# kernel itself), each with exactly one verdict.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/lib.sh"
+. "$here/finwave.sh"
+
+lab_begin bulk
+work=$LAB_WORK
+
+finwave_start router "$work/finwave.jsonl" --port 5000 --settle 0.3
+lab_bg server "$work/server.jsonl" "$FINWAVE_BIN_PEER" server --listen 198.18.2.2 --port 5000 \
+  --connections 1 --script read-eof,close --ready-file "$work/server.ready" >/dev/null
+wait_for_file "$work/server.ready" 10
+
+lab_exec client "$FINWAVE_BIN_PEER" client --connect 198.18.2.2 --port 5000 \
+  --script send:10000000,close >"$work/client.jsonl" || fail "client failed: $(cat "$work/client.jsonl")"
+wait_for_output() {  # wait until the server reported and finwave printed the outcome
+  local deadline=$((SECONDS + 10))
+  until grep -q '"event":"outcome"' "$work/finwave.jsonl"; do
+    [ $SECONDS -lt $deadline ] || fail "no outcome from finwave within 10 s"
+    sleep 0.1
+  done
+}
+wait_for_output
+
+received=$(jq -r 'select(.event == "read_eof") | "\(.bytes) \(.intact)"' "$work/server.jsonl")
+[ "$received" = "10000000 true" ] || fail "server received '$received', expected '10000000 true'"
+
+kernel_queued=$(kernel_queue_field router 0 8)
+[ -n "$kernel_queued" ] || fail "queue 0 not listed in the router's nfnetlink_queue"
+[ "$kernel_queued" -le 10 ] || fail "the kernel queued $kernel_queued packets (> 10) for a 10 MB transfer"
+[ "$kernel_queued" -ge 5 ] || fail "the kernel queued only $kernel_queued packets: handshake/teardown missed"
+
+finwave_stop
+check_verdict_accounting
+queued=$(finwave_stats .queue.queued)
+[ "$queued" -eq "$kernel_queued" ] || fail "finwave counted $queued queued, the kernel $kernel_queued"
+[ "$(finwave_stats .kernel.queue_dropped)" -eq 0 ] || fail "kernel queue drops"
+[ "$(outcomes | wc -l)" -eq 1 ] || fail "expected exactly one outcome, got: $(outcomes)"
+[ "$(outcomes .result)" = '"clean"' ] || fail "outcome not clean: $(outcomes)"
+
+pass "10 MB intact; kernel queued $kernel_queued packets, finwave $queued, all accepted"
