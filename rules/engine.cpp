@@ -147,8 +147,8 @@ Decision Engine::decide(const SegmentFacts& facts, FlowRuleState& flow, Rng& rng
       continue;
     }
     std::uint32_t seen = 0;
-    if (slot_[i] >= 0) {
-      std::uint16_t& count = flow.matches[static_cast<std::size_t>(slot_[i])];
+    if (slot_[i] != kNoSlot) {
+      std::uint16_t& count = flow.matches[slot_[i]];
       if (count < kCountCeiling) {
         ++count;
       }
@@ -224,9 +224,9 @@ std::vector<RuleStatus> Engine::rules() const {
 }
 
 void Engine::install(std::shared_ptr<const RuleSet> rules, std::vector<std::uint64_t> hits) {
-  std::vector<std::int8_t> slots(rules->rules.size(), -1);
+  std::vector<std::uint8_t> slots(rules->rules.size(), kNoSlot);
   std::size_t counted_end = 0;
-  std::int8_t next_slot = 0;
+  std::uint8_t next_slot = 0;
   for (std::size_t i = 0; i < rules->rules.size(); ++i) {
     const Rule& rule = rules->rules[i];
     if (!rule.counted()) {

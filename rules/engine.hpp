@@ -102,8 +102,10 @@ class Engine {
   static void check(const RuleSet& rules);
   std::size_t index_of(std::string_view name) const;
 
+  static constexpr std::uint8_t kNoSlot = 0xFF;
+
   std::shared_ptr<const RuleSet> rules_;
-  std::vector<std::int8_t> slot_;    // Per rule: its FlowRuleState slot, or -1 if not counted.
+  std::vector<std::uint8_t> slot_;   // Per rule: its FlowRuleState slot, or kNoSlot.
   std::vector<std::uint64_t> hits_;  // Per rule: segments decided.
   std::size_t counted_end_ = 0;      // One past the last enabled counted rule.
   std::uint32_t generation_ = 1;     // Never 0, so a fresh FlowRuleState is always reset.

@@ -11,6 +11,7 @@
 #include <cstring>
 #include <memory>
 #include <optional>
+#include <span>
 #include <sstream>
 #include <utility>
 #include <vector>
@@ -69,11 +70,15 @@ constexpr std::array<std::string_view, kKeyCount> kKeyNames = {
     "spacing_ms",
 };
 
+constexpr std::array<std::string_view, 10> kRoleNames = {
+    "syn", "syn_ack", "fin1", "ack1", "fin2", "final_ack", "data_after_fin", "rst", "ack", "any"};
+constexpr std::array<std::string_view, 4> kSenderNames = {"client", "server", "active", "passive"};
+constexpr std::array<std::string_view, 5> kActionNames = {"drop", "delay", "duplicate", "reset",
+                                                          "pass"};
+constexpr std::array<std::string_view, 1> kRuleTable = {"rule"};
 constexpr std::string_view kFromNames =
     "client, server, active (the active closer) or passive (the passive closer)";
 constexpr std::uint64_t kMaxFileBytes = 16U << 20U;
-
-std::vector<std::string_view> key_names() { return {kKeyNames.begin(), kKeyNames.end()}; }
 
 std::string allowed_keys() {
   std::string out;
@@ -96,6 +101,22 @@ std::optional<Key> key_from_name(std::string_view name) {
 }
 
 std::string quote(std::string_view text) { return "'" + std::string(text) + "'"; }
+
+// Concatenates message parts in one allocation.
+template <typename... Parts>
+std::string cat(const Parts&... parts) {
+  const std::string_view views[] = {std::string_view(parts)...};
+  std::size_t size = 0;
+  for (std::string_view view : views) {
+    size += view.size();
+  }
+  std::string out;
+  out.reserve(size);
+  for (std::string_view view : views) {
+    out += view;
+  }
+  return out;
+}
 
 std::string with_article(toml::node_type type) {
   switch (type) {
@@ -149,7 +170,7 @@ std::string shown(const toml::node& node) {
   return with_article(node.type()) + " (" + text + ")";
 }
 
-std::string suggestion(std::string_view word, const std::vector<std::string_view>& candidates) {
+std::string suggestion(std::string_view word, std::span<const std::string_view> candidates) {
   if (auto match = closest_match(word, candidates)) {
     return "did you mean '" + std::string(*match) + "'? ";
   }
@@ -377,7 +398,7 @@ std::vector<Cidr> Loader::need_cidrs(const Entry& entry) const {
     std::string why;
     auto cidr = Cidr::parse(text->get(), &why);
     if (!cidr) {
-      fail(*element, "bad address in " + key + ": " + why);
+      fail(*element, cat("bad address in ", key, ": ", why));
     }
     cidrs.push_back(*cidr);
   }
@@ -426,15 +447,15 @@ void Loader::check_action_parameters(const Rule& rule, const std::vector<Entry>&
         }
         if (rule.action != Action::kDelay) {
           fail(*entry.name,
-               key + " only applies to action \"delay\"; this rule's action is " + action);
+               cat(key, " only applies to action \"delay\"; this rule's action is ", action));
         }
         break;
       case Key::kCopies:
         if (rule.action != Action::kDuplicate && rule.action != Action::kDelay) {
-          fail(*entry.name, key +
+          fail(*entry.name, cat(key,
                                 " only applies to action \"duplicate\" (or \"delay\", to duplicate "
-                                "after the delay); this rule's action is " +
-                                action);
+                                "after the delay); this rule's action is ",
+                                action));
         }
         break;
       case Key::kSpacingMs:
@@ -444,10 +465,10 @@ void Loader::check_action_parameters(const Rule& rule, const std::vector<Entry>&
                                 "= N (to duplicate after the delay), or remove it");
         }
         if (rule.action != Action::kDuplicate && rule.action != Action::kDelay) {
-          fail(*entry.name, key +
+          fail(*entry.name, cat(key,
                                 " only applies to action \"duplicate\" (or \"delay\" with copies); "
-                                "this rule's action is " +
-                                action);
+                                "this rule's action is ",
+                                action));
         }
         break;
       default:
@@ -466,7 +487,7 @@ Rule Loader::rule(const toml::table& table) const {
     const std::string key = quote(entry.name->str());
     if (!key_from_name(entry.name->str())) {
       fail(*entry.name, "unknown key " + key + " in rule; " +
-                            suggestion(entry.name->str(), key_names()) +
+                            suggestion(entry.name->str(), kKeyNames) +
                             "allowed keys: " + allowed_keys());
     }
     seen[static_cast<std::size_t>(entry.key)] = &entry;
@@ -481,10 +502,7 @@ Rule Loader::rule(const toml::table& table) const {
         const std::string_view text = need_string(entry);
         const auto role = role_from_string(text);
         if (!role) {
-          static const std::vector<std::string_view> kRoles = {
-              "syn",       "syn_ack",        "fin1", "ack1", "fin2",
-              "final_ack", "data_after_fin", "rst",  "ack",  "any"};
-          fail(*entry.value, "unknown role " + quote(text) + "; " + suggestion(text, kRoles) +
+          fail(*entry.value, "unknown role " + quote(text) + "; " + suggestion(text, kRoleNames) +
                                  "roles: " + std::string(role_names()));
         }
         rule.role = *role;
@@ -504,10 +522,8 @@ Rule Loader::rule(const toml::table& table) const {
         } else if (text == "passive") {
           rule.from = Sender::kPassiveCloser;
         } else {
-          static const std::vector<std::string_view> kSenders = {"client", "server", "active",
-                                                                 "passive"};
           fail(*entry.value, "unknown 'from' value " + quote(text) + "; " +
-                                 suggestion(text, kSenders) + "use " + std::string(kFromNames));
+                                 suggestion(text, kSenderNames) + "use " + std::string(kFromNames));
         }
         break;
       }
@@ -565,9 +581,8 @@ Rule Loader::rule(const toml::table& table) const {
         const std::string_view text = need_string(entry);
         const auto action = action_from_string(text);
         if (!action) {
-          static const std::vector<std::string_view> kActions = {"drop", "delay", "duplicate",
-                                                                 "reset", "pass"};
-          fail(*entry.value, "unknown action " + quote(text) + "; " + suggestion(text, kActions) +
+          fail(*entry.value, "unknown action " + quote(text) + "; " +
+                                 suggestion(text, kActionNames) +
                                  "actions: " + std::string(action_names()));
         }
         rule.action = *action;
@@ -659,7 +674,7 @@ RuleSet Loader::rule_set(const toml::table& document) const {
     if (key != "rule") {
       if (entry.value->is_table() || entry.value->is_array()) {
         std::string hint = "did you mean [[rule]]? ";
-        if (!closest_match(key, {"rule"})) {
+        if (!closest_match(key, kRuleTable)) {
           hint.clear();
         }
         fail(*entry.name, "unknown table " + quote(key) + "; " + hint +

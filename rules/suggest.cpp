@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cstddef>
+#include <vector>
 
 namespace finwave::rules {
 namespace {
@@ -43,7 +44,7 @@ bool starts_with_ignoring_case(std::string_view text, std::string_view prefix) {
 }  // namespace
 
 std::optional<std::string_view> closest_match(std::string_view word,
-                                              const std::vector<std::string_view>& candidates) {
+                                              std::span<const std::string_view> candidates) {
   std::optional<std::string_view> best;
   std::size_t best_distance = 3;
   for (std::string_view candidate : candidates) {

@@ -1,8 +1,8 @@
 #pragma once
 
 #include <optional>
+#include <span>
 #include <string_view>
-#include <vector>
 
 namespace finwave::rules {
 
@@ -11,6 +11,6 @@ namespace finwave::rules {
 /// candidate the word is a prefix of (at least 3 characters: "prob" -> "probability").
 /// std::nullopt when nothing is an obvious typo. Control plane only (allocates).
 std::optional<std::string_view> closest_match(std::string_view word,
-                                              const std::vector<std::string_view>& candidates);
+                                              std::span<const std::string_view> candidates);
 
 }  // namespace finwave::rules

@@ -28,12 +28,10 @@ lab_bg client "$work/during.jsonl" "$FINWAVE_BIN_PEER" client --connect 198.18.2
   --connections 400 --parallel 4 --script send:100,close --quiet --timeout 3000 >/dev/null
 during_pid=$LAB_LAST_PID
 sleep 0.3
-kill -KILL "$FINWAVE_PID"
-wait "$FINWAVE_PID" 2>/dev/null || true
-FINWAVE_PID=
+finwave_kill9
 lab_exec router iptables-save -t mangle | grep -q 'FINWAVE-Q0' || fail "the chain should still be installed after kill -9"
 connections 50 "$work/after-kill"
-wait "$during_pid" || fail "connections in flight during kill -9 failed: $(tail -2 "$work/during.jsonl")"
+lab_wait "$during_pid" 30 || fail "connections in flight during kill -9 failed: $(tail -2 "$work/during.jsonl")"
 
 finwave_start router "$work/second.jsonl" --port 5000 --settle 0.2
 jumps=$(lab_exec router iptables-save -t mangle | grep -c -- '-j FINWAVE-Q0' || true)

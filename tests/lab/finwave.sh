@@ -2,6 +2,7 @@
 #   finwave_start ROLE OUTFILE ARGS...   starts finwave in ROLE's namespace with --json and a
 #                                        ready file; sets FINWAVE_PID; waits until it is ready
 #   finwave_stop                         SIGTERM, wait, and check it exited 0
+#   finwave_kill9                        SIGKILL (a crash)
 #   finwave_stats FIELD                  a jq path into the exit stats line, e.g. .queue.queued
 #   outcomes [JQ-FILTER]                 the outcome lines of OUTFILE (optionally filtered)
 #   kernel_queue_field ROLE N FIELD      a column of /proc/net/netfilter/nfnetlink_queue for
@@ -18,7 +19,8 @@ finwave_start() {
   FINWAVE_OUT=$out
   local ready="$out.ready"
   rm -f "$ready"
-  FINWAVE_PID=$(lab_bg "$role" "$out" "$FINWAVE_BIN" --json --ready-file "$ready" "$@")
+  lab_bg "$role" "$out" "$FINWAVE_BIN" --json --ready-file "$ready" "$@" >/dev/null
+  FINWAVE_PID=$LAB_LAST_PID
   local deadline=$((SECONDS + 15))
   until [ -s "$ready" ]; do
     if ! kill -0 "$FINWAVE_PID" 2>/dev/null; then
@@ -32,11 +34,17 @@ finwave_start() {
 
 finwave_stop() {
   [ -n "$FINWAVE_PID" ] || return 0
-  kill -TERM "$FINWAVE_PID" 2>/dev/null || true
+  lab_kill "$FINWAVE_PID" TERM
   local status=0
-  wait "$FINWAVE_PID" || status=$?
+  lab_wait "$FINWAVE_PID" 10 || status=$?
   FINWAVE_PID=
-  [ "$status" -eq 0 ] || { cat "$FINWAVE_OUT" >&2; fail "finwave exited with status $status"; }
+  [ "$status" -eq 0 ] || { cat "$FINWAVE_OUT.err" >&2; fail "finwave exited with status $status"; }
+}
+
+# finwave_kill9: what a crash looks like to the kernel.
+finwave_kill9() {
+  lab_kill "$FINWAVE_PID" KILL
+  FINWAVE_PID=
 }
 
 finwave_stats() {

@@ -59,13 +59,17 @@ pass() {
 
 # lab_begin NAME — check for root, make LAB_DIR, build a lab with the unique prefix fwt<pid>
 # and register the EXIT trap that kills background processes, stops captures and removes the
-# lab. Not root: prints SKIP and exits 77 (ctest reports the test as skipped).
+# lab (bash runs the trap only once the current foreground command returns). Labs left by
+# test runs that were killed outright are removed first. Not root: prints SKIP and exits 77
+# (ctest reports the test as skipped). A second lab in the same test should use the prefix
+# "${FINWAVE_LAB}b" (so that it is collected too) and lab_on_exit to remove it.
 lab_begin() {
   LAB_NAME="${1:?lab_begin NAME}"
   if [[ "$(id -u)" -ne 0 ]]; then
     echo "SKIP: $LAB_NAME: lab tests need root (network namespaces)" >&2
     exit 77
   fi
+  _lab_collect_stale
   export FINWAVE_LAB="fwt$$"
   LAB_DIR="$(mktemp -d "/tmp/finwave-$LAB_NAME.XXXXXX")"
   LAB_WORK="$LAB_DIR"
@@ -77,6 +81,23 @@ lab_begin() {
   _LAB_UP=1
   "$FINWAVE_LAB_SH" up || fail "deploy/lab.sh up failed for lab $FINWAVE_LAB"
   eval "$("$FINWAVE_LAB_SH" env)"
+}
+
+# Removes labs of test runs that died without cleaning up (SIGKILL, e.g. a ctest timeout):
+# prefixes fwt<PID> or fwt<PID><letters> whose PID no longer runs. Processes still inside such
+# a namespace are not killed (lab.sh down names them).
+_lab_collect_stale() {
+  local ns prefix
+  local -A stale=()
+  while read -r ns _; do
+    [[ "$ns" =~ ^(fwt([0-9]+)[a-z]*)-(client|router|server)$ ]] || continue
+    kill -0 "${BASH_REMATCH[2]}" 2>/dev/null && continue
+    stale["${BASH_REMATCH[1]}"]=1
+  done < <(ip netns list 2>/dev/null)
+  for prefix in "${!stale[@]}"; do
+    echo "$LAB_NAME: removing stale lab $prefix left by a test run that died" >&2
+    FINWAVE_LAB="$prefix" "$FINWAVE_LAB_SH" down || true
+  done
 }
 
 # lab_on_exit CMD [ARGS...] — run CMD at cleanup (before the lab goes down), last registered

@@ -417,8 +417,12 @@ TEST_SUITE("lab") {
     TestNamespace ns;
     ns.run([&] {
       // Someone else's rule in the same hook must survive everything below.
-      restore(4, "*mangle\n-A OUTPUT -p udp --dport 9 -j RETURN\nCOMMIT\n");
-      restore(6, "*mangle\n-A OUTPUT -p udp --dport 9 -j RETURN\nCOMMIT\n");
+      // Its comment mentions the chain, to make sure rules are matched on words, not text.
+      const std::string foreign_rule =
+          "-A OUTPUT -p udp -m udp --dport 9 -m comment --comment \"not -j " + lab_chain +
+          "\" -j RETURN";
+      restore(4, "*mangle\n" + foreign_rule + "\nCOMMIT\n");
+      restore(6, "*mangle\n" + foreign_rule + "\nCOMMIT\n");
 
       CaptureSpec spec;
       spec.mode = CaptureMode::kLocal;
@@ -443,7 +447,7 @@ TEST_SUITE("lab") {
           const std::string first_jump =
               family == 4 ? "-A OUTPUT -s 198.18.0.0/15 " : "-A OUTPUT -s 2001:db8::/32 ";
           CHECK(text.compare(first_output, first_jump.size(), first_jump) == 0);
-          CHECK(count(text, "-A OUTPUT -p udp -m udp --dport 9 -j RETURN") == 1);
+          CHECK(count(text, foreign_rule) == 1);
         }
       };
       const auto check_removed = [&](const char* when) {
@@ -451,9 +455,11 @@ TEST_SUITE("lab") {
           CAPTURE(when);
           CAPTURE(family);
           const std::string text = save(family);
-          CHECK(count(text, "FINWAVE") == 0);
-          CHECK(count(text, "finwave") == 0);
-          CHECK(count(text, "-A OUTPUT -p udp -m udp --dport 9 -j RETURN") == 1);
+          CHECK(count(text, ":" + lab_chain) == 0);
+          CHECK(count(text, "-A " + lab_chain) == 0);
+          CHECK(count(text, "-j " + lab_chain + "\n") == 0);
+          CHECK(count(text, "--comment finwave") == 0);
+          CHECK(count(text, foreign_rule) == 1);
         }
       };
 

@@ -77,6 +77,7 @@ std::vector<bool> drops_in_one_connection(Engine& engine, const SegmentFacts& fa
   FlowRuleState flow;
   Rng rng(1);
   std::vector<bool> out;
+  out.reserve(static_cast<std::size_t>(count));
   for (int i = 0; i < count; ++i) {
     out.push_back(engine.decide(facts, flow, rng).action == Action::kDrop);
   }

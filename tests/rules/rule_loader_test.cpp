@@ -46,7 +46,7 @@ std::string counted_rules(int count) {
   return text;
 }
 
-const char* const kAllowedKeys =
+constexpr const char* kAllowedKeys =
     "allowed keys: name, enabled, role, retx, from, ports, client_ports, server_ports, addresses, "
     "client_addresses, server_addresses, nth, first, after, probability, action, delay_ms, "
     "jitter_ms, copies, spacing_ms";
