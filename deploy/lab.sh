@@ -18,8 +18,9 @@
 #   with their peer placed directly in the other, so nothing ever touches the root namespace.
 #
 # "up" is idempotent: a healthy lab is left alone, a half-built one (a crashed run) is removed
-# and rebuilt. It ends with a reachability check client -> server over IPv4 and IPv6 (ping if
-# installed, otherwise a TCP probe that expects the server's RST). "down" succeeds when nothing
+# and rebuilt; a complete lab that does not forward is reported, not torn down. It waits for
+# veth carrier and IPv6 link-local addresses, then checks reachability client -> server over
+# IPv4 and IPv6 (ping if installed, otherwise a TCP probe that expects the server's RST). "down" succeeds when nothing
 # exists. "status" exits 0 when the lab is up and healthy, 1 otherwise. "exec" passes the exit
 # status of CMD through. "env" prints shell assignments (LAB_CLIENT_NS=... ) for other scripts:
 #   eval "$(deploy/lab.sh env)"
@@ -279,10 +280,34 @@ lab_build() {
   ip -n "$kRouterNs" link set "$kRouterServerIf" up
   ip -n "$kServerNs" link set "$kServerIf" up
 
+  wait_links_ready
+
   ip -n "$kClientNs" -4 route add default via "$kRouterClientV4" dev "$kClientIf"
   ip -n "$kClientNs" -6 route add default via "$kRouterClientV6" dev "$kClientIf"
   ip -n "$kServerNs" -4 route add default via "$kRouterServerV4" dev "$kServerIf"
   ip -n "$kServerNs" -6 route add default via "$kRouterServerV6" dev "$kServerIf"
+}
+
+# True when the veth has carrier and its IPv6 link-local address is usable.
+link_ready() {
+  local ns="$1" dev="$2" link addr
+  link="$(ip -n "$ns" link show dev "$dev" 2>/dev/null)" || return 1
+  addr="$(ip -n "$ns" -6 addr show dev "$dev" scope link 2>/dev/null)" || return 1
+  [[ "$link" == *"state UP"* && "$addr" == *fe80::* && "$addr" != *tentative* ]]
+}
+
+# The kernel reports veth carrier through linkwatch, up to a second late; IPv6 neither sends
+# neighbour solicitations nor forms link-local addresses before that. Waiting here (bounded)
+# makes the lab usable over IPv6 as soon as "up" returns, instead of losing the first packets.
+wait_links_ready() {
+  local i
+  for ((i = 0; i < 60; i++)); do
+    link_ready "$kClientNs" "$kClientIf" && link_ready "$kRouterNs" "$kRouterClientIf" &&
+      link_ready "$kRouterNs" "$kRouterServerIf" && link_ready "$kServerNs" "$kServerIf" &&
+      return 0
+    sleep 0.05
+  done
+  note "warning: links not ready after 3 s (carrier or IPv6 link-local missing)"
 }
 
 any_ns_exists() {
@@ -292,7 +317,7 @@ any_ns_exists() {
 # Serialises up/down of one prefix, so two concurrent "up" calls cannot interleave.
 take_lock() {
   exec 9>"$kLockFile"
-  flock -w 60 9 || die "another $kProg is working on lab '$kPrefix' (lock held for 60 s)"
+  flock -w 60 9 || die "waited 60 s for another $kProg working on lab '$kPrefix'"
 }
 
 on_build_failure() {
@@ -300,6 +325,7 @@ on_build_failure() {
   trap - EXIT
   if ((rc != 0)); then
     lab_down || true
+    rm -f "$kLockFile"
     note "error: building lab '$kPrefix' failed (removed what was built)"
   fi
   exit "$rc"
@@ -308,12 +334,13 @@ on_build_failure() {
 cmd_up() {
   take_lock
   if lab_structure_ok; then
-    if check_reachability; then
-      note "lab '$kPrefix' is already up"
-      return 0
-    fi
-    note "lab '$kPrefix' exists but is unreachable: rebuilding"
-    lab_down
+    # Complete but unreachable is not rebuilt: that could be a test's own firewall rule, and
+    # tearing its lab down under it would be worse than saying so.
+    check_reachability ||
+      die "lab '$kPrefix' is complete but client -> server is unreachable (firewall rules in" \
+        "$kRouterNs?); to rebuild it: $kProg down && $kProg up"
+    note "lab '$kPrefix' is already up"
+    return 0
   elif any_ns_exists; then
     note "lab '$kPrefix' is half-built (an earlier run crashed?): removing and rebuilding"
     lab_down
@@ -332,6 +359,7 @@ cmd_up() {
 cmd_down() {
   take_lock
   if ! any_ns_exists; then
+    rm -f "$kLockFile"
     note "lab '$kPrefix' is not present: nothing to do"
     return 0
   fi

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cctype>
 #include <cerrno>
 #include <cmath>
 #include <cstdint>
@@ -70,15 +71,29 @@ constexpr std::array<std::string_view, kKeyCount> kKeyNames = {
     "spacing_ms",
 };
 
-constexpr std::array<std::string_view, 10> kRoleNames = {
-    "syn", "syn_ack", "fin1", "ack1", "fin2", "final_ack", "data_after_fin", "rst", "ack", "any"};
 constexpr std::array<std::string_view, 4> kSenderNames = {"client", "server", "active", "passive"};
-constexpr std::array<std::string_view, 5> kActionNames = {"drop", "delay", "duplicate", "reset",
-                                                          "pass"};
 constexpr std::array<std::string_view, 1> kRuleTable = {"rule"};
 constexpr std::string_view kFromNames =
     "client, server, active (the active closer) or passive (the passive closer)";
 constexpr std::uint64_t kMaxFileBytes = 16U << 20U;
+
+// Every name role_from_string() accepts, for "did you mean" hints.
+std::vector<std::string_view> role_name_list() {
+  std::vector<std::string_view> names;
+  for (int role = 0; role <= static_cast<int>(Role::kAny); ++role) {
+    names.push_back(to_string(static_cast<Role>(role)));
+  }
+  return names;
+}
+
+// Every name action_from_string() accepts.
+std::vector<std::string_view> action_name_list() {
+  std::vector<std::string_view> names;
+  for (int action = 0; action <= static_cast<int>(Action::kReset); ++action) {
+    names.push_back(to_string(static_cast<Action>(action)));
+  }
+  return names;
+}
 
 std::string allowed_keys() {
   std::string out;
@@ -188,9 +203,18 @@ bool valid_name_char(char c) {
 
 // One key/value of a rule table, in the order they appear in the file.
 struct Entry {
-  Key key;
+  std::optional<Key> key;  // std::nullopt for a key rules do not have.
   const toml::key* name;
   const toml::node* value;
+};
+
+// What a key that takes one value or an array of them (ports, addresses) accepts, for messages.
+struct ListKind {
+  toml::node_type type;
+  std::string_view noun;      // "port"
+  std::string_view one;       // "a port number"
+  std::string_view example;   // "[80, 443]"
+  std::string_view elements;  // "port numbers (integers)"
 };
 
 // Turns parsed TOML into rules, throwing ConfigError at the first problem in file order.
@@ -246,6 +270,7 @@ class Loader {
   std::int64_t need_integer(const Entry& entry) const;
   double need_number(const Entry& entry) const;
   std::uint32_t need_count(const Entry& entry, std::uint32_t max) const;
+  std::vector<const toml::node*> one_or_many(const Entry& entry, const ListKind& kind) const;
   std::vector<std::uint16_t> need_ports(const Entry& entry) const;
   std::vector<Cidr> need_cidrs(const Entry& entry) const;
   std::string need_name(const Entry& entry) const;
@@ -267,8 +292,7 @@ std::vector<Entry> entries_in_file_order(const toml::table& table) {
   std::vector<Entry> entries;
   entries.reserve(raw.size());
   for (const auto& [key, value] : raw) {
-    // Unknown keys are reported by the caller, which knows their position; kName is a dummy.
-    entries.push_back(Entry{key_from_name(key->str()).value_or(Key::kName), key, value});
+    entries.push_back(Entry{key_from_name(key->str()), key, value});
   }
   return entries;
 }
@@ -333,33 +357,37 @@ std::uint32_t Loader::need_count(const Entry& entry, std::uint32_t max) const {
   return static_cast<std::uint32_t>(count);
 }
 
-std::vector<std::uint16_t> Loader::need_ports(const Entry& entry) const {
-  const std::string key = quote(entry.name->str());
+std::vector<const toml::node*> Loader::one_or_many(const Entry& entry, const ListKind& kind) const {
+  const std::string_view key = entry.name->str();
   std::vector<const toml::node*> elements;
   if (const auto* list = entry.value->as_array()) {
     if (list->empty()) {
-      fail(*entry.value, key +
-                             " is empty, so the rule could never match; list at least one port "
-                             "or remove the key");
+      fail(*entry.value,
+           cat("'", key, "' is empty, so the rule could never match; list at least one ", kind.noun,
+               " or remove the key"));
     }
     for (const toml::node& element : *list) {
+      if (element.type() != kind.type) {
+        fail(element, cat("'", key, "' must list ", kind.elements, ", but this element is ",
+                          shown(element)));
+      }
       elements.push_back(&element);
     }
-  } else if (entry.value->is_integer()) {
+  } else if (entry.value->type() == kind.type) {
     elements.push_back(entry.value);
   } else {
-    fail(*entry.value, key + " must be a port number or an array of them (" +
-                           key.substr(1, key.size() - 2) + " = [80, 443]), not " +
-                           shown(*entry.value));
+    fail(*entry.value, cat("'", key, "' must be ", kind.one, " or an array of them (", key, " = ",
+                           kind.example, "), not ", shown(*entry.value)));
   }
+  return elements;
+}
+
+std::vector<std::uint16_t> Loader::need_ports(const Entry& entry) const {
+  static constexpr ListKind kPorts = {toml::node_type::integer, "port", "a port number",
+                                      "[80, 443]", "port numbers (integers)"};
   std::vector<std::uint16_t> ports;
-  for (const toml::node* element : elements) {
-    const auto* number = element->as_integer();
-    if (number == nullptr) {
-      fail(*element,
-           key + " must list port numbers (integers), but this element is " + shown(*element));
-    }
-    const std::int64_t port = number->get();
+  for (const toml::node* element : one_or_many(entry, kPorts)) {
+    const std::int64_t port = element->as_integer()->get();
     if (port < 1 || port > 65535) {
       fail(*element, "port " + std::to_string(port) + " is out of range (1..65535)");
     }
@@ -369,36 +397,15 @@ std::vector<std::uint16_t> Loader::need_ports(const Entry& entry) const {
 }
 
 std::vector<Cidr> Loader::need_cidrs(const Entry& entry) const {
-  const std::string key = quote(entry.name->str());
-  std::vector<const toml::node*> elements;
-  if (const auto* list = entry.value->as_array()) {
-    if (list->empty()) {
-      fail(*entry.value, key +
-                             " is empty, so the rule could never match; list at least one "
-                             "address or remove the key");
-    }
-    for (const toml::node& element : *list) {
-      elements.push_back(&element);
-    }
-  } else if (entry.value->is_string()) {
-    elements.push_back(entry.value);
-  } else {
-    fail(*entry.value, key + " must be an address or prefix string, or an array of them (" +
-                           key.substr(1, key.size() - 2) + " = [\"198.18.0.0/15\"]), not " +
-                           shown(*entry.value));
-  }
+  static constexpr ListKind kAddresses = {toml::node_type::string, "address",
+                                          "an address or prefix string", "[\"198.18.0.0/15\"]",
+                                          "addresses as strings (\"198.18.0.0/15\")"};
   std::vector<Cidr> cidrs;
-  for (const toml::node* element : elements) {
-    const auto* text = element->as_string();
-    if (text == nullptr) {
-      fail(*element,
-           key + " must list addresses as strings (\"198.18.0.0/15\"), but this element is " +
-               shown(*element));
-    }
+  for (const toml::node* element : one_or_many(entry, kAddresses)) {
     std::string why;
-    auto cidr = Cidr::parse(text->get(), &why);
+    auto cidr = Cidr::parse(element->as_string()->get(), &why);
     if (!cidr) {
-      fail(*element, cat("bad address in ", key, ": ", why));
+      fail(*element, cat("bad address in '", entry.name->str(), "': ", why));
     }
     cidrs.push_back(*cidr);
   }
@@ -436,7 +443,7 @@ void Loader::check_action_parameters(const Rule& rule, const std::vector<Entry>&
                                       [](const Entry& entry) { return entry.key == Key::kCopies; });
   for (const Entry& entry : entries) {
     const std::string key = quote(entry.name->str());
-    switch (entry.key) {
+    switch (entry.key.value_or(Key::kName)) {
       case Key::kDelayMs:
       case Key::kJitterMs:
         if (rule.action == Action::kDuplicate) {
@@ -485,13 +492,13 @@ Rule Loader::rule(const toml::table& table) const {
 
   for (const Entry& entry : entries) {
     const std::string key = quote(entry.name->str());
-    if (!key_from_name(entry.name->str())) {
+    if (!entry.key) {
       fail(*entry.name, "unknown key " + key + " in rule; " +
                             suggestion(entry.name->str(), kKeyNames) +
                             "allowed keys: " + allowed_keys());
     }
-    seen[static_cast<std::size_t>(entry.key)] = &entry;
-    switch (entry.key) {
+    seen[static_cast<std::size_t>(*entry.key)] = &entry;
+    switch (*entry.key) {
       case Key::kName:
         rule.name = need_name(entry);
         break;
@@ -502,7 +509,8 @@ Rule Loader::rule(const toml::table& table) const {
         const std::string_view text = need_string(entry);
         const auto role = role_from_string(text);
         if (!role) {
-          fail(*entry.value, "unknown role " + quote(text) + "; " + suggestion(text, kRoleNames) +
+          fail(*entry.value, "unknown role " + quote(text) + "; " +
+                                 suggestion(text, role_name_list()) +
                                  "roles: " + std::string(role_names()));
         }
         rule.role = *role;
@@ -582,7 +590,7 @@ Rule Loader::rule(const toml::table& table) const {
         const auto action = action_from_string(text);
         if (!action) {
           fail(*entry.value, "unknown action " + quote(text) + "; " +
-                                 suggestion(text, kActionNames) +
+                                 suggestion(text, action_name_list()) +
                                  "actions: " + std::string(action_names()));
         }
         rule.action = *action;
@@ -648,10 +656,10 @@ Rule Loader::rule(const toml::table& table) const {
   }
   if (const Entry* jitter = seen[static_cast<std::size_t>(Key::kJitterMs)];
       jitter != nullptr && rule.jitter_ms > rule.delay_ms) {
-    fail(*jitter->value, "'jitter_ms' (" + format_ms(rule.jitter_ms) +
-                             ") must not exceed 'delay_ms' (" + format_ms(rule.delay_ms) +
-                             "): the delay is drawn between delay_ms - "
-                             "jitter_ms and delay_ms + jitter_ms");
+    fail(*jitter->value, cat("'jitter_ms' (", format_ms(rule.jitter_ms),
+                             ") must not exceed 'delay_ms' (", format_ms(rule.delay_ms),
+                             "): the delay is drawn between delay_ms - jitter_ms and "
+                             "delay_ms + jitter_ms"));
   }
   if (rule.action == Action::kDuplicate && rule.copies == 0) {
     rule.copies = 1;
@@ -705,10 +713,9 @@ RuleSet Loader::rule_set(const toml::table& document) const {
       const std::uint32_t line = name_node->source().begin.line + line_shift_;
       for (const NameAt& other : names) {
         if (other.name == rule.name) {
-          fail(*name_node, "duplicate rule name " + quote(rule.name) +
-                               "; the first rule of that "
-                               "name is at line " +
-                               std::to_string(other.line) + ", and names must be unique");
+          fail(*name_node, cat("duplicate rule name ", quote(rule.name),
+                               "; the first rule of that name is at line ",
+                               std::to_string(other.line), ", and names must be unique"));
         }
       }
       names.push_back(NameAt{name_node->as_string()->get(), line});

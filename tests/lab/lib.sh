@@ -60,14 +60,15 @@ pass() {
 # lab_begin NAME — check for root, make LAB_DIR, build a lab with the unique prefix fwt<pid>
 # and register the EXIT trap that kills background processes, stops captures and removes the
 # lab (bash runs the trap only once the current foreground command returns). Labs left by
-# test runs that were killed outright are removed first. Not root: prints SKIP and exits 77
-# (ctest reports the test as skipped). A second lab in the same test should use the prefix
+# test runs that were killed outright are removed first. Not root: fails. A second lab in the same test should use the prefix
 # "${FINWAVE_LAB}b" (so that it is collected too) and lab_on_exit to remove it.
 lab_begin() {
   LAB_NAME="${1:?lab_begin NAME}"
+  # A lab test that cannot run has not passed: fail loudly rather than skip (deploy/test.sh
+  # re-runs itself through sudo, so this only happens when ctest is run by hand as a user).
   if [[ "$(id -u)" -ne 0 ]]; then
-    echo "SKIP: $LAB_NAME: lab tests need root (network namespaces)" >&2
-    exit 77
+    echo "FAIL: $LAB_NAME: lab tests need root (network namespaces); run deploy/test.sh" >&2
+    exit 1
   fi
   _lab_collect_stale
   export FINWAVE_LAB="fwt$$"
@@ -247,7 +248,9 @@ lab_kill() {
 capture_start() {
   local role="${1:-}" iface="${2:?capture_start ROLE IFACE FILE [FILTER]}"
   local file="${3:?capture_start ROLE IFACE FILE [FILTER]}" filter="${4:-}" pid i
-  local args=(tcpdump -i "$iface" -n -U --immediate-mode -s "${CAPTURE_SNAPLEN:-262144}"
+  # A 64 MiB buffer: with the default 2 MiB tcpdump drops packets of a few hundred fast
+  # connections, and a witness that misses packets proves nothing.
+  local args=(tcpdump -i "$iface" -n -U --immediate-mode -B 65536 -s "${CAPTURE_SNAPLEN:-262144}"
     -Z root -w "$file")
   [[ -n "$filter" ]] && args+=("$filter")
   pid="$(lab_bg "$role" "$file.tcpdump" "${args[@]}")" || return 1

@@ -112,7 +112,7 @@ TEST_CASE("flow_table: three-way close when ack1 rides on fin2") {
   CHECK(h.only().teardown_us == 2 * kMs);
 }
 
-TEST_CASE("flow_table: simultaneous close, both FINs before either ACK") {
+TEST_CASE("flow_table: simultaneous close when both FINs cross before either ACK") {
   Harness h;
   const Wire wire = wire_v4();
   h.play(wire, handshake() + std::vector<Row>{
@@ -231,7 +231,7 @@ std::vector<RstCase> rst_cases() {
 
 }  // namespace
 
-TEST_CASE("flow_table: RST in every stage, by either side") {
+TEST_CASE("flow_table: RST in every stage by either side") {
   for (const RstCase& rst_case : rst_cases()) {
     SUBCASE(rst_case.name) {
       Harness h;
@@ -253,7 +253,7 @@ TEST_CASE("flow_table: RST in every stage, by either side") {
   }
 }
 
-TEST_CASE("flow_table: lost final ACK, fin2 retransmission answered by an RST from the client") {
+TEST_CASE("flow_table: lost final ACK then fin2 retransmission answered by an RST from the client") {
   Harness h;
   h.play(wire_v4(),
          handshake() +
@@ -317,7 +317,7 @@ TEST_CASE("flow_table: an RST that answers nothing in particular is not taken fo
   CHECK_FALSE(h.only().rst->answers_fin_retransmit);
 }
 
-TEST_CASE("flow_table: a dropped final ACK does not acknowledge fin2; timeout after linger") {
+TEST_CASE("flow_table: a dropped final ACK does not acknowledge fin2 and the flow times out after linger") {
   Harness h;
   const Row lost_final_ack{kClient, ".",   2002,  9002, 0, Role::kFinalAck, false, Verdict::kDrop,
                            "lose-final-ack", 1000};
@@ -358,7 +358,7 @@ TEST_CASE("flow_table: a dropped final ACK does not acknowledge fin2; timeout af
   CHECK(o.teardown_us == static_cast<std::int64_t>((3 + 200 + 400 + 800 + 3) * kMs));
 }
 
-TEST_CASE("flow_table: only the first final ACK dropped, the second gets through: clean") {
+TEST_CASE("flow_table: only the first final ACK dropped and the second gets through: clean") {
   Harness h;
   h.play(wire_v4(),
          handshake() +
@@ -461,7 +461,7 @@ TEST_CASE("flow_table: a SYN with a new ISN replaces a flow with no FIN silently
   CHECK(h.wait(0) == 0);
 }
 
-TEST_CASE("flow_table: first seen at its FIN: sides named by port, sides_known false") {
+TEST_CASE("flow_table: first seen at its FIN: sides named by port with sides_known false") {
   SUBCASE("the high-port side closes: it is named the client") {
     Harness h;
     const auto c = h.play(wire_v4(), {
@@ -681,7 +681,7 @@ TEST_CASE("flow_table: idle flows with no FIN are evicted silently") {
   CHECK(h.table.counters().evicted_idle == 1);
 }
 
-TEST_CASE("flow_table: a full table evicts the stalest flow with no FIN, else refuses") {
+TEST_CASE("flow_table: a full table evicts the stalest flow with no FIN or else refuses") {
   TrackerConfig config = Harness::default_config();
   config.max_flows = 4;
   SUBCASE("room is made by evicting a flow with no FIN") {
@@ -723,7 +723,7 @@ TEST_CASE("flow_table: a full table evicts the stalest flow with no FIN, else re
   }
 }
 
-TEST_CASE("flow_table: finish_all reports every flow whose teardown began, as it stands") {
+TEST_CASE("flow_table: finish_all reports every flow whose teardown began as it stands") {
   Harness h;
   const auto clean = h.play(wire_v4(40001), handshake() + four_way_by_client());
   const auto waiting = h.play(wire_v4(40002), handshake() + std::vector<Row>{
@@ -889,7 +889,7 @@ TEST_CASE("flow_table: the timeline keeps its head and tail and counts what it l
   CHECK(o.actions[0].count == 20);
 }
 
-TEST_CASE("flow_table: actions are grouped by rule, role and action") {
+TEST_CASE("flow_table: actions are grouped by rule and role and action") {
   Harness h;
   std::vector<Row> rows = handshake() + std::vector<Row>{
                                             {kClient, "F.", 2001, 9001, 0, Role::kFin1, false,

@@ -50,7 +50,7 @@ TEST_CASE("teardown: every vocabulary value has its stable name") {
   }
 }
 
-TEST_CASE("teardown: endpoints print as addr:port, IPv6 in brackets") {
+TEST_CASE("teardown: endpoints print as addr:port with IPv6 in brackets") {
   rules::Endpoint v4;
   v4.family = 4;
   v4.address = ipv4(198, 18, 1, 2).bytes;

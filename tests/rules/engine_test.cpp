@@ -103,7 +103,7 @@ TEST_SUITE("rules") {
     CHECK(dropped(final_ack, segment(Role::kFinalAck)));
     for (Role other : {Role::kSyn, Role::kSynAck, Role::kFin1, Role::kAck1, Role::kFin2,
                        Role::kDataAfterFin, Role::kRst, Role::kAck}) {
-      CAPTURE(fr::to_string(other));
+      INFO(std::string(fr::to_string(other)));
       CHECK_FALSE(dropped(final_ack, segment(other)));
     }
     Engine any = one_rule("action = \"drop\"");

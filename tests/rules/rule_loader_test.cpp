@@ -246,7 +246,7 @@ spacing_ms = 0
          "t.toml:3:14: 'ports' must list port numbers (integers), but this element is a string "
          "(\"443\")"},
         {"addresses as an integer", rule + "addresses = 10\naction = \"drop\"\n",
-         "t.toml:3:13: 'addresses' must be an address or prefix string, or an array of them "
+         "t.toml:3:13: 'addresses' must be an address or prefix string or an array of them "
          "(addresses = [\"198.18.0.0/15\"]), not an integer (10)"},
         {"address list with an integer",
          rule + "client_addresses = [\"198.18.1.2\", 4]\n"
@@ -396,7 +396,7 @@ spacing_ms = 0
          "copies = N (to duplicate after the delay), or remove it"},
     };
     for (const Case& c : cases) {
-      INFO(c.what);
+      INFO(std::string(c.what));
       const ConfigError error = error_of(c.text);
       CHECK(std::string(error.what()) == c.error);
       CHECK(error.file == "t.toml");
@@ -515,7 +515,7 @@ spacing_ms = 0
          "add:1:1: expected exactly one rule, found 2"},
     };
     for (const Case& c : cases) {
-      INFO(c.what);
+      INFO(std::string(c.what));
       CHECK(std::string(single_rule_error_of(c.text).what()) == c.error);
     }
   }

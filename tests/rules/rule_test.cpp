@@ -110,7 +110,7 @@ TEST_SUITE("rules") {
         {"", "empty address; write an address or prefix such as 198.18.0.0/15"},
     };
     for (const Case& c : cases) {
-      CAPTURE(c.text);
+      INFO(std::string(c.text));
       std::string why;
       CHECK_FALSE(Cidr::parse(c.text, &why).has_value());
       CHECK(why == c.why);
