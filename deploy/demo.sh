@@ -45,14 +45,15 @@ echo "demo: lab up (client 198.18.1.2 — router — server 198.18.2.2)"
 lab up >/dev/null
 
 echo "demo: finwave on the router, rules from ${rules#"$repo"/}"
-lab exec router "$build/finwave" --rules "$rules" --port 5000 --json --settle 1 --linger 10 \
+# Started directly (not through a shell function) so that $! is finwave itself: lab.sh execs.
+"$here/lab.sh" exec router "$build/finwave" --rules "$rules" --port 5000 --json --settle 1 --linger 10 \
   --pcap "$work/teardown.pcap" --ready-file "$work/finwave.ready" \
   >"$work/outcomes.jsonl" 2>"$work/finwave.log" &
 pids+=($!)
 finwave_pid=$!
 wait_for "$work/finwave.ready" 10 || { cat "$work/finwave.log" >&2; exit 1; }
 
-lab exec server "$build/finwave-peer" server --listen :: --port 5000 --connections 2 \
+"$here/lab.sh" exec server "$build/finwave-peer" server --listen :: --port 5000 --connections 2 \
   --script read-eof,close --ready-file "$work/server.ready" >"$work/server.jsonl" &
 pids+=($!)
 wait_for "$work/server.ready" 10

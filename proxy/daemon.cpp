@@ -1,13 +1,20 @@
 #include "proxy/daemon.hpp"
 
 #include <fcntl.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
+#include <system_error>
 #include <utility>
+
+#include "rules/config_error.hpp"
+#include "rules/rule_loader.hpp"
 
 namespace finwave::proxy {
 namespace {
@@ -46,15 +53,22 @@ nlohmann::json flow_counters_json(const TrackerCounters& c) {
 }  // namespace
 
 Daemon::Daemon(DaemonOptions options)
-    : options_(std::move(options)), flows_(tracker_config(options_)) {}
+    : options_(std::move(options)),
+      flows_(tracker_config(options_)),
+      delays_(options_.max_held) {
+  if (options_.seed) rng_.reseed(*options_.seed);
+}
 
 Daemon::~Daemon() {
   // run() normally leaves nothing behind; this covers a set-up failure half-way.
   poll_.close();
+  delay_poll_.close();
   tick_.close();
   sigint_.close();
   sigterm_.close();
+  sighup_.close();
   chains_.remove();
+  if (delay_fd_ >= 0) ::close(delay_fd_);
   if (loop_initialized_) {
     uv_run(&loop_, UV_RUN_DEFAULT);
     uv_loop_close(&loop_);
@@ -86,29 +100,43 @@ int Daemon::run() {
 }
 
 void Daemon::start() {
+  if (!options_.rules_path.empty()) {
+    engine_.replace(rules::load_rules_file(options_.rules_path));
+    log("loaded " + std::to_string(engine_.rules().size()) + " rule(s) from " +
+        options_.rules_path);
+  }
   if (!options_.pcap_path.empty()) pcap_ = PcapWriter(options_.pcap_path);
+  const nf::CaptureSpec spec = capture_spec(options_);
+  injector_ = nf::Injector::open(spec.injected_mark);
+  delay_fd_ = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+  if (delay_fd_ < 0) throw std::system_error(errno, std::generic_category(), "timerfd_create");
 
   nf::QueueConfig queue_config;
   queue_config.queue_num = options_.queue_num;
   queue_config.max_len = options_.queue_len;
   queue_ = nf::Queue::open(queue_config);
-  dataplane_.emplace(*queue_, flows_, pcap_.is_open() ? &pcap_ : nullptr);
+  dataplane_.emplace(Dataplane::Parts{*queue_, flows_, engine_, rng_, delays_, &*injector_,
+                                      pcap_.is_open() ? &pcap_ : nullptr});
 
   // Bind first, capture second: with --queue-bypass a packet queued before the bind would pass
   // unseen, never be lost; the other order cannot do better.
-  chains_ = nf::CaptureChains::install(capture_spec(options_));
+  chains_ = nf::CaptureChains::install(spec);
 
   auto check = [](int error, const char* what) {
     if (error != 0) throw std::runtime_error(std::string(what) + ": " + uv_strerror(error));
   };
   check(poll_.init(uv_poll_init, &loop_, this, queue_->fd()), "cannot poll the NFQUEUE socket");
   check(uv_poll_start(poll_.get(), UV_READABLE, &Daemon::on_readable), "cannot poll");
+  check(delay_poll_.init(uv_poll_init, &loop_, this, delay_fd_), "cannot poll the delay timer");
+  check(uv_poll_start(delay_poll_.get(), UV_READABLE, &Daemon::on_delay_timer), "cannot poll");
   check(tick_.init(uv_timer_init, &loop_, this), "cannot create a timer");
   check(uv_timer_start(tick_.get(), &Daemon::on_tick, kTickMs, kTickMs), "cannot start a timer");
   check(sigint_.init(uv_signal_init, &loop_, this), "cannot watch SIGINT");
   check(uv_signal_start(sigint_.get(), &Daemon::on_signal, SIGINT), "cannot watch SIGINT");
   check(sigterm_.init(uv_signal_init, &loop_, this), "cannot watch SIGTERM");
   check(uv_signal_start(sigterm_.get(), &Daemon::on_signal, SIGTERM), "cannot watch SIGTERM");
+  check(sighup_.init(uv_signal_init, &loop_, this), "cannot watch SIGHUP");
+  check(uv_signal_start(sighup_.get(), &Daemon::on_signal, SIGHUP), "cannot watch SIGHUP");
 
   std::string ports;
   for (const auto port : options_.ports) ports += (ports.empty() ? "" : ",") + std::to_string(port);
@@ -139,6 +167,35 @@ void Daemon::drain() noexcept {
   if (!queue_ || !dataplane_) return;
   const int result = queue_->drain(*dataplane_);
   if (result < 0) log(std::string("NFQUEUE read failed: ") + std::strerror(-result));
+  arm_delay_timer();
+}
+
+void Daemon::on_delay_timer(uv_poll_t* handle, int status, int /*events*/) noexcept {
+  auto* self = static_cast<Daemon*>(handle->data);
+  if (self == nullptr || status < 0) return;
+  std::uint64_t expirations = 0;
+  [[maybe_unused]] const auto ignored = ::read(self->delay_fd_, &expirations, sizeof expirations);
+  self->delay_armed_us_ = 0;
+  self->run_due();
+}
+
+void Daemon::run_due() noexcept {
+  if (!queue_ || !dataplane_) return;
+  dataplane_->on_due(now_us());
+  queue_->flush();
+  arm_delay_timer();
+}
+
+void Daemon::arm_delay_timer() noexcept {
+  const std::optional<std::uint64_t> due = delays_.next_due();
+  if (!due || *due == delay_armed_us_) return;
+  // An absolute CLOCK_MONOTONIC deadline: uv_hrtime() reads the same clock. A deadline already
+  // past fires at once. Zero would disarm, hence the max.
+  itimerspec when{};
+  const std::uint64_t at = std::max<std::uint64_t>(*due, 1);
+  when.it_value.tv_sec = static_cast<time_t>(at / 1'000'000);
+  when.it_value.tv_nsec = static_cast<long>((at % 1'000'000) * 1000);
+  if (timerfd_settime(delay_fd_, TFD_TIMER_ABSTIME, &when, nullptr) == 0) delay_armed_us_ = *due;
 }
 
 void Daemon::on_tick(uv_timer_t* handle) noexcept {
@@ -169,9 +226,28 @@ void Daemon::emit(std::vector<Outcome>& outcomes) noexcept {
 void Daemon::on_signal(uv_signal_t* handle, int signum) noexcept {
   auto* self = static_cast<Daemon*>(handle->data);
   if (self == nullptr) return;
+  if (signum == SIGHUP) {
+    self->reload();
+    return;
+  }
   self->log(std::string("received ") + (signum == SIGINT ? "SIGINT" : "SIGTERM") +
             ", shutting down");
   self->shutdown();
+}
+
+void Daemon::reload() noexcept {
+  if (options_.rules_path.empty()) {
+    log("SIGHUP: no rule file to reload (started without --rules)");
+    return;
+  }
+  try {
+    // All or nothing: a file that fails validation leaves the running rules untouched.
+    engine_.replace(rules::load_rules_file(options_.rules_path));
+    log("SIGHUP: reloaded " + std::to_string(engine_.rules().size()) + " rule(s) from " +
+        options_.rules_path);
+  } catch (const std::exception& error) {
+    log(std::string("SIGHUP: reload failed, keeping the current rules: ") + error.what());
+  }
 }
 
 void Daemon::shutdown() noexcept {
@@ -181,12 +257,10 @@ void Daemon::shutdown() noexcept {
   // Remove the capture before the last read: packets queued after it would otherwise wait in a
   // queue nobody reads, and the kernel drops every queued packet when the socket closes.
   chains_.remove();
-  if (queue_) {
-    // Take what was queued before the chains went away, then release anything still held.
-    drain();
-    for (const std::uint32_t id : std::vector<std::uint32_t>(queue_->held_ids())) {
-      queue_->release(id, nf::KernelVerdict::kAccept);
-    }
+  if (queue_ && dataplane_) {
+    // Take what was queued before the chains went away, then release everything still held.
+    queue_->drain(*dataplane_);
+    dataplane_->release_all(now_us());
     queue_->flush();
   }
   flows_.finish_all(now_us(), outcomes_);
@@ -194,11 +268,15 @@ void Daemon::shutdown() noexcept {
   pcap_.close();
   if (queue_) kernel_stats_ = nf::read_kernel_queue_stats(queue_->queue_num());
   print_stats();
+  delay_poll_.close();
   tick_.close();
   sigint_.close();
   sigterm_.close();
+  sighup_.close();
   dataplane_.reset();
   queue_.reset();
+  if (delay_fd_ >= 0) ::close(delay_fd_);
+  delay_fd_ = -1;
 }
 
 void Daemon::print_stats() noexcept {
@@ -222,6 +300,17 @@ void Daemon::print_stats() noexcept {
                    {"verdict_errors", q.verdict_errors},
                    {"enobufs", q.enobufs}}},
         {"segments", d.segments},
+        {"actions", {{"rule_hits", d.rule_hits},
+                     {"dropped", d.dropped},
+                     {"delayed", d.delayed},
+                     {"released", d.released},
+                     {"released_early", d.released_early},
+                     {"duplicated", d.duplicated},
+                     {"copies_sent", d.copies_sent},
+                     {"copy_errors", d.copy_errors},
+                     {"resets", d.resets},
+                     {"reset_errors", d.reset_errors},
+                     {"held_overflow", d.held_overflow}}},
         {"parse_errors", parse_errors},
         {"flows", flow_counters_json(flows_.counters())},
     };

@@ -8,14 +8,18 @@
 #include <vector>
 
 #include "netfilter/capture_chains.hpp"
+#include "netfilter/injector.hpp"
 #include "netfilter/queue.hpp"
 #include "netfilter/queue_stats.hpp"
 #include "proxy/dataplane.hpp"
+#include "proxy/delay_line.hpp"
 #include "proxy/flow_table.hpp"
 #include "proxy/options.hpp"
 #include "proxy/outcome.hpp"
 #include "proxy/pcap_writer.hpp"
 #include "proxy/uv_handle.hpp"
+#include "rules/engine.hpp"
+#include "rules/rng.hpp"
 
 namespace finwave::proxy {
 
@@ -29,18 +33,23 @@ class Daemon {
   Daemon& operator=(const Daemon&) = delete;
   ~Daemon();
 
-  /// Binds the queue, installs the capture, runs until SIGINT/SIGTERM, shuts down in order and
-  /// returns the process exit status (0 on a clean run). Set-up failures throw
-  /// std::runtime_error / std::system_error with a message for the user.
+  /// Loads the rules (throws rules::ConfigError), binds the queue, installs the capture, runs
+  /// until SIGINT/SIGTERM (SIGHUP reloads the rule file), shuts down in order and returns the
+  /// process exit status (0 on a clean run). Set-up failures throw std::runtime_error /
+  /// std::system_error with a message for the user.
   int run();
 
  private:
   static void on_readable(uv_poll_t* handle, int status, int events) noexcept;
   static void on_tick(uv_timer_t* handle) noexcept;
   static void on_signal(uv_signal_t* handle, int signum) noexcept;
+  static void on_delay_timer(uv_poll_t* handle, int status, int events) noexcept;
 
   void start();
   void drain() noexcept;
+  void run_due() noexcept;
+  void arm_delay_timer() noexcept;
+  void reload() noexcept;
   void tick() noexcept;
   void shutdown() noexcept;
   void emit(std::vector<Outcome>& outcomes) noexcept;
@@ -53,18 +62,27 @@ class Daemon {
   bool loop_initialized_ = false;
   bool stopping_ = false;
 
+  rules::Engine engine_;
+  rules::Rng rng_;
   std::optional<nf::Queue> queue_;
   nf::CaptureChains chains_;
   FlowTable flows_;
+  DelayLine delays_;
+  std::optional<nf::Injector> injector_;
   PcapWriter pcap_;
   std::optional<Dataplane> dataplane_;
   std::optional<nf::KernelQueueStats> kernel_stats_;  // read just before unbinding
   std::vector<Outcome> outcomes_;  // reused between ticks
 
+  int delay_fd_ = -1;  // timerfd: libuv's millisecond timers are too coarse for delays
+  std::uint64_t delay_armed_us_ = 0;  // what delay_fd_ is armed for; 0 = disarmed
+
   UvHandle<uv_poll_t> poll_;
+  UvHandle<uv_poll_t> delay_poll_;
   UvHandle<uv_timer_t> tick_;
   UvHandle<uv_signal_t> sigint_;
   UvHandle<uv_signal_t> sigterm_;
+  UvHandle<uv_signal_t> sighup_;
 };
 
 }  // namespace finwave::proxy

@@ -2,7 +2,16 @@
 
 #include <uv.h>
 
+#include <array>
+
+#include "netfilter/craft.hpp"
+
 namespace finwave::proxy {
+namespace {
+
+std::uint64_t monotonic_us() noexcept { return uv_hrtime() / 1000; }
+
+}  // namespace
 
 void Dataplane::on_packet(const nf::QueuedPacket& packet) noexcept {
   nf::TcpSegment segment;
@@ -10,16 +19,148 @@ void Dataplane::on_packet(const nf::QueuedPacket& packet) noexcept {
   if (error != nf::ParseError::kNone) {
     // Not ours to judge: a packet finwave cannot read passes untouched.
     ++counters_.parse_errors[static_cast<std::size_t>(error) % counters_.parse_errors.size()];
-    queue_.accept(packet.id);
+    p_.queue.accept(packet.id);
     return;
   }
   ++counters_.segments;
-  if (pcap_ != nullptr) pcap_->write(packet.payload, packet.original_len);
+  if (p_.pcap != nullptr) p_.pcap->write(packet.payload, packet.original_len);
 
-  const std::uint64_t now_us = uv_hrtime() / 1000;
-  const Classified classified = flows_.classify(segment, now_us);
-  queue_.accept(packet.id);
-  flows_.commit(classified, segment, Verdict::kAccept, {}, now_us);
+  const std::uint64_t now_us = monotonic_us();
+  const Classified classified = p_.flows.classify(segment, now_us);
+  rules::Decision decision;
+  // An untracked segment (a stray ACK, a full table) has no per-connection counters to match
+  // against: it passes.
+  if (classified.rule_state != nullptr) {
+    decision = p_.engine.decide(classified.facts, *classified.rule_state, p_.rng);
+  }
+  if (decision.matched()) ++counters_.rule_hits;
+
+  Verdict verdict = Verdict::kAccept;
+  switch (decision.action) {
+    case rules::Action::kPass:
+      p_.queue.accept(packet.id);
+      break;
+    case rules::Action::kDrop:
+      p_.queue.drop(packet.id);
+      ++counters_.dropped;
+      verdict = Verdict::kDrop;
+      break;
+    case rules::Action::kDelay:
+      if (schedule(packet, segment, classified, decision, now_us + decision.delay_us, true) ==
+          DelayLine::kNone) {
+        p_.queue.accept(packet.id);
+        break;
+      }
+      p_.queue.hold(packet.id);
+      ++counters_.delayed;
+      verdict = Verdict::kDelay;
+      break;
+    case rules::Action::kDuplicate:
+      p_.queue.accept(packet.id);
+      if (schedule(packet, segment, classified, decision, now_us + decision.spacing_us, false) !=
+          DelayLine::kNone) {
+        ++counters_.duplicated;
+        verdict = Verdict::kDuplicate;
+      }
+      break;
+    case rules::Action::kReset: {
+      std::array<std::uint8_t, nf::kRstMaxBytes> rst{};
+      const std::size_t length = nf::build_rst(packet.payload, segment, rst);
+      if (length == 0 || p_.queue.release(packet.id, nf::KernelVerdict::kAccept,
+                                          std::span(rst.data(), length)) < 0) {
+        ++counters_.reset_errors;
+        p_.queue.accept(packet.id);
+        break;
+      }
+      ++counters_.resets;
+      verdict = Verdict::kReset;
+      break;
+    }
+  }
+  // A decision that could not be carried out is recorded as what really happened (accept),
+  // without the rule: the outcome's actions list only what finwave did.
+  const bool acted = decision.matched() && (verdict != Verdict::kAccept ||
+                                            decision.action == rules::Action::kPass);
+  p_.flows.commit(classified, segment, verdict, acted ? decision.rule_name : std::string_view{},
+                  now_us);
+}
+
+std::uint32_t Dataplane::schedule(const nf::QueuedPacket& packet, const nf::TcpSegment& segment,
+                                  const Classified& classified, const rules::Decision& decision,
+                                  std::uint64_t due_us, bool hold) noexcept {
+  const bool copies = decision.copies > 0 && p_.injector != nullptr;
+  if (!hold && !copies) {
+    ++counters_.copy_errors;
+    return DelayLine::kNone;
+  }
+  const std::uint32_t slot = p_.delays.add(due_us);
+  if (slot == DelayLine::kNone) {
+    ++counters_.held_overflow;
+    return slot;
+  }
+  HeldSegment& held = p_.delays.at(slot);
+  held.holding = hold;
+  held.queue_id = packet.id;
+  held.flow = classified.flow;
+  held.segment = segment;
+  held.copies_left = copies ? decision.copies : 0;
+  held.spacing_us = decision.spacing_us;
+  if (copies) {
+    try {
+      held.bytes.assign(packet.payload.begin(), packet.payload.end());
+    } catch (...) {
+      held.copies_left = 0;
+      ++counters_.copy_errors;
+    }
+    // With F_GSO the kernel may hand over a packet whose TCP checksum the NIC was to finish.
+    if (held.copies_left > 0 && !nf::finalize_checksums(held.bytes, held.segment)) {
+      held.copies_left = 0;
+      ++counters_.copy_errors;
+    }
+  }
+  return slot;
+}
+
+void Dataplane::on_due(std::uint64_t now_us) noexcept {
+  for (std::uint32_t slot = p_.delays.pop_due(now_us); slot != DelayLine::kNone;
+       slot = p_.delays.pop_due(now_us)) {
+    HeldSegment& held = p_.delays.at(slot);
+    if (held.holding) {
+      p_.queue.release(held.queue_id, nf::KernelVerdict::kAccept);
+      p_.flows.release(held.flow, held.segment, now_us);
+      held.holding = false;
+      ++counters_.released;
+    } else if (held.copies_left > 0) {
+      send_copy(held);
+    }
+    if (held.copies_left > 0) {
+      p_.delays.reschedule(slot, now_us + held.spacing_us);
+    } else {
+      p_.delays.release(slot);
+    }
+  }
+}
+
+void Dataplane::send_copy(HeldSegment& held) noexcept {
+  --held.copies_left;
+  if (p_.injector->send(held.bytes, held.segment) < 0) {
+    ++counters_.copy_errors;
+  } else {
+    ++counters_.copies_sent;
+  }
+}
+
+void Dataplane::release_all(std::uint64_t now_us) noexcept {
+  for (std::uint32_t slot = p_.delays.pop_any(); slot != DelayLine::kNone;
+       slot = p_.delays.pop_any()) {
+    HeldSegment& held = p_.delays.at(slot);
+    if (held.holding) {
+      p_.queue.release(held.queue_id, nf::KernelVerdict::kAccept);
+      p_.flows.release(held.flow, held.segment, now_us);
+      ++counters_.released_early;
+    }
+    p_.delays.release(slot);
+  }
 }
 
 }  // namespace finwave::proxy

@@ -38,14 +38,18 @@ bool same_endpoint(const rules::Endpoint& endpoint, const nf::IpAddress& address
 }
 
 bool endpoint_less(const rules::Endpoint& a, const rules::Endpoint& b) noexcept {
-  if (a.address != b.address) return a.address < b.address;
+  if (a.address != b.address) {
+    return a.address < b.address;
+  }
   return a.port < b.port;
 }
 
 // The port rule for a flow first seen at its FIN (see FlowTable): the lower port is the server,
 // and on equal ports the lower address.
 bool is_server_by_port(const rules::Endpoint& a, const rules::Endpoint& b) noexcept {
-  if (a.port != b.port) return a.port < b.port;
+  if (a.port != b.port) {
+    return a.port < b.port;
+  }
   return a.address < b.address;
 }
 
@@ -132,7 +136,8 @@ struct FlowTable::FlowRecord {
   bool reset = false;
   bool rst_answers = false;
   bool last_seen = false;
-  bool last_fin_retx_delivered = false;  ///< The last segment was a FIN retransmission that went out.
+  bool last_fin_retx_delivered =
+      false;  ///< The last segment was a FIN retransmission that went out.
   Side fin1_side = Side::kClient;
   Side rst_from = Side::kClient;
   Side last_from = Side::kClient;
@@ -159,26 +164,42 @@ struct FlowTable::FlowRecord {
 
   /// The stage (teardown.hpp) from what was seen so far; `rst_sender` only for an RST.
   Stage stage(std::optional<Side> rst_sender) const noexcept {
-    if (!fin1_seen) return Stage::kBeforeFin;
-    if (!both_fins()) return Stage::kFinWait;
-    if (both_acked()) return Stage::kTimeWait;
+    if (!fin1_seen) {
+      return Stage::kBeforeFin;
+    }
+    if (!both_fins()) {
+      return Stage::kFinWait;
+    }
+    if (both_acked()) {
+      return Stage::kTimeWait;
+    }
     if (rst_sender) {
       const SideState& sender = side(*rst_sender);
-      if (sender.fin_acked && sender.acked_peer_fin) return Stage::kAfterClose;
+      if (sender.fin_acked && sender.acked_peer_fin) {
+        return Stage::kAfterClose;
+      }
     }
     return shape == Shape::kSimultaneous ? Stage::kClosing : Stage::kLastAck;
   }
 
   Closer closer() const noexcept {
-    if (!fin1_seen) return Closer::kNone;
-    if (shape == Shape::kSimultaneous) return Closer::kBoth;
+    if (!fin1_seen) {
+      return Closer::kNone;
+    }
+    if (shape == Shape::kSimultaneous) {
+      return Closer::kBoth;
+    }
     return fin1_side == Side::kClient ? Closer::kClient : Closer::kServer;
   }
 
   /// Time origin of the timeline: the first FIN, or the RST if it came first.
   std::uint64_t origin_us() const noexcept {
-    if (fin1_seen && (!reset || first_fin_us <= rst_us)) return first_fin_us;
-    if (reset) return rst_us;
+    if (fin1_seen && (!reset || first_fin_us <= rst_us)) {
+      return first_fin_us;
+    }
+    if (reset) {
+      return rst_us;
+    }
     return created_us;
   }
 
@@ -195,10 +216,12 @@ struct FlowTable::FlowRecord {
     entry.flags = segment.flags;
     entry.role = c.facts.role;
     entry.bits = static_cast<std::uint8_t>((c.facts.from == Side::kServer ? kFromServer : 0) |
-                                           (c.facts.retx ? kRetx : 0) |
-                                           (c.dup_ack ? kDupAck : 0) | (c.bogus ? kBogus : 0));
+                                           (c.facts.retx ? kRetx : 0) | (c.dup_ack ? kDupAck : 0) |
+                                           (c.bogus ? kBogus : 0));
     entry.verdict = verdict;
-    if (timeline_total != 0xffffffffU) ++timeline_total;
+    if (timeline_total != 0xffffffffU) {
+      ++timeline_total;
+    }
   }
 };
 
@@ -207,7 +230,9 @@ FlowTable::FlowTable(TrackerConfig config) : config_(config) {
   list_head_.fill(kNil);
   list_tail_.fill(kNil);
   index_limit_ = kInitialIndex;
-  while (index_limit_ < config_.max_flows * 2) index_limit_ *= 2;
+  while (index_limit_ < config_.max_flows * 2) {
+    index_limit_ *= 2;
+  }
   index_.resize(kInitialIndex);
 }
 
@@ -220,7 +245,9 @@ std::size_t FlowTable::flow_record_bytes() noexcept { return sizeof(FlowRecord);
 std::size_t FlowTable::memory_bytes() const noexcept {
   std::size_t bytes = chunks_.size() * kChunkSize * sizeof(FlowRecord);
   bytes += index_.capacity() * sizeof(IndexSlot);
-  for (const std::string& name : rule_names_) bytes += sizeof(std::string) + name.capacity();
+  for (const std::string& name : rule_names_) {
+    bytes += sizeof(std::string) + name.capacity();
+  }
   return bytes;
 }
 
@@ -229,14 +256,20 @@ FlowTable::FlowRecord& FlowTable::record(std::uint32_t slot) const noexcept {
 }
 
 FlowTable::FlowRecord* FlowTable::resolve(FlowRef ref) const noexcept {
-  if (!ref.valid() || ref.slot >= slots_used_) return nullptr;
+  if (!ref.valid() || ref.slot >= slots_used_) {
+    return nullptr;
+  }
   FlowRecord& flow = record(ref.slot);
-  if (!flow.in_use || flow.generation != ref.generation) return nullptr;
+  if (!flow.in_use || flow.generation != ref.generation) {
+    return nullptr;
+  }
   return &flow;
 }
 
 std::uint64_t FlowTable::clamp_now(std::uint64_t now_us) noexcept {
-  if (now_us < last_now_) return last_now_;
+  if (now_us < last_now_) {
+    return last_now_;
+  }
   last_now_ = now_us;
   return now_us;
 }
@@ -263,8 +296,12 @@ std::uint32_t FlowTable::find(const nf::TcpSegment& segment, std::uint32_t hash,
   const std::size_t mask = index_.size() - 1;
   for (std::size_t i = hash & mask;; i = (i + 1) & mask) {
     const IndexSlot& entry = index_[i];
-    if (entry.record == 0) return kNil;
-    if (entry.hash != hash) continue;
+    if (entry.record == 0) {
+      return kNil;
+    }
+    if (entry.hash != hash) {
+      continue;
+    }
     const std::uint32_t slot = entry.record - 1;
     const FlowRecord& flow = record(slot);
     if (same_endpoint(flow.ends[0], segment.src, segment.src_port) &&
@@ -283,7 +320,9 @@ std::uint32_t FlowTable::find(const nf::TcpSegment& segment, std::uint32_t hash,
 void FlowTable::index_insert(std::uint32_t hash, std::uint32_t slot) noexcept {
   const std::size_t mask = index_.size() - 1;
   std::size_t i = hash & mask;
-  while (index_[i].record != 0) i = (i + 1) & mask;
+  while (index_[i].record != 0) {
+    i = (i + 1) & mask;
+  }
   index_[i] = IndexSlot{hash, slot + 1};
 }
 
@@ -291,14 +330,18 @@ void FlowTable::index_erase(std::uint32_t hash, std::uint32_t slot) noexcept {
   const std::size_t mask = index_.size() - 1;
   std::size_t hole = hash & mask;
   while (index_[hole].record != slot + 1) {
-    if (index_[hole].record == 0) return;  // Not indexed: nothing to do.
+    if (index_[hole].record == 0) {
+      return;  // Not indexed: nothing to do.
+    }
     hole = (hole + 1) & mask;
   }
   // Shift back every later entry of the probe run that may live in the hole.
   for (std::size_t j = (hole + 1) & mask; index_[j].record != 0; j = (j + 1) & mask) {
     const std::size_t home = index_[j].hash & mask;
     const bool stays = hole <= j ? (hole < home && home <= j) : (hole < home || home <= j);
-    if (stays) continue;
+    if (stays) {
+      continue;
+    }
     index_[hole] = index_[j];
     hole = j;
   }
@@ -306,8 +349,12 @@ void FlowTable::index_erase(std::uint32_t hash, std::uint32_t slot) noexcept {
 }
 
 bool FlowTable::index_reserve() noexcept {
-  if ((counters_.flows_tracked + 1) * 2 <= index_.size()) return true;
-  if (index_.size() >= index_limit_) return false;
+  if ((counters_.flows_tracked + 1) * 2 <= index_.size()) {
+    return true;
+  }
+  if (index_.size() >= index_limit_) {
+    return false;
+  }
   std::vector<IndexSlot> old;
   try {
     old.swap(index_);
@@ -317,7 +364,9 @@ bool FlowTable::index_reserve() noexcept {
     return false;
   }
   for (const IndexSlot& entry : old) {
-    if (entry.record != 0) index_insert(entry.hash, entry.record - 1);
+    if (entry.record != 0) {
+      index_insert(entry.hash, entry.record - 1);
+    }
   }
   return true;
 }
@@ -344,7 +393,8 @@ std::uint32_t FlowTable::allocate_record() noexcept {
 std::uint32_t FlowTable::create(const nf::TcpSegment& segment, std::uint32_t hash, Side sender,
                                 bool sides_known, std::uint64_t now_us) noexcept {
   if (counters_.flows_tracked >= config_.max_flows) {
-    if (!config_.evict_idle_when_full || list_head_[static_cast<std::size_t>(ListId::kIdle)] == kNil) {
+    if (!config_.evict_idle_when_full ||
+        list_head_[static_cast<std::size_t>(ListId::kIdle)] == kNil) {
       ++counters_.refused_full;
       return kNil;
     }
@@ -394,7 +444,9 @@ void FlowTable::remove(std::uint32_t slot) noexcept {
 
 void FlowTable::list_unlink(std::uint32_t slot) noexcept {
   FlowRecord& flow = record(slot);
-  if (flow.list == ListId::kNone) return;
+  if (flow.list == ListId::kNone) {
+    return;
+  }
   const auto list = static_cast<std::size_t>(flow.list);
   if (flow.prev != kNil) {
     record(flow.prev).next = flow.next;
@@ -494,7 +546,9 @@ Classified FlowTable::classify(const nf::TcpSegment& segment, std::uint64_t now_
 
   if (slot == kNil) {
     // Untracked: a best guess for the rule engine, nothing recorded.
-    if (!syn) from = is_server_by_port(src, dst) ? Side::kServer : Side::kClient;
+    if (!syn) {
+      from = is_server_by_port(src, dst) ? Side::kServer : Side::kClient;
+    }
     out.facts.from = from;
     out.facts.client = from == Side::kClient ? src : dst;
     out.facts.server = from == Side::kClient ? dst : src;
@@ -519,7 +573,9 @@ Classified FlowTable::classify(const nf::TcpSegment& segment, std::uint64_t now_
   out.rule_state = &flow.rule_state;
   out.facts.client = flow.ends[0];
   out.facts.server = flow.ends[1];
-  if (out.bogus) ++counters_.bogus_segments;
+  if (out.bogus) {
+    ++counters_.bogus_segments;
+  }
   return out;
 }
 
@@ -552,9 +608,13 @@ void FlowTable::name_segment(const FlowRecord& flow, Side from, const nf::TcpSeg
     } else {
       role = flow.fin1_seen ? Role::kFin2 : Role::kFin1;
       // This side already sent bytes beyond this FIN.
-      if (me.end_seen && seq_before(fin_seq + 1U, me.max_end)) bogus = true;
+      if (me.end_seen && seq_before(fin_seq + 1U, me.max_end)) {
+        bogus = true;
+      }
     }
-    if (FlowRecord::acks_beyond_fin(segment, them)) bogus = true;
+    if (FlowRecord::acks_beyond_fin(segment, them)) {
+      bogus = true;
+    }
   } else if (segment.payload_len > 0) {
     if (me.fin_seen && seq_after(end, me.fin_seq)) {
       bogus = true;  // Data beyond this side's own FIN.
@@ -562,7 +622,9 @@ void FlowTable::name_segment(const FlowRecord& flow, Side from, const nf::TcpSeg
       role = Role::kDataAfterFin;  // Half-close data: the passive side has acknowledged fin1.
     }
     retx = me.end_seen && seq_at_or_before(end, me.max_end);
-    if (FlowRecord::acks_beyond_fin(segment, them)) bogus = true;
+    if (FlowRecord::acks_beyond_fin(segment, them)) {
+      bogus = true;
+    }
   } else if (FlowRecord::acks_fin(segment, them)) {
     role = flow.fin1_side == peer ? Role::kAck1 : Role::kFinalAck;
     // A repeat, unless it was sent before this side's own FIN and overtaken by it (an ack1 that
@@ -587,17 +649,24 @@ void FlowTable::name_segment(const FlowRecord& flow, Side from, const nf::TcpSeg
 // ---------------------------------------------------------------------------------------------
 // Commit, release.
 
-void FlowTable::commit(const Classified& classified, const nf::TcpSegment& segment,
-                       Verdict verdict, std::string_view rule_name,
-                       std::uint64_t now_us) noexcept {
+void FlowTable::commit(const Classified& classified, const nf::TcpSegment& segment, Verdict verdict,
+                       std::string_view rule_name, std::uint64_t now_us) noexcept {
   FlowRecord* flow = resolve(classified.flow);
-  if (flow == nullptr) return;
+  if (flow == nullptr) {
+    return;
+  }
   now_us = clamp_now(now_us);
   const std::uint32_t slot = classified.flow.slot;
-  if (flow->segments != 0xffffffffU) ++flow->segments;
+  if (flow->segments != 0xffffffffU) {
+    ++flow->segments;
+  }
   flow->add_timeline(classified, segment, verdict, now_us);
-  if (!rule_name.empty()) record_action(*flow, rule_name, classified.facts.role, verdict);
-  if (classified.bogus) return;
+  if (!rule_name.empty()) {
+    record_action(*flow, rule_name, classified.facts.role, verdict);
+  }
+  if (classified.bogus) {
+    return;
+  }
 
   const Side from = classified.facts.from;
   const bool rst = segment.has(flag::kRst);
@@ -626,10 +695,11 @@ void FlowTable::commit(const Classified& classified, const nf::TcpSegment& segme
   touch(*flow, slot, now_us);
 }
 
-bool FlowTable::release(FlowRef ref, const nf::TcpSegment& segment,
-                        std::uint64_t now_us) noexcept {
+bool FlowTable::release(FlowRef ref, const nf::TcpSegment& segment, std::uint64_t now_us) noexcept {
   FlowRecord* flow = resolve(ref);
-  if (flow == nullptr) return false;
+  if (flow == nullptr) {
+    return false;
+  }
   now_us = clamp_now(now_us);
   Side from = Side::kClient;
   if (same_endpoint(flow->ends[0], segment.src, segment.src_port) &&
@@ -642,7 +712,9 @@ bool FlowTable::release(FlowRef ref, const nf::TcpSegment& segment,
     return false;
   }
   if (segment.has(flag::kRst)) {
-    if (!flow->reset) reset_flow(*flow, ref.slot, from, flow->stage(from), false, now_us);
+    if (!flow->reset) {
+      reset_flow(*flow, ref.slot, from, flow->stage(from), false, now_us);
+    }
   } else {
     deliver(*flow, ref.slot, from, segment, now_us);
   }
@@ -722,16 +794,22 @@ void FlowTable::observe(FlowRecord& flow, std::uint32_t slot, const Classified& 
 
   if (classified.facts.role == Role::kFinalAck) {
     ++flow.final_acks_seen;
-    if (verdict == Verdict::kDrop) ++flow.final_acks_dropped;
+    if (verdict == Verdict::kDrop) {
+      ++flow.final_acks_dropped;
+    }
   }
-  if (classified.dup_ack) ++flow.dup_acks;
+  if (classified.dup_ack) {
+    ++flow.dup_acks;
+  }
   flow.last_us = std::max(flow.last_us, now_us);
 }
 
 void FlowTable::deliver(FlowRecord& flow, std::uint32_t slot, Side from,
                         const nf::TcpSegment& segment, std::uint64_t now_us) noexcept {
   FlowRecord::SideState& them = flow.side(rules::peer_of(from));
-  if (!FlowRecord::acks_fin(segment, them) || them.fin_acked) return;
+  if (!FlowRecord::acks_fin(segment, them) || them.fin_acked) {
+    return;
+  }
   them.fin_acked = true;
   if (flow.both_acked() && !flow.reset && flow.list != ListId::kSettle) {
     flow.settle_start_us = now_us;
@@ -742,7 +820,9 @@ void FlowTable::deliver(FlowRecord& flow, std::uint32_t slot, Side from,
 
 void FlowTable::reset_flow(FlowRecord& flow, std::uint32_t slot, Side from, Stage stage,
                            bool answers_fin_retransmit, std::uint64_t now_us) noexcept {
-  if (flow.reset) return;  // Only the first RST counts; later ones are in the timeline.
+  if (flow.reset) {
+    return;  // Only the first RST counts; later ones are in the timeline.
+  }
   flow.reset = true;
   flow.rst_from = from;
   flow.rst_stage = stage;
@@ -755,14 +835,18 @@ void FlowTable::reset_flow(FlowRecord& flow, std::uint32_t slot, Side from, Stag
 }
 
 std::uint16_t FlowTable::intern(std::string_view rule_name) noexcept {
-  if (last_rule_ < rule_names_.size() && rule_names_[last_rule_] == rule_name) return last_rule_;
+  if (last_rule_ < rule_names_.size() && rule_names_[last_rule_] == rule_name) {
+    return last_rule_;
+  }
   for (std::size_t i = 0; i < rule_names_.size(); ++i) {
     if (rule_names_[i] == rule_name) {
       last_rule_ = static_cast<std::uint16_t>(i);
       return last_rule_;
     }
   }
-  if (rule_names_.size() >= kNoRule) return kNoRule;
+  if (rule_names_.size() >= kNoRule) {
+    return kNoRule;
+  }
   try {
     rule_names_.emplace_back(rule_name);
   } catch (...) {
@@ -778,7 +862,9 @@ void FlowTable::record_action(FlowRecord& flow, std::string_view rule_name, Role
   for (std::size_t i = 0; i < flow.action_count; ++i) {
     FlowRecord::ActionSlot& action = flow.actions[i];
     if (action.rule == rule && action.role == role && action.action == verdict) {
-      if (action.count != 0xffffffffU) ++action.count;
+      if (action.count != 0xffffffffU) {
+        ++action.count;
+      }
       return;
     }
   }
@@ -801,9 +887,15 @@ Outcome FlowTable::build_outcome(const FlowRecord& flow, EndReason reason) const
   outcome.closer = flow.closer();
   if (flow.both_fins()) {
     switch (flow.shape) {
-      case FlowRecord::Shape::kThreeWay: outcome.kind = TeardownKind::kThreeWay; break;
-      case FlowRecord::Shape::kSimultaneous: outcome.kind = TeardownKind::kSimultaneous; break;
-      default: outcome.kind = TeardownKind::kFourWay; break;
+      case FlowRecord::Shape::kThreeWay:
+        outcome.kind = TeardownKind::kThreeWay;
+        break;
+      case FlowRecord::Shape::kSimultaneous:
+        outcome.kind = TeardownKind::kSimultaneous;
+        break;
+      default:
+        outcome.kind = TeardownKind::kFourWay;
+        break;
     }
   } else {
     outcome.kind = flow.reset ? TeardownKind::kReset : TeardownKind::kIncomplete;
@@ -820,7 +912,9 @@ Outcome FlowTable::build_outcome(const FlowRecord& flow, EndReason reason) const
   outcome.fin_retransmits_server = flow.sides[1].fin_retransmits;
   outcome.final_acks_seen = flow.final_acks_seen;
   outcome.final_acks_dropped = flow.final_acks_dropped;
-  if (flow.reset) outcome.rst = RstInfo{flow.rst_from, flow.rst_stage, flow.rst_answers};
+  if (flow.reset) {
+    outcome.rst = RstInfo{flow.rst_from, flow.rst_stage, flow.rst_answers};
+  }
 
   const std::uint64_t origin = flow.origin_us();
   const std::uint64_t end = flow.reset ? flow.rst_us : flow.last_us;
@@ -842,9 +936,10 @@ Outcome FlowTable::build_outcome(const FlowRecord& flow, EndReason reason) const
   }
   outcome.dup_acks = flow.dup_acks;
   outcome.segments = flow.segments;
-  outcome.timeline_dropped = flow.timeline_total > kTimelineCapacity
-                                 ? static_cast<std::uint32_t>(flow.timeline_total - kTimelineCapacity)
-                                 : 0;
+  outcome.timeline_dropped =
+      flow.timeline_total > kTimelineCapacity
+          ? static_cast<std::uint32_t>(flow.timeline_total - kTimelineCapacity)
+          : 0;
   outcome.actions_dropped = flow.actions_dropped;
 
   outcome.actions.reserve(flow.action_count);
@@ -876,9 +971,13 @@ Outcome FlowTable::build_outcome(const FlowRecord& flow, EndReason reason) const
   const std::size_t total = flow.timeline_total;
   outcome.timeline.reserve(std::min(total, kTimelineCapacity));
   if (total <= kTimelineCapacity) {
-    for (std::size_t i = 0; i < total; ++i) add_entry(flow.timeline[i]);
+    for (std::size_t i = 0; i < total; ++i) {
+      add_entry(flow.timeline[i]);
+    }
   } else {
-    for (std::size_t i = 0; i < kTimelineHead; ++i) add_entry(flow.timeline[i]);
+    for (std::size_t i = 0; i < kTimelineHead; ++i) {
+      add_entry(flow.timeline[i]);
+    }
     for (std::size_t i = total - kTimelineTail; i < total; ++i) {
       add_entry(flow.timeline[kTimelineHead + (i - kTimelineHead) % kTimelineTail]);
     }
@@ -911,15 +1010,21 @@ void FlowTable::advance(std::uint64_t now_us, std::vector<Outcome>& out) noexcep
   auto head = [this](ListId list) { return list_head_[static_cast<std::size_t>(list)]; };
   for (std::uint32_t slot = head(ListId::kSettle); slot != kNil; slot = head(ListId::kSettle)) {
     const FlowRecord& flow = record(slot);
-    if (now_us - flow.settle_start_us < config_.settle_us) break;
+    if (now_us - flow.settle_start_us < config_.settle_us) {
+      break;
+    }
     emit(slot, flow.reset ? EndReason::kRst : EndReason::kSettled, out);
   }
   for (std::uint32_t slot = head(ListId::kLinger); slot != kNil; slot = head(ListId::kLinger)) {
-    if (now_us - record(slot).last_us < config_.linger_us) break;
+    if (now_us - record(slot).last_us < config_.linger_us) {
+      break;
+    }
     emit(slot, EndReason::kLinger, out);
   }
   for (std::uint32_t slot = head(ListId::kIdle); slot != kNil; slot = head(ListId::kIdle)) {
-    if (now_us - record(slot).last_us < config_.idle_us) break;
+    if (now_us - record(slot).last_us < config_.idle_us) {
+      break;
+    }
     remove(slot);
     ++counters_.evicted_idle;
   }
@@ -940,7 +1045,9 @@ void FlowTable::finish_all(std::uint64_t now_us, std::vector<Outcome>& out) noex
 
 bool FlowTable::summarize(std::uint32_t slot, FlowSummary& out) const noexcept {
   const FlowRecord& flow = record(slot);
-  if (!flow.in_use) return false;
+  if (!flow.in_use) {
+    return false;
+  }
   out.id = flow.id;
   out.client = flow.ends[0];
   out.server = flow.ends[1];

@@ -62,7 +62,7 @@ struct Classified {
   /// FIN, data beyond a side's FIN, an ACK beyond the peer's FIN). It is recorded in the timeline
   /// and counted but changes nothing else in the flow. The role is what the segment claims to be.
   bool bogus = false;
-  bool sides_known = false;  ///< False when the flow was first seen at a FIN.
+  bool sides_known = false;   ///< False when the flow was first seen at a FIN.
   std::uint64_t flow_id = 0;  ///< 0 when untracked.
   /// The rule engine's per-connection counters for this flow; null when untracked.
   rules::FlowRuleState* rule_state = nullptr;
@@ -70,7 +70,7 @@ struct Classified {
 
 /// Counters for `stats`. All cumulative except flows_tracked.
 struct TrackerCounters {
-  std::uint64_t flows_tracked = 0;      ///< Flows in the table now.
+  std::uint64_t flows_tracked = 0;  ///< Flows in the table now.
   std::uint64_t flows_created = 0;
   std::uint64_t outcomes_emitted = 0;
   std::uint64_t evicted_idle = 0;       ///< Flows with no FIN evicted after idle_us.

@@ -48,6 +48,10 @@ ParsedOptions parse_daemon_options(int argc, char** argv) {
       ->check(CLI::Range(1, 1 << 24));
   app.add_option("--pcap", o.pcap_path, "Write every captured segment to this pcap file");
   app.add_option("--seed", o.seed, "Seed for rule probabilities (a run is then reproducible)");
+  app.add_option("--max-held", o.max_held,
+                 "Most segments held (delayed or being copied) at once; past it a segment a rule "
+                 "would delay passes at once and is counted")
+      ->check(CLI::Range(1, 1 << 20));
   app.add_flag("--capture-all", o.capture_all,
                "Queue every TCP segment, not only teardown (for benchmarks)");
   app.add_option("--ready-file", o.ready_file,

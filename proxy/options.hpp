@@ -25,6 +25,7 @@ struct DaemonOptions {
   std::uint64_t max_flows = 131072;
   std::string pcap_path;
   std::optional<std::uint64_t> seed;
+  std::uint32_t max_held = 1024;
   bool capture_all = false;
   std::string ready_file;
   bool quiet = false;

@@ -88,7 +88,9 @@ std::string to_text_line(const Outcome& o) {
   line += to_string(o.client);
   line += " \u2192 server ";
   line += to_string(o.server);
-  if (!o.sides_known) line += " (sides guessed)";
+  if (!o.sides_known) {
+    line += " (sides guessed)";
+  }
   line += "  ";
   line += to_string(o.kind);
   line += "  ";
@@ -104,12 +106,16 @@ std::string to_text_line(const Outcome& o) {
     line += rules::to_string(o.rst->from);
     line += " in ";
     line += to_string(o.rst->stage);
-    if (o.rst->answers_fin_retransmit) line += " (answering a FIN retransmit)";
+    if (o.rst->answers_fin_retransmit) {
+      line += " (answering a FIN retransmit)";
+    }
   }
   if (o.data_after_fin_bytes != 0) {
     line += "  data_after_fin " + std::to_string(o.data_after_fin_bytes) + " B";
   }
-  if (o.dup_acks != 0) line += "  dup_acks " + std::to_string(o.dup_acks);
+  if (o.dup_acks != 0) {
+    line += "  dup_acks " + std::to_string(o.dup_acks);
+  }
   char ms[32];
   std::snprintf(ms, sizeof ms, "  %.1f ms", to_ms(o.teardown_us));
   line += ms;
@@ -122,7 +128,9 @@ std::string to_text_line(const Outcome& o) {
     line += "  [";
     for (std::size_t i = 0; i < o.actions.size(); ++i) {
       const ActionRecord& a = o.actions[i];
-      if (i != 0) line += ", ";
+      if (i != 0) {
+        line += ", ";
+      }
       line += a.rule;
       line += ' ';
       line += to_string(a.action);

@@ -19,13 +19,13 @@ struct TimelineEntry {
   std::int64_t t_us = 0;
   rules::Side from = rules::Side::kClient;
   rules::Role role = rules::Role::kAck;
-  bool retx = false;     ///< Same sequence space already seen from this side.
-  bool dup_ack = false;  ///< A repeated ACK of a FIN this side had already acknowledged.
-  bool bogus = false;    ///< Contradicts what was seen (e.g. a FIN at another sequence number).
+  bool retx = false;       ///< Same sequence space already seen from this side.
+  bool dup_ack = false;    ///< A repeated ACK of a FIN this side had already acknowledged.
+  bool bogus = false;      ///< Contradicts what was seen (e.g. a FIN at another sequence number).
   std::uint8_t flags = 0;  ///< nf::tcp_flag bits.
   std::uint32_t seq = 0;   ///< Absolute, as `tcpdump -S` prints it.
   std::uint32_t ack = 0;
-  std::uint32_t len = 0;   ///< Payload bytes.
+  std::uint32_t len = 0;  ///< Payload bytes.
   Verdict verdict = Verdict::kAccept;
 };
 

@@ -49,11 +49,11 @@ std::string_view to_string(TeardownResult result) noexcept;
 /// Used for `rst.stage` in outcomes and the `flows` listing. "Acknowledged" counts only ACKs that
 /// went out; "sent" counts every segment a host sent, dropped ones too.
 enum class Stage : std::uint8_t {
-  kBeforeFin,   ///< No FIN from either side yet.
-  kFinWait,     ///< One side has sent its FIN, the other has not (FIN_WAIT_1/2 vs CLOSE_WAIT).
-  kClosing,     ///< Both FINs sent in a simultaneous close, not both acknowledged yet.
-  kLastAck,     ///< Both FINs sent, fin2 (or fin1) not acknowledged yet (passive side in LAST_ACK).
-  kTimeWait,    ///< Both FINs acknowledged; the settle window runs (active closer in TIME_WAIT).
+  kBeforeFin,  ///< No FIN from either side yet.
+  kFinWait,    ///< One side has sent its FIN, the other has not (FIN_WAIT_1/2 vs CLOSE_WAIT).
+  kClosing,    ///< Both FINs sent in a simultaneous close, not both acknowledged yet.
+  kLastAck,    ///< Both FINs sent, fin2 (or fin1) not acknowledged yet (passive side in LAST_ACK).
+  kTimeWait,   ///< Both FINs acknowledged; the settle window runs (active closer in TIME_WAIT).
   /// For an RST only: both FINs sent, not both acknowledged, and the RST's sender had its own
   /// FIN acknowledged and had sent its ACK of the peer's FIN: from where it stood its close was
   /// complete and its socket may be gone, while the peer still waited for that ACK. The classic

@@ -154,11 +154,13 @@ int main(int argc, char** argv) {
   std::printf("table peak:         %llu flows, %.1f MiB\n",
               static_cast<unsigned long long>(peak_flows),
               static_cast<double>(peak_bytes) / (1024.0 * 1024.0));
-  std::printf("to_json_line:       %.0f outcomes/s (%.0f bytes each)\n",
-              static_cast<double>(kept.size()) / json_s,
-              kept.empty() ? 0.0 : static_cast<double>(json_bytes) / static_cast<double>(kept.size()));
-  std::printf("to_text_line:       %.0f outcomes/s (%.0f bytes each)\n",
-              static_cast<double>(kept.size()) / text_s,
-              kept.empty() ? 0.0 : static_cast<double>(text_bytes) / static_cast<double>(kept.size()));
+  std::printf(
+      "to_json_line:       %.0f outcomes/s (%.0f bytes each)\n",
+      static_cast<double>(kept.size()) / json_s,
+      kept.empty() ? 0.0 : static_cast<double>(json_bytes) / static_cast<double>(kept.size()));
+  std::printf(
+      "to_text_line:       %.0f outcomes/s (%.0f bytes each)\n",
+      static_cast<double>(kept.size()) / text_s,
+      kept.empty() ? 0.0 : static_cast<double>(text_bytes) / static_cast<double>(kept.size()));
   return emitted == teardowns ? 0 : 1;
 }

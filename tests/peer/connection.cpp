@@ -2,6 +2,7 @@
 
 #include <poll.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include <algorithm>
 #include <array>
@@ -34,6 +35,12 @@ const std::array<std::uint8_t, kPeriod + kChunk>& pattern_table() {
 double ms_since(Clock::time_point start) {
   const std::chrono::duration<double, std::milli> elapsed = Clock::now() - start;
   return std::round(elapsed.count() * 10.0) / 10.0;
+}
+
+std::int64_t realtime_ns() {
+  timespec now{};
+  ::clock_gettime(CLOCK_REALTIME, &now);
+  return std::int64_t{now.tv_sec} * 1'000'000'000 + now.tv_nsec;
 }
 
 /// Outcome of one read attempt: bytes > 0, 0 at EOF, or an errno.
@@ -96,6 +103,9 @@ class ScriptRunner {
         std::this_thread::sleep_for(std::chrono::milliseconds(step.count));
         fields = {{"ok", true}, {"ms", step.count}};
         break;
+      case StepKind::kAt:
+        fields = wait_until(step.count);
+        break;
       case StepKind::kClose:
         fields = close();
         break;
@@ -109,7 +119,8 @@ class ScriptRunner {
         fields = read_until_error(/*want_reset=*/false);
         break;
     }
-    if (step.kind != StepKind::kSleep && step.kind != StepKind::kHold) {
+    if (step.kind != StepKind::kSleep && step.kind != StepKind::kHold &&
+        step.kind != StepKind::kAt) {
       fields["ms"] = ms_since(start);
     }
     log_.emit(conn_, event_name(step.kind), fields);
@@ -239,6 +250,29 @@ class ScriptRunner {
     fields["bytes"] = done;
     fields["intact"] = step_intact_;
     return fields;
+  }
+
+  /// Waits until `epoch_ms` on CLOCK_REALTIME. A sleeper wakes up to its timer slack (50 us by
+  /// default) late, and later on a busy CPU; two peers that must act within microseconds of each
+  /// other (both FINs on the wire before either arrives) sleep until a millisecond before and
+  /// spin on the clock for the rest.
+  static Fields wait_until(std::uint64_t epoch_ms) {
+    constexpr std::int64_t kSpinNs = 1'000'000;
+    const auto target_ns = static_cast<std::int64_t>(epoch_ms) * 1'000'000;
+    const std::int64_t wake_ns = target_ns - kSpinNs;
+    if (realtime_ns() < wake_ns) {
+      const timespec wake{static_cast<time_t>(wake_ns / 1'000'000'000),
+                          static_cast<long>(wake_ns % 1'000'000'000)};
+      // Absolute time: an interrupted sleep simply sleeps again to the same instant.
+      while (::clock_nanosleep(CLOCK_REALTIME, TIMER_ABSTIME, &wake, nullptr) == EINTR) {
+      }
+    }
+    std::int64_t now_ns = realtime_ns();
+    while (now_ns < target_ns) {
+      now_ns = realtime_ns();
+    }
+    const double late_us = static_cast<double>(now_ns - target_ns) / 1000.0;
+    return Fields{{"ok", true}, {"at", epoch_ms}, {"late_us", std::round(late_us * 10.0) / 10.0}};
   }
 
   Fields shutdown(ShutdownHow how) {

@@ -8,13 +8,13 @@
 namespace finwave::peer {
 namespace {
 
-enum class Arg { kNone, kCount, kMillis, kHow };
+enum class Arg { kNone, kCount, kMillis, kEpochMillis, kHow };
 
 struct StepSpec {
   std::string_view name;
   StepKind kind;
   Arg arg;
-  bool needs_socket;  // false only for sleep, which is allowed after close/abort
+  bool needs_socket;  // false for sleep and at, which are allowed after close/abort
 };
 
 constexpr std::array kSpecs{
@@ -23,6 +23,7 @@ constexpr std::array kSpecs{
     StepSpec{"read-eof", StepKind::kReadEof, Arg::kNone, true},
     StepSpec{"shutdown", StepKind::kShutdown, Arg::kHow, true},
     StepSpec{"sleep", StepKind::kSleep, Arg::kMillis, false},
+    StepSpec{"at", StepKind::kAt, Arg::kEpochMillis, false},
     StepSpec{"hold", StepKind::kHold, Arg::kMillis, true},
     StepSpec{"close", StepKind::kClose, Arg::kNone, true},
     StepSpec{"abort", StepKind::kAbort, Arg::kNone, true},
@@ -54,6 +55,11 @@ ScriptError step_error(std::size_t index, std::string_view text, const std::stri
   return ScriptError("step " + std::to_string(index) + " '" + std::string(text) + "': " + why);
 }
 
+const StepSpec& spec_of(StepKind kind) {
+  return *std::find_if(kSpecs.begin(), kSpecs.end(),
+                       [&](const StepSpec& s) { return s.kind == kind; });
+}
+
 Step parse_step(std::size_t index, std::string_view text) {
   const auto colon = text.find(':');
   std::string name(trim(text.substr(0, colon)));
@@ -77,10 +83,15 @@ Step parse_step(std::size_t index, std::string_view text) {
       }
       break;
     case Arg::kCount:
-    case Arg::kMillis: {
-      const char* unit = spec->arg == Arg::kCount ? "a byte count" : "milliseconds";
+    case Arg::kMillis:
+    case Arg::kEpochMillis: {
+      const char* unit = spec->arg == Arg::kCount    ? "a byte count"
+                         : spec->arg == Arg::kMillis ? "milliseconds"
+                                                     : "milliseconds since the epoch";
       if (!has_arg) {
-        throw step_error(index, text, "'" + name + "' needs " + unit + " (" + name + ":N)");
+        const char* placeholder = spec->arg == Arg::kEpochMillis ? "EPOCH_MS" : "N";
+        throw step_error(index, text,
+                         "'" + name + "' needs " + unit + " (" + name + ":" + placeholder + ")");
       }
       const auto value = parse_number(arg);
       if (!value) {
@@ -126,7 +137,7 @@ Script parse_script(std::string_view text) {
       throw ScriptError("step " + std::to_string(index) + " is empty");
     }
     Step step = parse_step(index, raw);
-    const bool needs_socket = step.kind != StepKind::kSleep;
+    const bool needs_socket = spec_of(step.kind).needs_socket;
     if (closed_at && needs_socket) {
       throw step_error(index, raw,
                        "comes after the socket was closed by step " + std::to_string(*closed_at));
@@ -152,6 +163,8 @@ std::string_view event_name(StepKind kind) {
       return "shutdown";
     case StepKind::kSleep:
       return "sleep";
+    case StepKind::kAt:
+      return "at";
     case StepKind::kHold:
       return "hold";
     case StepKind::kClose:
@@ -173,6 +186,11 @@ std::string script_help() {
   read-eof             read until EOF, verifying the pattern (reports bytes, intact)
   shutdown[:wr|rd|rdwr]  shutdown(2), SHUT_WR by default: half-close, sends FIN
   sleep:MS             pause MS milliseconds (also allowed after close/abort)
+  at:EPOCH_MS          wait until this wall-clock time, in ms since the epoch (CLOCK_REALTIME),
+                       to within a few microseconds (also allowed after close/abort); two peers
+                       given the same time act together, e.g. "at:T,shutdown" on both ends for
+                       a simultaneous close. Reports late_us (how late it woke; large if the
+                       time had already passed)
   hold:MS              keep the socket open doing nothing for MS milliseconds
   close                close(2)
   abort                SO_LINGER {1,0} then close(2): the kernel sends RST

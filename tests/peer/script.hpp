@@ -15,6 +15,7 @@ enum class StepKind {
   kReadEof,         ///< `read-eof` — read until EOF, verifying the pattern.
   kShutdown,        ///< `shutdown[:wr|rd|rdwr]` — shutdown(2), SHUT_WR by default (half-close).
   kSleep,           ///< `sleep:MS` — pause; allowed after the socket is closed.
+  kAt,              ///< `at:EPOCH_MS` — wait until that wall-clock time; allowed after close.
   kHold,            ///< `hold:MS` — keep the socket open doing nothing.
   kClose,           ///< `close` — close(2): FIN, or RST if unread data is pending.
   kAbort,           ///< `abort` — SO_LINGER {1, 0} then close(2): RST.
@@ -25,7 +26,8 @@ enum class StepKind {
 /// Which direction `shutdown` closes.
 enum class ShutdownHow { kWrite, kRead, kBoth };
 
-/// One parsed step. `count` is bytes for send/read and milliseconds for sleep/hold.
+/// One parsed step. `count` is bytes for send/read, milliseconds for sleep/hold and milliseconds
+/// since the epoch (CLOCK_REALTIME) for at.
 struct Step {
   StepKind kind = StepKind::kClose;
   std::uint64_t count = 0;
@@ -43,7 +45,8 @@ class ScriptError : public std::runtime_error {
 
 /// Parses a comma-separated script such as "send:1000,shutdown,read-eof,close".
 /// Step names accept '_' for '-'. Throws ScriptError on an unknown step, a missing, extra or
-/// malformed argument, an empty step, or a socket step after `close`/`abort`.
+/// malformed argument, an empty step, or a socket step after `close`/`abort` (only `sleep` and
+/// `at` may follow those).
 Script parse_script(std::string_view text);
 
 /// Event name reported for a step: "send", "read", "read_eof", "wait_rst", ...

@@ -78,15 +78,33 @@ inline std::uint8_t parse_flags(std::string_view text) {
   std::uint8_t flags = 0;
   for (const char c : text) {
     switch (c) {
-      case 'F': flags |= nf::tcp_flag::kFin; break;
-      case 'S': flags |= nf::tcp_flag::kSyn; break;
-      case 'R': flags |= nf::tcp_flag::kRst; break;
-      case 'P': flags |= nf::tcp_flag::kPsh; break;
-      case 'U': flags |= nf::tcp_flag::kUrg; break;
-      case 'E': flags |= nf::tcp_flag::kEce; break;
-      case 'W': flags |= nf::tcp_flag::kCwr; break;
-      case '.': flags |= nf::tcp_flag::kAck; break;
-      default: FAIL("unknown flag letter '" << c << "' in \"" << text << "\""); break;
+      case 'F':
+        flags |= nf::tcp_flag::kFin;
+        break;
+      case 'S':
+        flags |= nf::tcp_flag::kSyn;
+        break;
+      case 'R':
+        flags |= nf::tcp_flag::kRst;
+        break;
+      case 'P':
+        flags |= nf::tcp_flag::kPsh;
+        break;
+      case 'U':
+        flags |= nf::tcp_flag::kUrg;
+        break;
+      case 'E':
+        flags |= nf::tcp_flag::kEce;
+        break;
+      case 'W':
+        flags |= nf::tcp_flag::kCwr;
+        break;
+      case '.':
+        flags |= nf::tcp_flag::kAck;
+        break;
+      default:
+        FAIL("unknown flag letter '" << c << "' in \"" << text << "\"");
+        break;
     }
   }
   return flags;
@@ -107,7 +125,8 @@ struct Row {
 };
 
 /// The standard handshake: client ISN `client_isn`, server ISN `server_isn`.
-inline std::vector<Row> handshake(std::uint32_t client_isn = 1000, std::uint32_t server_isn = 5000) {
+inline std::vector<Row> handshake(std::uint32_t client_isn = 1000,
+                                  std::uint32_t server_isn = 5000) {
   return {
       {kClient, "S", client_isn, 0, 0, Role::kSyn},
       {kServer, "S.", server_isn, client_isn + 1, 0, Role::kSynAck},

@@ -87,7 +87,7 @@ std::vector<bool> drops_in_one_connection(Engine& engine, const SegmentFacts& fa
 }  // namespace
 
 TEST_SUITE("rules") {
-  TEST_CASE("engine: with no rules every segment passes, unattributed") {
+  TEST_CASE("engine: with no rules every segment passes unattributed") {
     Engine engine;
     const Decision decision = decide_fresh(engine, segment(Role::kFinalAck));
     CHECK(decision.action == Action::kPass);
@@ -98,7 +98,7 @@ TEST_SUITE("rules") {
     CHECK(decision.copies == 0);
   }
 
-  TEST_CASE("engine: role matches only that role, any matches all") {
+  TEST_CASE("engine: role matches only that role and any matches all") {
     Engine final_ack = one_rule("role = \"final_ack\"\naction = \"drop\"");
     CHECK(dropped(final_ack, segment(Role::kFinalAck)));
     for (Role other : {Role::kSyn, Role::kSynAck, Role::kFin1, Role::kAck1, Role::kFin2,
@@ -161,7 +161,7 @@ TEST_SUITE("rules") {
     CHECK_FALSE(dropped(passive, syn));
   }
 
-  TEST_CASE("engine: ports match either endpoint, client_ports and server_ports one side") {
+  TEST_CASE("engine: ports match either endpoint and client_ports or server_ports one side") {
     Engine either = one_rule("ports = [443, 80]\naction = \"drop\"");
     CHECK(dropped(either, segment(Role::kFin1)));  // Server port 80.
     SegmentFacts other = segment(Role::kFin1);
@@ -524,7 +524,7 @@ delay_ms = 1
     CHECK(engine.decide(segment(Role::kFinalAck), flow, rng).action == Action::kPass);
   }
 
-  TEST_CASE("engine: add places a rule first or last, remove takes it out") {
+  TEST_CASE("engine: add places a rule first or last and remove takes it out") {
     Engine engine = one_rule("role = \"fin1\"\naction = \"drop\"");
     engine.add(fr::parse_single_rule("name = \"late\"\naction = \"delay\"\ndelay_ms = 3", "add"));
     engine.add(
@@ -546,7 +546,7 @@ delay_ms = 1
     CHECK_FALSE(decide_fresh(engine, segment(Role::kFin1)).matched());
   }
 
-  TEST_CASE("engine: set_enabled, add and remove report unknown and duplicate names") {
+  TEST_CASE("engine: set_enabled and add and remove report unknown and duplicate names") {
     Engine engine = engine_of(
         "[[rule]]\nname = \"lose-final-ack\"\nrole = \"final_ack\"\naction = \"drop\"\n"
         "[[rule]]\nname = \"delay-fin1\"\nrole = \"fin1\"\naction = \"delay\"\ndelay_ms = 5\n");
@@ -596,7 +596,7 @@ delay_ms = 1
     CHECK_FALSE(engine.decide(segment(Role::kAck), flow, rng).matched());
   }
 
-  TEST_CASE("engine: delay decisions carry the delay, jitter and copies") {
+  TEST_CASE("engine: delay decisions carry the delay and jitter and copies") {
     Engine plain = one_rule("action = \"delay\"\ndelay_ms = 400");
     const Decision delayed = decide_fresh(plain, segment(Role::kFinalAck));
     CHECK(delayed.action == Action::kDelay);
@@ -625,7 +625,7 @@ delay_ms = 1
     CHECK(high > 59000);
   }
 
-  TEST_CASE("engine: duplicate, reset and pass decisions") {
+  TEST_CASE("engine: duplicate and reset and pass decisions") {
     Engine duplicate = one_rule("action = \"duplicate\"\ncopies = 3\nspacing_ms = 0.25");
     const Decision copies = decide_fresh(duplicate, segment(Role::kFin2));
     CHECK(copies.action == Action::kDuplicate);
@@ -645,7 +645,7 @@ delay_ms = 1
     CHECK(passed.matched());
   }
 
-  TEST_CASE("engine: hit counters count decisions, survive edits, restart on replace") {
+  TEST_CASE("engine: hit counters count decisions and survive edits but restart on replace") {
     Engine engine = engine_of(R"(
 [[rule]]
 name = "drop-fin1"

@@ -46,7 +46,7 @@ TEST_SUITE("rules") {
     CHECK(rng.next() == 0xbf6e1f784956452aULL);
   }
 
-  TEST_CASE("rng: uniform01 stays in [0, 1) and is evenly spread") {
+  TEST_CASE("rng: uniform01 stays between 0 included and 1 excluded and is evenly spread") {
     Rng rng(2024);
     double sum = 0;
     int buckets[10] = {};

@@ -73,7 +73,7 @@ TEST_SUITE("rules") {
     CHECK(rule.copies == 0);
   }
 
-  TEST_CASE("loader: empty files, comment-only files and empty rule arrays have no rules") {
+  TEST_CASE("loader: empty files and comment-only files and empty rule arrays have no rules") {
     CHECK(fr::parse_rules("", "t.toml").rules.empty());
     CHECK(fr::parse_rules("# nothing here\n\n   # still nothing\n", "t.toml").rules.empty());
     CHECK(fr::parse_rules("rule = []\n", "t.toml").rules.empty());
@@ -127,7 +127,7 @@ spacing_ms = 1.5
     CHECK(rule.spacing_ms == 1.5);
   }
 
-  TEST_CASE("loader: rules keep file order, and inline tables work like [[rule]]") {
+  TEST_CASE("loader: rules keep file order and inline tables work like array tables") {
     const fr::RuleSet set = fr::parse_rules(
         "rule = [ { name = \"b\", action = \"pass\" }, { name = \"a\", action = \"drop\" } ]\n",
         "t.toml");
@@ -136,7 +136,7 @@ spacing_ms = 1.5
     CHECK(set.rules[1].name == "a");
   }
 
-  TEST_CASE("loader: duplicate defaults to one copy, delay to none") {
+  TEST_CASE("loader: duplicate defaults to one copy and delay to none") {
     const fr::RuleSet set = fr::parse_rules(
         "[[rule]]\nname = \"d\"\naction = \"duplicate\"\n"
         "[[rule]]\nname = \"w\"\naction = \"delay\"\ndelay_ms = 1\n",
@@ -169,7 +169,7 @@ spacing_ms = 0
     CHECK(set.rules.size() == 2);
   }
 
-  TEST_CASE("loader: 16 counted rules are fine, disabled or not") {
+  TEST_CASE("loader: 16 counted rules are fine whether disabled or not") {
     std::string text = counted_rules(16);
     text += "[[rule]]\nname = \"uncounted\"\naction = \"pass\"\n";
     CHECK(fr::parse_rules(text, "t.toml").rules.size() == 17);
@@ -405,7 +405,7 @@ spacing_ms = 0
     }
   }
 
-  TEST_CASE("loader: the error carries file, line and column separately") {
+  TEST_CASE("loader: the error carries file and line and column separately") {
     const ConfigError error =
         error_of("[[rule]]\nname = \"a\"\naction = \"drop\"\nprobability = 2\n");
     CHECK(error.file == "t.toml");
@@ -466,7 +466,7 @@ spacing_ms = 0
     std::filesystem::remove(path);
   }
 
-  TEST_CASE("loader: parse_single_rule accepts keys, an inline table or one [[rule]]") {
+  TEST_CASE("loader: parse_single_rule accepts keys or an inline table or one array table") {
     const fr::Rule keys =
         fr::parse_single_rule("name = \"k\"\nrole = \"fin1\"\naction = \"drop\"\n", "add");
     CHECK(keys.name == "k");
