@@ -339,14 +339,21 @@ std::string render_restore_input(const CaptureSpec& spec, int family) {
   if (port_matches.empty()) {
     port_matches.emplace_back();
   }
-  // On loopback OUTPUT sees both directions, so INPUT skips lo: each segment is queued once.
+  // Local mode: on loopback OUTPUT sees both directions, so the inbound hook skips lo and each
+  // segment is queued once. The inbound hook is PREROUTING (for this host's addresses), not
+  // INPUT: by INPUT, TCP early demux has already attached the socket to the packet, and while
+  // the packet waits in the queue that socket can be replaced by its timewait socket (an orphan
+  // reaching FIN_WAIT2); the released packet then meets a closed socket and is dropped without
+  // a trace — a fin2 lost, the peer's FIN retransmitted. Before routing nothing is attached yet.
   struct Hook {
     const char* chain;
     const char* match;
   };
   const std::vector<Hook> hooks = spec.mode == CaptureMode::kRouter
                                       ? std::vector<Hook>{{"FORWARD", ""}}
-                                      : std::vector<Hook>{{"OUTPUT", ""}, {"INPUT", "! -i lo "}};
+                                      : std::vector<Hook>{{"OUTPUT", ""},
+                                                          {"PREROUTING",
+                                                           "! -i lo -m addrtype --dst-type LOCAL "}};
   for (const Hook& hook : hooks) {
     int position = 1;
     for (const std::string& address_match : address_matches) {

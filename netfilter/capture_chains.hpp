@@ -9,7 +9,8 @@ namespace finwave::nf {
 /// Where finwave sits: on the forwarding host between client and server, or on one of them.
 enum class CaptureMode {
   kRouter,  ///< Hook FORWARD.
-  kLocal,   ///< Hook OUTPUT, and INPUT except from loopback (OUTPUT sees both directions there).
+  kLocal,   ///< Hook OUTPUT, and PREROUTING to local addresses except from loopback (OUTPUT sees
+            ///< both directions there).
 };
 
 /// What the kernel hands to finwave's queue(s). Only teardown leaves the kernel: SYN, FIN and

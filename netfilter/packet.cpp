@@ -52,7 +52,9 @@ struct L3Result {
   std::size_t end = 0;
 };
 
-L3Result parse_ipv4(std::span<const std::uint8_t> packet, TcpSegment& out) noexcept {
+// `wire_len` is the packet's length before NFQUEUE's copy range cut it (>= packet.size()).
+L3Result parse_ipv4(std::span<const std::uint8_t> packet, std::size_t wire_len,
+                    TcpSegment& out) noexcept {
   const std::uint8_t* p = packet.data();
   if (packet.size() < kIpv4MinHeader) {
     return {ParseError::kTruncatedIp};
@@ -70,7 +72,7 @@ L3Result parse_ipv4(std::span<const std::uint8_t> packet, TcpSegment& out) noexc
   if (total_len < header_len) {
     return {ParseError::kBadIpHeaderLength};
   }
-  if (packet.size() < header_len || packet.size() < total_len) {
+  if (packet.size() < header_len || wire_len < total_len) {
     return {ParseError::kTruncatedIp};
   }
   const std::uint16_t fragment = load16(p + 6);
@@ -90,7 +92,8 @@ L3Result parse_ipv4(std::span<const std::uint8_t> packet, TcpSegment& out) noexc
   return {ParseError::kNone, header_len, total_len};
 }
 
-L3Result parse_ipv6(std::span<const std::uint8_t> packet, TcpSegment& out) noexcept {
+L3Result parse_ipv6(std::span<const std::uint8_t> packet, std::size_t wire_len,
+                    TcpSegment& out) noexcept {
   const std::uint8_t* p = packet.data();
   if (packet.size() < kIpv6Header) {
     return {ParseError::kTruncatedIp};
@@ -101,9 +104,11 @@ L3Result parse_ipv6(std::span<const std::uint8_t> packet, TcpSegment& out) noexc
   if (end == kIpv6Header && packet.size() > kIpv6Header + kMaxIpLength) {
     end = packet.size();
   }
-  if (packet.size() < end) {
+  if (wire_len < end) {
     return {ParseError::kTruncatedIp};
   }
+  // Extension headers must lie within the bytes we have, whatever the wire length.
+  const std::size_t readable = std::min(end, packet.size());
 
   std::uint8_t next = p[6];
   std::size_t offset = kIpv6Header;
@@ -121,13 +126,13 @@ L3Result parse_ipv6(std::span<const std::uint8_t> packet, TcpSegment& out) noexc
       case kProtoHip:
       case kProtoShim6:
       case kProtoAh: {
-        if (end - offset < 2) {
+        if (readable - offset < 2) {
           return {ParseError::kTruncatedIp};
         }
         // AH counts 4-byte words minus 2 (RFC 4302); the others count 8-byte units minus 1.
         const std::size_t length = next == kProtoAh ? (std::size_t{p[offset + 1]} + 2) * 4
                                                     : (std::size_t{p[offset + 1]} + 1) * 8;
-        if (end - offset < length) {
+        if (readable - offset < length) {
           return {ParseError::kTruncatedIp};
         }
         next = p[offset];
@@ -269,18 +274,20 @@ const char* to_string(ParseError error) noexcept {
   return "unknown";
 }
 
-ParseError parse_tcp_segment(std::span<const std::uint8_t> packet, TcpSegment& out) noexcept {
+ParseError parse_tcp_segment(std::span<const std::uint8_t> packet, TcpSegment& out,
+                             std::size_t wire_len) noexcept {
   out = TcpSegment{};
   if (packet.empty()) {
     return ParseError::kEmpty;
   }
+  wire_len = std::max(wire_len, packet.size());
   L3Result l3;
   switch (packet[0] >> 4) {
     case 4:
-      l3 = parse_ipv4(packet, out);
+      l3 = parse_ipv4(packet, wire_len, out);
       break;
     case 6:
-      l3 = parse_ipv6(packet, out);
+      l3 = parse_ipv6(packet, wire_len, out);
       break;
     default:
       return ParseError::kBadIpVersion;
@@ -299,7 +306,8 @@ ParseError parse_tcp_segment(std::span<const std::uint8_t> packet, TcpSegment& o
   if (header_len < kTcpMinHeader) {
     return ParseError::kBadTcpDataOffset;
   }
-  if (header_len > available) {
+  // The header must be in the bytes we have; the payload may lie past the copy range.
+  if (header_len > available || l3.tcp_offset + header_len > packet.size()) {
     return ParseError::kTruncatedTcp;
   }
   const ParseError options_error =

@@ -94,6 +94,12 @@ const char* to_string(ParseError error) noexcept;
 /// BIG TCP GSO packets above 64 KiB whose IP length field is 0: there the buffer size counts.
 /// TCP options with a known kind but the wrong length are skipped, as Linux does; only options
 /// that break the option area's structure are kBadTcpOptions.
-ParseError parse_tcp_segment(std::span<const std::uint8_t> packet, TcpSegment& out) noexcept;
+///
+/// `wire_len` is the packet's length on the wire when NFQUEUE's copy range cut `packet` short
+/// (NFQA_CAP_LEN; the kernel caps the copy at 65531 bytes, less than a 64 KiB loopback GSO
+/// packet): lengths then come from the IP header, and only the headers must be present. 0 (or
+/// anything not above packet.size()) means `packet` is whole.
+ParseError parse_tcp_segment(std::span<const std::uint8_t> packet, TcpSegment& out,
+                             std::size_t wire_len = 0) noexcept;
 
 }  // namespace finwave::nf

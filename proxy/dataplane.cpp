@@ -15,7 +15,7 @@ std::uint64_t monotonic_us() noexcept { return uv_hrtime() / 1000; }
 
 void Dataplane::on_packet(const nf::QueuedPacket& packet) noexcept {
   nf::TcpSegment segment;
-  const nf::ParseError error = nf::parse_tcp_segment(packet.payload, segment);
+  const nf::ParseError error = nf::parse_tcp_segment(packet.payload, segment, packet.original_len);
   if (error != nf::ParseError::kNone) {
     // Not ours to judge: a packet finwave cannot read passes untouched.
     ++counters_.parse_errors[static_cast<std::size_t>(error) % counters_.parse_errors.size()];

@@ -120,6 +120,21 @@ struct FlowSummary {
 /// data or an RST for an unknown flow creates nothing (ACKs of a connection finwave never saw
 /// are common after a restart, and a stray RST has no teardown to report).
 ///
+/// Two kinds of knowledge are kept apart. What a host *sent* (its FIN and its sequence numbers,
+/// whether it acknowledged the peer's FIN) is taken from every committed segment whatever the
+/// verdict, because a dropped segment was still sent: its retransmission is a retx, and the first
+/// FIN is fin1 even if finwave dropped it. What a host *received* (its FIN acknowledged, an RST)
+/// comes only from segments that went out. Roles and stages use the first; resolution (clean,
+/// reset) uses the second.
+///
+/// Timeline: each commit() appends one entry, in call order, stamped with commit's `now_us` and
+/// the verdict. A held segment appears once, when it was held (verdict "delay"); release() adds
+/// no entry but moves the flow's last-segment time. Times in the outcome are relative to the first
+/// FIN seen (or the RST when there was no FIN before it), so the handshake has negative times.
+///
+/// Outcome timing: outcomes come out of advance() only (and finish_all()), never from commit(),
+/// so an outcome is late by at most the caller's advance() period.
+///
 /// Storage: a flat open-addressing index (linear probing, load <= 1/2, 8 bytes a slot, doubles as
 /// needed up to 2 * max_flows rounded to a power of two) over fixed-size flow records kept in
 /// chunks of 256 that never move, so FlowRef and rule_state stay put while a flow lives.

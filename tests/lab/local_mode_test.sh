@@ -44,8 +44,14 @@ queued=$(finwave_stats .queue.queued)
 [ "$queued" -eq "$kernel_queued" ] || fail "finwave counted $queued queued, the kernel $kernel_queued"
 reported=$(outcomes | wc -l)
 [ "$reported" -eq "$expected" ] || fail "$reported outcomes for $expected connections"
-unclean=$(outcomes 'select(.result != "clean")' | wc -l)
-[ "$unclean" -eq 0 ] || fail "$unclean outcomes not clean, e.g. $(outcomes 'select(.result != "clean")' | head -1)"
+# Clean, or reset only after both FINs were acknowledged (veth can swap a delayed ACK and a FIN
+# sent from two CPUs; see router_churn_test.sh). No FIN may be retransmitted: with the inbound
+# hook at INPUT, TCP early demux made released packets meet a stale socket and vanish, and the
+# peer retransmitted its FIN — the capture hooks PREROUTING for that reason.
+unclean='select((.result != "clean" and (.rst == null or .rst.stage != "time_wait")) or
+  .fin_retransmits.client != 0 or .fin_retransmits.server != 0)'
+bad=$(outcomes "$unclean" | wc -l)
+[ "$bad" -eq 0 ] || fail "$bad outcomes unclean or with FIN retransmissions, e.g. $(outcomes "$unclean" | head -1)"
 # On loopback OUTPUT sees both directions and INPUT is not hooked: a segment captured twice
 # would show up as a retransmitted FIN or a second final ACK.
 loopback='select(.flow.server == "127.0.0.1:5000" or .flow.server == "[::1]:5000")'

@@ -56,7 +56,7 @@ TEST_SUITE("netfilter") {
     CHECK(render_restore_input(spec, 6) == expected);
   }
 
-  TEST_CASE("capture_chains: local mode hooks OUTPUT and INPUT except loopback") {
+  TEST_CASE("capture_chains: local mode hooks OUTPUT and PREROUTING to local addresses except loopback") {
     CaptureSpec spec;
     spec.mode = CaptureMode::kLocal;
     spec.queue_num = 3;
@@ -71,7 +71,8 @@ TEST_SUITE("netfilter") {
           "-A FINWAVE-Q3 -j NFQUEUE --queue-num 3 --queue-bypass\n"
           "-I OUTPUT 1 -p tcp -m multiport --ports 5432,8080 -m comment --comment finwave "
           "-j FINWAVE-Q3\n"
-          "-I INPUT 1 ! -i lo -p tcp -m multiport --ports 5432,8080 -m comment --comment finwave "
+          "-I PREROUTING 1 ! -i lo -m addrtype --dst-type LOCAL -p tcp -m multiport --ports "
+          "5432,8080 -m comment --comment finwave "
           "-j FINWAVE-Q3\n"
           "COMMIT\n");
   }
@@ -135,7 +136,8 @@ TEST_SUITE("netfilter") {
           "-A FINWAVE-Q0 -p tcp --tcp-flags FIN FIN -j CONNMARK --or-mark 0x100\n"
           "-A FINWAVE-Q0 -j NFQUEUE --queue-num 0 --queue-bypass\n"
           "-I OUTPUT 1 -p tcp -m comment --comment finwave -j FINWAVE-Q0\n"
-          "-I INPUT 1 ! -i lo -p tcp -m comment --comment finwave -j FINWAVE-Q0\n"
+          "-I PREROUTING 1 ! -i lo -m addrtype --dst-type LOCAL -p tcp -m comment --comment "
+          "finwave -j FINWAVE-Q0\n"
           "COMMIT\n");
   }
 
@@ -436,7 +438,7 @@ TEST_SUITE("lab") {
           CAPTURE(family);
           const std::string text = save(family);
           CHECK(count(text, ":" + lab_chain + " ") == 1);
-          // (OUTPUT + INPUT) x (source + destination) jump rules, 4 rules in the chain.
+          // (OUTPUT + PREROUTING) x (source + destination) jump rules, 4 rules in the chain.
           CHECK(count(text, "-j " + lab_chain + "\n") == 4);
           CHECK(count(text, "-m comment --comment finwave") == 4);
           CHECK(count(text, "-A " + lab_chain + " ") == 4);
@@ -573,7 +575,7 @@ TEST_SUITE("lab") {
       const long bulk = packets(saved, "NONE -m connmark ! --mark 0x100/0x100 -j RETURN");
       const long marked = packets(saved, "-j CONNMARK --set-xmark 0x100/0x100");
       const long through_output = packets(saved, "-A OUTPUT -p tcp");
-      const long through_input = packets(saved, "-A INPUT ! -i lo");
+      const long through_input = packets(saved, "-A PREROUTING ! -i lo");
       CAPTURE(saved);
       // SYN, SYN-ACK, fin1, ack1, fin2, final ACK (ack1 may ride on fin2).
       CHECK(queued >= 5);
@@ -581,7 +583,7 @@ TEST_SUITE("lab") {
       CHECK(marked >= 2);  // Both FINs.
       // The handshake's ACK and ten data segments with their ACKs stay in the kernel.
       CHECK(bulk >= 11);
-      // On loopback OUTPUT sees every segment once; INPUT skips lo.
+      // On loopback OUTPUT sees every segment once; PREROUTING skips lo.
       CHECK(through_output == queued + bulk);
       CHECK(through_input == 0);
 

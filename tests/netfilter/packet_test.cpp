@@ -129,6 +129,29 @@ TEST_SUITE("netfilter") {
     CHECK(s.options.sack_blocks == 4);
   }
 
+  TEST_CASE("packet: a copy cut short by the copy range parses with the wire length") {
+    // NFQUEUE copies at most 65531 bytes: a 64 KiB loopback GSO segment that carries the FIN
+    // arrives cut, and the FIN must still be seen with its full payload length.
+    for (const bool v6 : {false, true}) {
+      CAPTURE(v6);
+      auto builder = v6 ? PacketBuilder::ipv6().extension(ext::kDestOptions, 8)
+                        : PacketBuilder::ipv4();
+      const std::uint32_t payload = v6 ? 65000 : 65495;  // IPv4: a 65535-byte datagram.
+      const auto whole = builder.flags(kFin | kAck | kPsh).payload(payload).build();
+      const std::span<const std::uint8_t> cut(whole.data(), 65531 - (v6 ? 1000 : 0));
+      TcpSegment s;
+      CHECK(parse_tcp_segment(cut, s) == ParseError::kTruncatedIp);
+      REQUIRE(parse_tcp_segment(cut, s, whole.size()) == ParseError::kNone);
+      CHECK(s.payload_len == payload);
+      CHECK(s.has(kFin));
+      // Too short for its own headers, the wire length cannot help.
+      const std::span<const std::uint8_t> headless(whole.data(), v6 ? 50U : 30U);
+      CHECK(parse_tcp_segment(headless, s, whole.size()) != ParseError::kNone);
+      // A wire length the IP header contradicts is still truncation.
+      CHECK(parse_tcp_segment(cut, s, cut.size() + 1) == ParseError::kTruncatedIp);
+    }
+  }
+
   TEST_CASE("packet: parses IPv6 with extension headers") {
     const auto bytes = PacketBuilder::ipv6()
                            .extension(ext::kHopByHop, 8)

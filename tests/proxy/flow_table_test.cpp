@@ -235,6 +235,14 @@ TEST_SUITE("proxy") {
          "closing",
          "simultaneous",
          "both"},
+        {"closing in a simultaneous close, reset by the client",
+         {fin1,
+          {kServer, "F.", 9001, 2001, 0, Role::kFin2},
+          {kClient, "R", 2002, 0, 0, Role::kRst}},
+         kClient,
+         "closing",
+         "simultaneous",
+         "both"},
         {"last_ack by the passive server",
          {fin1, ack1, fin2, {kServer, "R.", 9002, 2002, 0, Role::kRst}},
          kServer,
@@ -250,6 +258,12 @@ TEST_SUITE("proxy") {
         {"time_wait after a clean close",
          {fin1, ack1, fin2, final_ack, {kServer, "R", 9002, 0, 0, Role::kRst}},
          kServer,
+         "time_wait",
+         "four_way",
+         "client"},
+        {"time_wait after a clean close, reset by the client",
+         {fin1, ack1, fin2, final_ack, {kClient, "R", 2002, 0, 0, Role::kRst}},
+         kClient,
          "time_wait",
          "four_way",
          "client"},
@@ -977,8 +991,9 @@ TEST_SUITE("proxy") {
             {kServer, "F.", 9001, 2002, 0, Role::kFin2, false, Verdict::kAccept, "watch"},
         };
     // More distinct triples than a flow has slots for.
-    static const char* const kNames[] = {"r0", "r1", "r2", "r3", "r4", "r5", "r6", "r7", "r8"};
-    for (const char* rule : kNames) {
+    const std::vector<std::string> rule_names = {"r0", "r1", "r2", "r3", "r4",
+                                                 "r5", "r6", "r7", "r8"};
+    for (const std::string& rule : rule_names) {
       rows.push_back({kServer, "F.", 9001, 2002, 0, Role::kFin2, true, Verdict::kAccept, rule});
     }
     h.play(wire_v4(), rows);

@@ -1,0 +1,330 @@
+# shellcheck shell=bash
+# tests/lab/teardown_lib.sh — the tcpdump witness for the teardown tests: reads pcaps into JSON
+# lines, works out from the wire alone how each connection's teardown went (who closed, which
+# kind, resets, final ACKs, half-close bytes), and checks finwave's outcome against it.
+# Source after lib.sh and finwave.sh.
+#
+#   teardown_setup NAME                 lab, tcpdump on the router's to-client and to-server;
+#                                       sets WORK
+#   teardown_finwave [ARGS...]          finwave on the router (--port 5000 --settle 0.3 ARGS)
+#   teardown_case NAME ADDR SERVER_SCRIPT CLIENT_SCRIPT [PORT]
+#                                       one connection: a finwave-peer server (one connection)
+#                                       and a client; records NAME, family and the client's
+#                                       endpoint in $WORK/cases
+#   teardown_collect N                  waits for N outcomes, stops finwave and the captures,
+#                                       turns the pcaps into $WORK/{client,server}-side.jsonl
+#   case_outcome NAME / case_wire NAME  finwave's outcome / the wire's facts for one case
+#   check_against_wire NAME             every figure finwave and the wire both have must agree
+#   expect_outcome NAME JQ-BOOL MESSAGE fail unless the outcome satisfies JQ-BOOL
+#
+# Wire facts (case_wire) are computed from one interface's capture, from sequence numbers
+# rather than capture order wherever possible (on veth two segments a stack sends from two
+# CPUs can arrive swapped):
+#   closer   the side whose first FIN the other side's first FIN acknowledges; "both" when
+#            neither FIN acknowledges the other (simultaneous close); "none" without FINs
+#   kind     simultaneous; four_way when the passive side sent a segment acknowledging fin1
+#            that is not its FIN and comes before its FIN in sequence space (a separate ACK or
+#            half-close data); three_way otherwise; reset (an RST before both FINs) or incomplete
+#   result   reset if any RST, clean if both FINs were acknowledged, else timeout
+#   stage    of the first RST: before_fin or fin_wait by the FINs captured before it
+#   final_acks  pure ACKs of fin2 from the active closer
+#   data_after_fin  passive side's FIN sequence number minus its sequence number when the
+#            active closer sent fin1 (the ack field of fin1)
+
+TEARDOWN_PORT=5000
+WORK=""
+
+# The jq definitions every analysis uses; segments are wire_segments' objects.
+TEARDOWN_JQ='
+def mod32: (. % 4294967296 + 4294967296) % 4294967296;
+# a - b in sequence space, in (-2^31, 2^31].
+def sdiff($a; $b): (($a - $b) | mod32) as $d | if $d > 2147483648 then $d - 4294967296 else $d end;
+def finseq: (.seq + .len) | mod32;
+def acks($fin): $fin != null and .ackf and .ack == (($fin | finseq) + 1 | mod32);
+def other: if . == "client" then "server" else "client" end;
+def key: "\(.from) \(.flags) \(.seq) \(.ack) \(.len)";
+# Facts of one connection from its segments (capture order) on one interface; $c: client endpoint.
+def wire($c):
+  [.[] | . + {from: (if .src == $c then "client" else "server" end)}] as $s
+  | [$s[] | select(.fin and (.rst | not) and (.syn | not))] as $fins
+  | [$s[] | select(.rst)] as $rsts
+  | {client: [$fins[] | select(.from == "client")], server: [$fins[] | select(.from == "server")]}
+    as $f
+  | ($f.client[0]) as $fc | ($f.server[0]) as $fs
+  | (if $fc != null and $fs != null then
+       if ($fs | acks($fc)) then "client"
+       elif ($fc | acks($fs)) then "server"
+       else "both" end
+     elif $fc != null then "client" elif $fs != null then "server" else "none" end) as $closer
+  | (if $closer == "client" then $fc elif $closer == "server" then $fs else null end) as $fin1
+  | (if $closer == "client" then $fs elif $closer == "server" then $fc else null end) as $fin2
+  | ($closer | if . == "client" or . == "server" then other else null end) as $passive
+  | (if $fc != null and $fs != null then
+       if $closer == "both" then "simultaneous"
+       elif any($s[]; .from == $passive and (.fin or .rst or .syn | not) and acks($fin1)
+                and sdiff(.seq + .len; $fin2 | finseq) <= 0) then "four_way"
+       else "three_way" end
+     elif ($rsts | length) > 0 then "reset" else "incomplete" end) as $kind
+  | ($fc != null and any($s[]; .from == "server" and (.rst | not) and acks($fc))) as $c_acked
+  | ($fs != null and any($s[]; .from == "client" and (.rst | not) and acks($fs))) as $s_acked
+  | (if ($rsts | length) == 0 then null
+     else ([$fins[] | select(.n < $rsts[0].n) | .from] | unique | length) as $before
+     | {from: $rsts[0].from,
+        stage: (if $before == 0 then "before_fin" elif $before == 1 then "fin_wait"
+                else "after_both_fins" end)} end) as $rst
+  | {closer: $closer, kind: $kind,
+     result: (if ($rsts | length) > 0 then "reset" elif $c_acked and $s_acked then "clean"
+              else "timeout" end),
+     fins: {client: ($f.client | length), server: ($f.server | length)},
+     fin_seqs: {client: ([$f.client[] | finseq] | unique), server: ([$f.server[] | finseq] | unique)},
+     rsts: {client: ([$rsts[] | select(.from == "client")] | length),
+            server: ([$rsts[] | select(.from == "server")] | length)},
+     rst: $rst,
+     final_acks: (if $fin2 == null then null else
+       [$s[] | select(.from == $closer and (.fin or .rst or .syn | not) and .len == 0
+                      and acks($fin2))] | length end),
+     data_after_fin: (if $fin2 == null then null else sdiff($fin2 | finseq; $fin1.ack) end),
+     # Segments finwave must have seen: handshake, FINs, RSTs, and every ACK of a FIN (sent
+     # after that FIN crossed the router, which marked the connection for capture).
+     required: [$s[] | select(.syn or .fin or .rst or acks($fs) or acks($fc)) | key],
+     all: [$s[] | key]};
+# Multiset difference of two key lists: the keys of $a not matched one-for-one in $b.
+def missing($a; $b):
+  ($b | group_by(.) | map({key: .[0], value: length}) | from_entries) as $have
+  | $a | group_by(.) | map(select(length > ($have[.[0]] // 0)) | .[0]);
+'
+
+# wire_segments PCAP — every TCP segment of PCAP as a JSON line, in capture order:
+#   {"n":1,"t":"1700000000.123456","src":"198.18.1.2:40000","dst":"198.18.2.2:5000",
+#    "flags":"F.","fin":true,"syn":false,"rst":false,"ackf":true,"seq":..,"ack":..,"len":0}
+# Endpoints and flags are written the way finwave writes them. Sequence numbers come from the
+# headers (tcpdump -x), since tcpdump's text leaves them out of pure ACKs. IPv6 without
+# extension headers only (true in the lab).
+wire_segments() {
+  local pcap="${1:?wire_segments PCAP}"
+  tcpdump -r "$pcap" -nn -tt -x tcp 2>"$pcap.read.err" | awk '
+    function hexval(h,  i, v) {
+      v = 0
+      for (i = 1; i <= length(h); i++) v = v * 16 + index("0123456789abcdef", substr(h, i, 1)) - 1
+      return v
+    }
+    function endpoint(s,  k, addr) {
+      sub(/:$/, "", s)
+      k = match(s, /\.[0-9]+$/)
+      addr = substr(s, 1, k - 1)
+      return (addr ~ /:/ ? "[" addr "]" : addr) ":" substr(s, k + 1)
+    }
+    function u32(i) { return ((b[i] * 256 + b[i + 1]) * 256 + b[i + 2]) * 256 + b[i + 3] }
+    function bit(v, m) { return int(v / m) % 2 == 1 }
+    function flush(  tcp, total, flags, doff, letters, f, i) {
+      if (src == "") return
+      if (int(b[0] / 16) == 4) {
+        tcp = (b[0] % 16) * 4
+        total = b[2] * 256 + b[3]
+      } else {
+        tcp = 40
+        total = 40 + b[4] * 256 + b[5]
+      }
+      doff = int(b[tcp + 12] / 16) * 4
+      flags = b[tcp + 13]
+      # finwave and tcpdump order: F S R P U E W, then "." for ACK.
+      split("1 2 4 8 32 64 128 16", bits, " ")
+      split("F S R P U E W .", names, " ")
+      letters = ""
+      for (i = 1; i <= 8; i++) if (bit(flags, bits[i])) letters = letters names[i]
+      if (letters == "") letters = "none"
+      n++
+      printf "{\"n\":%d,\"t\":\"%s\",\"src\":\"%s\",\"dst\":\"%s\",\"flags\":\"%s\",", n, t, src, dst, letters
+      printf "\"fin\":%s,\"syn\":%s,\"rst\":%s,\"ackf\":%s,", bit(flags, 1) ? "true" : "false", \
+        bit(flags, 2) ? "true" : "false", bit(flags, 4) ? "true" : "false", bit(flags, 16) ? "true" : "false"
+      printf "\"seq\":%.0f,\"ack\":%.0f,\"len\":%d}\n", u32(tcp + 4), u32(tcp + 8), total - tcp - doff
+      src = ""
+    }
+    /^[0-9]/ { flush(); t = $1; src = endpoint($3); dst = endpoint($5); nb = 0; next }
+    /^[ \t]+0x/ {
+      if (hexval(substr($1, 3, 4)) >= 96) next  # headers only: 40 + 60 bytes at most needed
+      for (i = 2; i <= NF; i++) {
+        b[nb++] = hexval(substr($i, 1, 2))
+        if (length($i) == 4) b[nb++] = hexval(substr($i, 3, 2))
+      }
+    }
+    END { flush() }'
+}
+
+# teardown_setup NAME — lab and the two captures on the router. Sets WORK (= LAB_WORK).
+teardown_setup() {
+  lab_begin "${1:?teardown_setup NAME}"
+  WORK=$LAB_WORK
+  require_file "$FINWAVE_BIN_PEER" "cmake --build $FINWAVE_BUILD --target finwave-peer"
+  require_file "$FINWAVE_BIN" "cmake --build $FINWAVE_BUILD --target finwave"
+  : >"$WORK/cases"
+  capture_start router to-client "$WORK/client-side.pcap" "tcp port $TEARDOWN_PORT"
+  capture_start router to-server "$WORK/server-side.pcap" "tcp port $TEARDOWN_PORT"
+}
+
+# teardown_finwave [ARGS...] — finwave in router mode on the router, no rules:
+# --port 5000 --settle 0.3 and ARGS.
+teardown_finwave() {
+  finwave_start router "$WORK/finwave.jsonl" --port "$TEARDOWN_PORT" --settle 0.3 "$@"
+}
+
+# teardown_server NAME SERVER_SCRIPT — a finwave-peer server for one connection on port 5000
+# (v4 and v6); returns once it listens. Sets SERVER_PID.
+teardown_server() {
+  local name=$1 script=$2
+  rm -f "$WORK/$name.ready"
+  lab_bg server "$WORK/$name.server.jsonl" "$FINWAVE_BIN_PEER" server --listen :: \
+    --port "$TEARDOWN_PORT" --connections 1 --io-timeout 5000 --script "$script" \
+    --ready-file "$WORK/$name.ready" >/dev/null
+  SERVER_PID=$LAB_LAST_PID
+  wait_for_file "$WORK/$name.ready" 10 ||
+    fail "$name: server did not start: $(cat "$WORK/$name.server.jsonl.err")"
+}
+
+# teardown_record NAME ADDR — after the client ran: note the case's family and client endpoint.
+teardown_record() {
+  local name=$1 address=$2 local_end family=v4
+  local_end=$(peer_field "$WORK/$name.client.jsonl" connect local)
+  [[ -n "$local_end" && "$local_end" != null ]] || fail "$name: the client did not connect"
+  [[ "$address" == *:* ]] && family=v6
+  echo "$name $family $local_end" >>"$WORK/cases"
+}
+
+# teardown_case NAME ADDR SERVER_SCRIPT CLIENT_SCRIPT — one connection, both scripts must
+# succeed.
+teardown_case() {
+  local name=$1 address=$2 server_script=$3 client_script=$4
+  teardown_server "$name" "$server_script"
+  lab_exec client "$FINWAVE_BIN_PEER" client --connect "$address" --port "$TEARDOWN_PORT" \
+    --io-timeout 5000 --script "$client_script" >"$WORK/$name.client.jsonl" ||
+    fail "$name: client script '$client_script' failed: $(tail -3 "$WORK/$name.client.jsonl")"
+  lab_wait "$SERVER_PID" 10 ||
+    fail "$name: server script '$server_script' failed: $(tail -3 "$WORK/$name.server.jsonl")"
+  teardown_record "$name" "$address"
+}
+
+# teardown_collect N [SECONDS] — wait (default 10 s) for N outcomes, stop finwave (it must exit
+# 0 with every verdict accounted for) and the captures, and read the pcaps.
+teardown_collect() {
+  local expected=${1:?teardown_collect N} seconds=${2:-10} deadline
+  deadline=$((SECONDS + seconds))
+  until [[ "$(grep -c '"event":"outcome"' "$WORK/finwave.jsonl" || true)" -ge "$expected" ]]; do
+    ((SECONDS < deadline)) || break
+    sleep 0.1
+  done
+  finwave_stop
+  check_verdict_accounting
+  capture_stop
+  local side
+  for side in client server; do
+    wire_segments "$WORK/$side-side.pcap" >"$WORK/$side-side.jsonl"
+    [[ -s "$WORK/$side-side.jsonl" ]] ||
+      fail "no segments read from $WORK/$side-side.pcap: $(cat "$WORK/$side-side.pcap.read.err")"
+  done
+  [[ "$(finwave_stats .kernel.queue_dropped)" -eq 0 ]] || fail "the kernel dropped queued packets"
+}
+
+# case_field NAME FIELD — family (2) or client endpoint (3) of a recorded case.
+case_field() {
+  awk -v n="$1" -v f="$2" '$1 == n { print $f }' "$WORK/cases"
+}
+
+# case_outcome NAME — finwave's outcome line for the case's connection (empty if none).
+case_outcome() {
+  local client
+  client=$(case_field "$1" 3)
+  jq -c --arg c "$client" 'select(.event == "outcome" and .flow.client == $c)' "$WORK/finwave.jsonl"
+}
+
+# case_wire NAME [SIDE] — the wire's facts for the case, from the capture on the router's
+# interface towards SIDE (client, the default, or server).
+case_wire() {
+  local client
+  client=$(case_field "$1" 3)
+  jq -sc --arg c "$client" "$TEARDOWN_JQ"'
+    [.[] | select(.src == $c or .dst == $c)] | wire($c)' "$WORK/${2:-client}-side.jsonl"
+}
+
+# check_against_wire NAME — fails unless finwave's outcome for the case agrees with tcpdump's
+# record on both router interfaces: closer, kind, result, FINs per side (count and sequence
+# number), FIN retransmits, RSTs per side, rst.from (and rst.stage where the wire can tell),
+# final ACKs, half-close bytes; every handshake, FIN and RST segment and every ACK of a FIN is
+# in the timeline, and every timeline entry was on the wire. Prints a one-line summary.
+check_against_wire() {
+  local name=$1 outcome wire wire_server problems
+  outcome=$(case_outcome "$name")
+  [[ -n "$outcome" ]] || fail "$name: no outcome from finwave for $(case_field "$name" 3)"
+  [[ "$(wc -l <<<"$outcome")" -eq 1 ]] || fail "$name: more than one outcome: $outcome"
+  wire=$(case_wire "$name" client)
+  wire_server=$(case_wire "$name" server)
+  # The two interfaces are one wire with a router between: the same segments on both.
+  local same='del(.rst.stage) | (.all, .required) |= sort'
+  [[ "$(jq -c "$same" <<<"$wire")" == "$(jq -c "$same" <<<"$wire_server")" ]] ||
+    fail "$name: the captures on to-client and to-server differ: $wire vs $wire_server"
+  problems=$(jq -rn --argjson o "$outcome" --argjson w "$wire" "$TEARDOWN_JQ"'
+    def tl: [$o.timeline[] | . + {fin: (.flags | test("F")), rst: (.flags | test("R"))}];
+    def tl_fins($side): [tl[] | select(.from == $side and .fin and (.rst | not))];
+    [ (if $o.closer != $w.closer then "closer \($o.closer), wire \($w.closer)" else empty end),
+      (if $o.kind != $w.kind then "kind \($o.kind), wire \($w.kind)" else empty end),
+      (if $o.result != $w.result then "result \($o.result), wire \($w.result)" else empty end),
+      (if $o.timeline_dropped != 0 then "timeline_dropped \($o.timeline_dropped): cannot compare"
+       else empty end),
+      (("client", "server") as $side
+      | (tl_fins($side) | length) as $n
+      | (if $n != $w.fins[$side] then "\($side) FINs: timeline \($n), wire \($w.fins[$side])"
+         else empty end),
+        ([tl_fins($side)[] | finseq] | unique) as $seqs
+        | (if $seqs != $w.fin_seqs[$side] then "\($side) FIN seq: timeline \($seqs), wire \($w.fin_seqs[$side])"
+           else empty end),
+        ([$w.fins[$side] - 1, 0] | max) as $retx
+        | (if $o.fin_retransmits[$side] != $retx then
+             "fin_retransmits.\($side) \($o.fin_retransmits[$side]), wire \($retx)" else empty end),
+        ([tl[] | select(.from == $side and .rst)] | length) as $r
+        | (if $r != $w.rsts[$side] then "\($side) RSTs: timeline \($r), wire \($w.rsts[$side])"
+           else empty end)),
+      (if ($o.rst == null) != ($w.rst == null) then "rst \($o.rst), wire \($w.rst)"
+       elif $o.rst != null and $o.rst.from != $w.rst.from then
+         "rst.from \($o.rst.from), wire \($w.rst.from)"
+       elif $o.rst != null and $w.rst.stage != "after_both_fins" and $o.rst.stage != $w.rst.stage
+       then "rst.stage \($o.rst.stage), wire \($w.rst.stage)"
+       else empty end),
+      (if $w.final_acks != null and $o.final_acks.seen != $w.final_acks then
+         "final_acks.seen \($o.final_acks.seen), wire \($w.final_acks)" else empty end),
+      (if $w.data_after_fin != null and $o.data_after_fin.bytes != $w.data_after_fin then
+         "data_after_fin.bytes \($o.data_after_fin.bytes), wire \($w.data_after_fin)" else empty end),
+      (missing($w.required; [tl[] | key])[] | "on the wire, not in the timeline: \(.)"),
+      (missing([tl[] | key]; $w.all)[] | "in the timeline, not on the wire: \(.)")
+    ] | .[]')
+  if [[ -n "$problems" ]]; then
+    {
+      echo "$name: finwave disagrees with the wire:"
+      sed 's/^/  /' <<<"$problems"
+      echo "  outcome: $outcome"
+      echo "  wire:    $(jq -c 'del(.all, .required)' <<<"$wire")"
+    } >&2
+    fail "$name: finwave's outcome disagrees with tcpdump (details above)"
+  fi
+  jq -rn --argjson o "$outcome" --argjson w "$wire" --arg n "$name" --arg f "$(case_field "$name" 2)" \
+    '"\($n) (\($f)): closer \($o.closer) kind \($o.kind) result \($o.result)" +
+     " fins c\($w.fins.client)/s\($w.fins.server) rsts c\($w.rsts.client)/s\($w.rsts.server)" +
+     (if $o.rst then " rst \($o.rst.from)@\($o.rst.stage)" else "" end) +
+     " final_acks \($o.final_acks.seen)" +
+     (if $o.data_after_fin.bytes > 0 then " data_after_fin \($o.data_after_fin.bytes)" else "" end) +
+     " (= wire)"'
+}
+
+# expect_outcome NAME JQ-BOOL MESSAGE — fail with MESSAGE unless JQ-BOOL holds for the outcome.
+#   expect_outcome client_first '.closer == "client" and .result == "clean"' "client closes"
+expect_outcome() {
+  local name=$1 test=$2 message=$3 outcome
+  outcome=$(case_outcome "$name")
+  [[ "$(jq -r "$test" <<<"$outcome")" == true ]] || fail "$name: $message; outcome: $outcome"
+}
+
+# expect_wire NAME JQ-BOOL MESSAGE — the same for the wire's facts (the scenario happened).
+expect_wire() {
+  local name=$1 test=$2 message=$3 wire
+  wire=$(case_wire "$name")
+  [[ "$(jq -r "$test" <<<"$wire")" == true ]] ||
+    fail "$name: on the wire: $message; wire: $(jq -c 'del(.all, .required)' <<<"$wire")"
+}
