@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstring>
 #include <nlohmann/json.hpp>
+#include <random>
 #include <stdexcept>
 #include <system_error>
 #include <utility>
@@ -28,6 +29,10 @@ TrackerConfig tracker_config(const DaemonOptions& options) {
   config.settle_us = static_cast<std::uint64_t>(options.settle_s * 1e6);
   config.linger_us = static_cast<std::uint64_t>(options.linger_s * 1e6);
   config.max_flows = static_cast<std::size_t>(options.max_flows);
+  // A fixed hash seed would let anyone who can open connections through finwave pick 4-tuples
+  // that collide in the flow table.
+  std::random_device entropy;
+  config.hash_seed = (std::uint64_t{entropy()} << 32) | entropy();
   return config;
 }
 

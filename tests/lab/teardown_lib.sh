@@ -7,17 +7,19 @@
 #   teardown_setup NAME                 lab, tcpdump on the router's to-client and to-server;
 #                                       sets WORK
 #   teardown_finwave [ARGS...]          finwave on the router (--port 5000 --settle 0.3 ARGS)
-#   teardown_case NAME ADDR SERVER_SCRIPT CLIENT_SCRIPT [PORT]
+#   teardown_case NAME ADDR SERVER_SCRIPT CLIENT_SCRIPT
 #                                       one connection: a finwave-peer server (one connection)
 #                                       and a client; records NAME, family and the client's
 #                                       endpoint in $WORK/cases
 #   teardown_collect N                  waits for N outcomes, stops finwave and the captures,
 #                                       turns the pcaps into $WORK/{client,server}-side.jsonl
-#   case_outcome NAME / case_wire NAME  finwave's outcome / the wire's facts for one case
+#                                       and writes $WORK/report.jsonl (teardown_report)
+#   case_report NAME [JQ]               a case's line of the report: outcome, wire facts, problems
 #   check_against_wire NAME             every figure finwave and the wire both have must agree
 #   expect_outcome NAME JQ-BOOL MESSAGE fail unless the outcome satisfies JQ-BOOL
+#   expect_wire NAME JQ-BOOL MESSAGE    fail unless the wire's facts satisfy JQ-BOOL
 #
-# Wire facts (case_wire) are computed from one interface's capture, from sequence numbers
+# Wire facts (the report's "wire") are computed from one interface's capture, from sequence numbers
 # rather than capture order wherever possible (on veth two segments a stack sends from two
 # CPUs can arrive swapped):
 #   closer   the side whose first FIN the other side's first FIN acknowledges; "both" when
@@ -92,6 +94,41 @@ def wire($c):
 def missing($a; $b):
   ($b | group_by(.) | map({key: .[0], value: length}) | from_entries) as $have
   | $a | group_by(.) | map(select(length > ($have[.[0]] // 0)) | .[0]);
+# Where the outcome $o and the wire facts $w disagree, one message each.
+def problems($o; $w):
+  [$o.timeline[] | . + {fin: (.flags | test("F")), rst: (.flags | test("R"))}] as $tl
+  | def tl_fins($side): [$tl[] | select(.from == $side and .fin and (.rst | not))];
+  [ (if $o.closer != $w.closer then "closer \($o.closer), wire \($w.closer)" else empty end),
+    (if $o.kind != $w.kind then "kind \($o.kind), wire \($w.kind)" else empty end),
+    (if $o.result != $w.result then "result \($o.result), wire \($w.result)" else empty end),
+    (if $o.timeline_dropped != 0 then "timeline_dropped \($o.timeline_dropped): cannot compare"
+     else empty end),
+    (("client", "server") as $side
+     | (tl_fins($side) | length) as $n
+     | (if $n != $w.fins[$side] then "\($side) FINs: timeline \($n), wire \($w.fins[$side])"
+        else empty end),
+       ([tl_fins($side)[] | finseq] | unique) as $seqs
+       | (if $seqs != $w.fin_seqs[$side] then
+            "\($side) FIN seq: timeline \($seqs), wire \($w.fin_seqs[$side])" else empty end),
+       ([$w.fins[$side] - 1, 0] | max) as $retx
+       | (if $o.fin_retransmits[$side] != $retx then
+            "fin_retransmits.\($side) \($o.fin_retransmits[$side]), wire \($retx)" else empty end),
+       ([$tl[] | select(.from == $side and .rst)] | length) as $r
+       | (if $r != $w.rsts[$side] then "\($side) RSTs: timeline \($r), wire \($w.rsts[$side])"
+          else empty end)),
+    (if ($o.rst == null) != ($w.rst == null) then "rst \($o.rst), wire \($w.rst)"
+     elif $o.rst != null and $o.rst.from != $w.rst.from then
+       "rst.from \($o.rst.from), wire \($w.rst.from)"
+     elif $o.rst != null and $w.rst.stage != "after_both_fins" and $o.rst.stage != $w.rst.stage
+     then "rst.stage \($o.rst.stage), wire \($w.rst.stage)"
+     else empty end),
+    (if $w.final_acks != null and $w.closer != "both" and $o.final_acks.seen != $w.final_acks
+     then "final_acks.seen \($o.final_acks.seen), wire \($w.final_acks)" else empty end),
+    (if $w.data_after_fin != null and $o.data_after_fin.bytes != $w.data_after_fin then
+       "data_after_fin.bytes \($o.data_after_fin.bytes), wire \($w.data_after_fin)" else empty end),
+    (missing($w.required; [$tl[] | key])[] | "on the wire, not in the timeline: \(.)"),
+    (missing([$tl[] | key]; $w.all)[] | "in the timeline, not on the wire: \(.)")
+  ];
 '
 
 # wire_segments PCAP — every TCP segment of PCAP as a JSON line, in capture order:
@@ -222,6 +259,7 @@ teardown_collect() {
       fail "no segments read from $WORK/$side-side.pcap: $(cat "$WORK/$side-side.pcap.read.err")"
   done
   [[ "$(finwave_stats .kernel.queue_dropped)" -eq 0 ]] || fail "the kernel dropped queued packets"
+  teardown_report
 }
 
 # case_field NAME FIELD — family (2) or client endpoint (3) of a recorded case.
@@ -229,102 +267,75 @@ case_field() {
   awk -v n="$1" -v f="$2" '$1 == n { print $f }' "$WORK/cases"
 }
 
-# case_outcome NAME — finwave's outcome line for the case's connection (empty if none).
-case_outcome() {
-  local client
-  client=$(case_field "$1" 3)
-  jq -c --arg c "$client" 'select(.event == "outcome" and .flow.client == $c)' "$WORK/finwave.jsonl"
+# teardown_report — one pass over finwave's outcomes and both captures: writes
+# $WORK/report.jsonl, one line per case: {name, family, client, outcomes (finwave's outcome
+# lines for the case's connection), wire and wire_server (facts from the capture on to-client
+# and to-server), problems (where finwave and the to-client wire disagree)}.
+teardown_report() {
+  jq -nc --rawfile cases "$WORK/cases" --slurpfile fw "$WORK/finwave.jsonl" \
+    --slurpfile cs "$WORK/client-side.jsonl" --slurpfile ss "$WORK/server-side.jsonl" \
+    "$TEARDOWN_JQ"'
+    def conn($c): [.[] | select(.src == $c or .dst == $c)] | wire($c);
+    $cases | split("\n")[] | select(length > 0) | split(" ") as [$name, $family, $c]
+    | [$fw[] | select(.event == "outcome" and .flow.client == $c)] as $outcomes
+    | ($cs | conn($c)) as $w
+    | {name: $name, family: $family, client: $c, outcomes: $outcomes, wire: $w,
+       wire_server: ($ss | conn($c)),
+       problems: (if ($outcomes | length) == 1 then problems($outcomes[0]; $w)
+                  else ["\($outcomes | length) outcomes for the connection"] end)}
+  ' >"$WORK/report.jsonl"
 }
 
-# case_wire NAME [SIDE] — the wire's facts for the case, from the capture on the router's
-# interface towards SIDE (client, the default, or server).
-case_wire() {
-  local client
-  client=$(case_field "$1" 3)
-  jq -sc --arg c "$client" "$TEARDOWN_JQ"'
-    [.[] | select(.src == $c or .dst == $c)] | wire($c)' "$WORK/${2:-client}-side.jsonl"
+# case_report NAME [JQ] — the case's report line, or JQ applied to it.
+case_report() {
+  jq -c --arg n "$1" "select(.name == \$n) | ${2:-.}" "$WORK/report.jsonl"
+}
+
+# case_outcome NAME — finwave's outcome for the case's connection ("null" if none).
+case_outcome() {
+  case_report "$1" '.outcomes[0]'
 }
 
 # check_against_wire NAME — fails unless finwave's outcome for the case agrees with tcpdump's
-# record on both router interfaces: closer, kind, result, FINs per side (count and sequence
-# number), FIN retransmits, RSTs per side, rst.from (and rst.stage where the wire can tell),
-# final ACKs, half-close bytes; every handshake, FIN and RST segment and every ACK of a FIN is
-# in the timeline, and every timeline entry was on the wire. Prints a one-line summary.
+# record: closer, kind, result, FINs per side (count and sequence number), FIN retransmits, RSTs
+# per side, rst.from (and rst.stage where the wire can tell), final ACKs, half-close bytes;
+# every handshake, FIN and RST segment and every ACK of a FIN on the wire is in the timeline,
+# and every timeline entry was on the wire; and the captures on both router interfaces tell the
+# same story. Prints a one-line summary.
 check_against_wire() {
-  local name=$1 outcome wire wire_server problems
-  outcome=$(case_outcome "$name")
-  [[ -n "$outcome" ]] || fail "$name: no outcome from finwave for $(case_field "$name" 3)"
-  [[ "$(wc -l <<<"$outcome")" -eq 1 ]] || fail "$name: more than one outcome: $outcome"
-  wire=$(case_wire "$name" client)
-  wire_server=$(case_wire "$name" server)
+  local name=$1 report
+  report=$(case_report "$name")
+  [[ -n "$report" ]] || fail "$name: not a recorded case"
   # The two interfaces are one wire with a router between: the same segments on both.
-  local same='del(.rst.stage) | (.all, .required) |= sort'
-  [[ "$(jq -c "$same" <<<"$wire")" == "$(jq -c "$same" <<<"$wire_server")" ]] ||
-    fail "$name: the captures on to-client and to-server differ: $wire vs $wire_server"
-  problems=$(jq -rn --argjson o "$outcome" --argjson w "$wire" "$TEARDOWN_JQ"'
-    def tl: [$o.timeline[] | . + {fin: (.flags | test("F")), rst: (.flags | test("R"))}];
-    def tl_fins($side): [tl[] | select(.from == $side and .fin and (.rst | not))];
-    [ (if $o.closer != $w.closer then "closer \($o.closer), wire \($w.closer)" else empty end),
-      (if $o.kind != $w.kind then "kind \($o.kind), wire \($w.kind)" else empty end),
-      (if $o.result != $w.result then "result \($o.result), wire \($w.result)" else empty end),
-      (if $o.timeline_dropped != 0 then "timeline_dropped \($o.timeline_dropped): cannot compare"
-       else empty end),
-      (("client", "server") as $side
-      | (tl_fins($side) | length) as $n
-      | (if $n != $w.fins[$side] then "\($side) FINs: timeline \($n), wire \($w.fins[$side])"
-         else empty end),
-        ([tl_fins($side)[] | finseq] | unique) as $seqs
-        | (if $seqs != $w.fin_seqs[$side] then "\($side) FIN seq: timeline \($seqs), wire \($w.fin_seqs[$side])"
-           else empty end),
-        ([$w.fins[$side] - 1, 0] | max) as $retx
-        | (if $o.fin_retransmits[$side] != $retx then
-             "fin_retransmits.\($side) \($o.fin_retransmits[$side]), wire \($retx)" else empty end),
-        ([tl[] | select(.from == $side and .rst)] | length) as $r
-        | (if $r != $w.rsts[$side] then "\($side) RSTs: timeline \($r), wire \($w.rsts[$side])"
-           else empty end)),
-      (if ($o.rst == null) != ($w.rst == null) then "rst \($o.rst), wire \($w.rst)"
-       elif $o.rst != null and $o.rst.from != $w.rst.from then
-         "rst.from \($o.rst.from), wire \($w.rst.from)"
-       elif $o.rst != null and $w.rst.stage != "after_both_fins" and $o.rst.stage != $w.rst.stage
-       then "rst.stage \($o.rst.stage), wire \($w.rst.stage)"
-       else empty end),
-      (if $w.final_acks != null and $o.final_acks.seen != $w.final_acks then
-         "final_acks.seen \($o.final_acks.seen), wire \($w.final_acks)" else empty end),
-      (if $w.data_after_fin != null and $o.data_after_fin.bytes != $w.data_after_fin then
-         "data_after_fin.bytes \($o.data_after_fin.bytes), wire \($w.data_after_fin)" else empty end),
-      (missing($w.required; [tl[] | key])[] | "on the wire, not in the timeline: \(.)"),
-      (missing([tl[] | key]; $w.all)[] | "in the timeline, not on the wire: \(.)")
-    ] | .[]')
-  if [[ -n "$problems" ]]; then
-    {
-      echo "$name: finwave disagrees with the wire:"
-      sed 's/^/  /' <<<"$problems"
-      echo "  outcome: $outcome"
-      echo "  wire:    $(jq -c 'del(.all, .required)' <<<"$wire")"
-    } >&2
+  [[ "$(jq -r '[.wire, .wire_server] | map(del(.rst.stage) | (.all, .required) |= sort)
+      | .[0] == .[1]' <<<"$report")" == true ]] ||
+    fail "$name: the captures on to-client and to-server differ: $report"
+  if [[ "$(jq '.problems | length' <<<"$report")" -ne 0 ]]; then
+    jq -r '"\(.name): finwave disagrees with the wire:", (.problems[] | "  " + .),
+      "  outcome: \(.outcomes | map(tojson) | join("\n           "))",
+      "  wire:    \(.wire | del(.all, .required) | tojson)"' <<<"$report" >&2
     fail "$name: finwave's outcome disagrees with tcpdump (details above)"
   fi
-  jq -rn --argjson o "$outcome" --argjson w "$wire" --arg n "$name" --arg f "$(case_field "$name" 2)" \
-    '"\($n) (\($f)): closer \($o.closer) kind \($o.kind) result \($o.result)" +
-     " fins c\($w.fins.client)/s\($w.fins.server) rsts c\($w.rsts.client)/s\($w.rsts.server)" +
-     (if $o.rst then " rst \($o.rst.from)@\($o.rst.stage)" else "" end) +
-     " final_acks \($o.final_acks.seen)" +
-     (if $o.data_after_fin.bytes > 0 then " data_after_fin \($o.data_after_fin.bytes)" else "" end) +
-     " (= wire)"'
+  jq -r '.outcomes[0] as $o | .wire as $w
+    | "\(.name) (\(.family)): closer \($o.closer) kind \($o.kind) result \($o.result)" +
+      " fins c\($w.fins.client)/s\($w.fins.server) rsts c\($w.rsts.client)/s\($w.rsts.server)" +
+      (if $o.rst then " rst \($o.rst.from)@\($o.rst.stage)" else "" end) +
+      " final_acks \($o.final_acks.seen)" +
+      (if $o.data_after_fin.bytes > 0 then " data_after_fin \($o.data_after_fin.bytes)" else "" end) +
+      " (= wire)"' <<<"$report"
 }
 
 # expect_outcome NAME JQ-BOOL MESSAGE — fail with MESSAGE unless JQ-BOOL holds for the outcome.
 #   expect_outcome client_first '.closer == "client" and .result == "clean"' "client closes"
 expect_outcome() {
-  local name=$1 test=$2 message=$3 outcome
-  outcome=$(case_outcome "$name")
-  [[ "$(jq -r "$test" <<<"$outcome")" == true ]] || fail "$name: $message; outcome: $outcome"
+  local name=$1 test=$2 message=$3
+  [[ "$(case_report "$name" ".outcomes[0] | $test")" == true ]] ||
+    fail "$name: $message; outcome: $(case_outcome "$name")"
 }
 
 # expect_wire NAME JQ-BOOL MESSAGE — the same for the wire's facts (the scenario happened).
 expect_wire() {
-  local name=$1 test=$2 message=$3 wire
-  wire=$(case_wire "$name")
-  [[ "$(jq -r "$test" <<<"$wire")" == true ]] ||
-    fail "$name: on the wire: $message; wire: $(jq -c 'del(.all, .required)' <<<"$wire")"
+  local name=$1 test=$2 message=$3
+  [[ "$(case_report "$name" ".wire | $test")" == true ]] ||
+    fail "$name: on the wire: $message; wire: $(case_report "$name" '.wire | del(.all, .required)')"
 }
