@@ -12,7 +12,7 @@ packages=(
   build-essential cmake pkg-config
   # libraries
   libuv1-dev libnetfilter-queue-dev libmnl-dev libtomlplusplus-dev doctest-dev
-  nlohmann-json3-dev libcli11-dev libpcap-dev
+  nlohmann-json3-dev libcli11-dev libpcap-dev libxml2-dev
   # the lab and the tests
   iptables iproute2 tcpdump iputils-ping procps jq
 )

@@ -304,9 +304,14 @@ std::string render_restore_input(const CaptureSpec& spec, int family) {
   text +=
       append + "-p tcp --tcp-flags FIN FIN -j CONNMARK --or-mark " + hex(spec.fin_connmark) + "\n";
   if (!spec.capture_all) {
-    // Bulk data before the first FIN never leaves the kernel.
+    // Bulk data before the first FIN never leaves the kernel. Except a segment that makes
+    // conntrack pick a connection up mid-stream (state NEW without a SYN): for a connection
+    // conntrack first meets at its FIN — finwave (and with it conntrack) started late — the FIN
+    // cannot create an entry, so it cannot be marked, and the ACK after it would otherwise pass
+    // unseen. That costs one segment per connection that predates the capture.
     text += append + "-p tcp --tcp-flags FIN,SYN,RST NONE -m connmark ! --mark " +
-            hex(spec.fin_connmark) + "/" + hex(spec.fin_connmark) + " -j RETURN\n";
+            hex(spec.fin_connmark) + "/" + hex(spec.fin_connmark) +
+            " -m conntrack ! --ctstate NEW -j RETURN\n";
   }
   if (spec.queue_count > 1) {
     text += append + "-j NFQUEUE --queue-balance " + std::to_string(spec.queue_num) + ":" +

@@ -7,6 +7,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "proxy/outcome.hpp"
 
@@ -50,6 +51,8 @@ std::string_view to_string(ControlCommand command) noexcept;
 std::optional<ControlCommand> control_command_from_string(std::string_view name) noexcept;
 /// Every command's wire name, in enum order.
 std::span<const std::string_view> control_command_names() noexcept;
+/// The fields `command` takes besides "id" and "cmd".
+std::vector<std::string_view> control_command_fields(ControlCommand command);
 
 /// Stable error codes; scripts may rely on them.
 enum class ControlErrorCode : std::uint8_t {
@@ -74,6 +77,8 @@ enum class ControlErrorCode : std::uint8_t {
 
 /// The code's wire name ("bad_json", ...).
 std::string_view to_string(ControlErrorCode code) noexcept;
+/// Every error code's wire name, in enum order.
+std::span<const std::string_view> control_error_names() noexcept;
 
 /// An error to be sent back as {"ok": false, "error": {...}}. Thrown by command handlers on the
 /// control plane; never crosses a libuv callback.
@@ -94,6 +99,9 @@ struct OutcomeFilter {
   /// or an address of either side ("198.18.2.2", "2001:db8:2::2").
   std::string flow;
 
+  /// Sets `flow` after checking it names a flow id, an endpoint or an address; false (and the
+  /// flow filter unchanged) when it does not.
+  bool set_flow(std::string_view text);
   bool empty() const noexcept;
   bool matches(const Outcome& outcome) const;
   /// True when the flow filter is empty or names this flow (same rules as for outcomes).
@@ -101,6 +109,11 @@ struct OutcomeFilter {
                     const rules::Endpoint& server) const;
   /// The given fields as a JSON object (for echoing in replies and in finwavectl messages).
   nlohmann::json to_json() const;
+
+ private:
+  std::optional<std::uint64_t> flow_id_;
+  rules::Endpoint flow_address_;
+  std::uint16_t flow_port_ = 0;  // 0: any port of that address.
 };
 
 /// What `since` asks for: outcomes with a sequence number above `seq`, or above the sequence

@@ -14,8 +14,11 @@
 #include <system_error>
 #include <utility>
 
+#include "proxy/ladder.hpp"
 #include "rules/config_error.hpp"
+#include "rules/rule.hpp"
 #include "rules/rule_loader.hpp"
+#include "rules/suggest.hpp"
 
 namespace finwave::proxy {
 namespace {
@@ -23,6 +26,8 @@ namespace {
 // How often resolved teardowns are looked for. The settle and linger windows are a second and
 // more, so 50 ms of lateness is invisible in outcomes and costs nothing measurable.
 constexpr std::uint64_t kTickMs = 50;
+// Outcomes the control socket keeps for `outcomes` and `wait --since` (a few KiB each).
+constexpr std::size_t kOutcomeHistory = 1000;
 
 TrackerConfig tracker_config(const DaemonOptions& options) {
   TrackerConfig config;
@@ -66,6 +71,7 @@ Daemon::Daemon(DaemonOptions options)
 
 Daemon::~Daemon() {
   // run() normally leaves nothing behind; this covers a set-up failure half-way.
+  if (control_) control_->stop();
   poll_.close();
   delay_poll_.close();
   tick_.close();
@@ -105,10 +111,20 @@ int Daemon::run() {
 }
 
 void Daemon::start() {
+  started_us_ = now_us();
+  started_at_ = std::time(nullptr);
   if (!options_.rules_path.empty()) {
     engine_.replace(rules::load_rules_file(options_.rules_path));
     log("loaded " + std::to_string(engine_.rules().size()) + " rule(s) from " +
         options_.rules_path);
+  }
+  // Before anything is installed: a control socket another finwave owns ends the start-up
+  // with nothing to undo.
+  if (options_.control_path != "none") {
+    control_.emplace(&loop_, static_cast<ControlHandler&>(*this),
+                     ControlServer::Config{options_.control_path, options_.control_group,
+                                           kOutcomeHistory, options_.quiet});
+    control_->start();
   }
   if (!options_.pcap_path.empty()) pcap_ = PcapWriter(options_.pcap_path);
   const nf::CaptureSpec spec = capture_spec(options_);
@@ -215,14 +231,20 @@ void Daemon::tick() noexcept {
 }
 
 void Daemon::emit(std::vector<Outcome>& outcomes) noexcept {
-  for (const Outcome& outcome : outcomes) {
+  for (Outcome& outcome : outcomes) {
     try {
       const std::string line = options_.json ? to_json_line(outcome) : to_text_line(outcome);
       std::fwrite(line.data(), 1, line.size(), stdout);
       std::fputc('\n', stdout);
+      if (options_.ladder) {
+        // Under its outcome line; on stderr with --json, so that stdout stays JSON lines.
+        const std::string ladder = render_ladder(outcome);
+        std::fwrite(ladder.data(), 1, ladder.size(), options_.json ? stderr : stdout);
+      }
     } catch (const std::exception& error) {
       log(std::string("cannot format an outcome: ") + error.what());
     }
+    if (control_) control_->publish_outcome(std::move(outcome));
   }
   if (!outcomes.empty()) std::fflush(stdout);
   outcomes.clear();
@@ -246,13 +268,19 @@ void Daemon::reload() noexcept {
     return;
   }
   try {
-    // All or nothing: a file that fails validation leaves the running rules untouched.
-    engine_.replace(rules::load_rules_file(options_.rules_path));
-    log("SIGHUP: reloaded " + std::to_string(engine_.rules().size()) + " rule(s) from " +
-        options_.rules_path);
+    reload_rules("sighup");
   } catch (const std::exception& error) {
     log(std::string("SIGHUP: reload failed, keeping the current rules: ") + error.what());
   }
+}
+
+void Daemon::reload_rules(const std::string& by) {
+  // All or nothing: a file that fails validation leaves the running rules untouched.
+  engine_.replace(rules::load_rules_file(options_.rules_path));
+  control_added_.clear();
+  log(by + ": reloaded " + std::to_string(engine_.rules().size()) + " rule(s) from " +
+      options_.rules_path);
+  if (control_) control_->publish_rule_change("reload", "", by, engine_.rules().size());
 }
 
 void Daemon::shutdown() noexcept {
@@ -273,6 +301,10 @@ void Daemon::shutdown() noexcept {
   pcap_.close();
   if (queue_) kernel_stats_ = nf::read_kernel_queue_stats(queue_->queue_num());
   print_stats();
+  // Waits are answered, subscribers told, the socket file removed; clients close once their
+  // last lines are written.
+  if (control_) control_->stop();
+  if (dataplane_) dataplane_->set_rule_hit_sink(nullptr);
   delay_poll_.close();
   tick_.close();
   sigint_.close();
@@ -286,48 +318,8 @@ void Daemon::shutdown() noexcept {
 
 void Daemon::print_stats() noexcept {
   if (!queue_ || !dataplane_) return;
-  const nf::QueueCounters& q = queue_->counters();
-  const DataplaneCounters& d = dataplane_->counters();
   try {
-    nlohmann::json parse_errors = nlohmann::json::object();
-    for (std::size_t i = 1; i < d.parse_errors.size(); ++i) {
-      if (d.parse_errors[i] != 0) {
-        parse_errors[nf::to_string(static_cast<nf::ParseError>(i))] = d.parse_errors[i];
-      }
-    }
-    nlohmann::json stats = {
-        {"event", "stats"},
-        {"queue", {{"queued", q.queued},
-                   {"accepted", q.accepted},
-                   {"dropped", q.dropped},
-                   {"held", q.held},
-                   {"batches", q.batches},
-                   {"verdict_errors", q.verdict_errors},
-                   {"enobufs", q.enobufs}}},
-        {"segments", d.segments},
-        {"actions", {{"rule_hits", d.rule_hits},
-                     {"dropped", d.dropped},
-                     {"delayed", d.delayed},
-                     {"released", d.released},
-                     {"released_early", d.released_early},
-                     {"duplicated", d.duplicated},
-                     {"copies_sent", d.copies_sent},
-                     {"copy_errors", d.copy_errors},
-                     {"resets", d.resets},
-                     {"reset_errors", d.reset_errors},
-                     {"held_overflow", d.held_overflow}}},
-        {"parse_errors", parse_errors},
-        {"flows", flow_counters_json(flows_.counters())},
-    };
-    if (kernel_stats_) {
-      stats["kernel"] = {{"queue_total", kernel_stats_->queue_total},
-                         {"queue_dropped", kernel_stats_->queue_dropped},
-                         {"user_dropped", kernel_stats_->user_dropped},
-                         {"id_sequence", kernel_stats_->id_sequence}};
-    } else {
-      stats["kernel"] = nullptr;
-    }
-    const std::string line = stats.dump();
+    const std::string line = dump_line(stats_json(false));
     if (options_.json) {
       std::printf("%s\n", line.c_str());
       std::fflush(stdout);
@@ -336,6 +328,301 @@ void Daemon::print_stats() noexcept {
   } catch (const std::exception& error) {
     log(std::string("cannot format stats: ") + error.what());
   }
+}
+
+nlohmann::json Daemon::stats_json(bool live_kernel) const {
+  if (!queue_ || !dataplane_) return {{"event", "stats"}};
+  const nf::QueueCounters& q = queue_->counters();
+  const DataplaneCounters& d = dataplane_->counters();
+  nlohmann::json parse_errors = nlohmann::json::object();
+  for (std::size_t i = 1; i < d.parse_errors.size(); ++i) {
+    if (d.parse_errors[i] != 0) {
+      parse_errors[nf::to_string(static_cast<nf::ParseError>(i))] = d.parse_errors[i];
+    }
+  }
+  nlohmann::json stats = {
+      {"event", "stats"},
+      {"queue", {{"queued", q.queued},
+                 {"accepted", q.accepted},
+                 {"dropped", q.dropped},
+                 {"held", q.held},
+                 {"batches", q.batches},
+                 {"verdict_errors", q.verdict_errors},
+                 {"enobufs", q.enobufs}}},
+      {"segments", d.segments},
+      {"actions", {{"rule_hits", d.rule_hits},
+                   {"dropped", d.dropped},
+                   {"delayed", d.delayed},
+                   {"released", d.released},
+                   {"released_early", d.released_early},
+                   {"duplicated", d.duplicated},
+                   {"copies_sent", d.copies_sent},
+                   {"copy_errors", d.copy_errors},
+                   {"resets", d.resets},
+                   {"reset_errors", d.reset_errors},
+                   {"held_overflow", d.held_overflow}}},
+      {"parse_errors", parse_errors},
+      {"flows", flow_counters_json(flows_.counters())},
+  };
+  const std::optional<nf::KernelQueueStats> kernel =
+      live_kernel ? nf::read_kernel_queue_stats(queue_->queue_num()) : kernel_stats_;
+  if (kernel) {
+    stats["kernel"] = {{"queue_total", kernel->queue_total},
+                       {"queue_dropped", kernel->queue_dropped},
+                       {"user_dropped", kernel->user_dropped},
+                       {"id_sequence", kernel->id_sequence}};
+  } else {
+    stats["kernel"] = nullptr;
+  }
+  if (control_) {
+    const ControlCounters& c = control_->counters();
+    stats["control"] = {{"clients", c.clients},
+                        {"subscribers", c.subscribers},
+                        {"waits", c.waits},
+                        {"connections", c.connections},
+                        {"requests", c.requests},
+                        {"errors", c.errors},
+                        {"refused_clients", c.refused_clients},
+                        {"events_dropped", c.events_dropped},
+                        {"clients_dropped", c.clients_dropped},
+                        {"outcomes", c.outcomes}};
+  }
+  return stats;
+}
+
+// --- Control commands (loop thread; may throw ControlError) ---------------------------------
+
+void Daemon::on_rule_hit_interest(bool wanted) noexcept {
+  if (dataplane_) dataplane_->set_rule_hit_sink(wanted && control_ ? &*control_ : nullptr);
+}
+
+nlohmann::json Daemon::on_control_command(const ControlRequest& request,
+                                          const std::string& client) {
+  switch (request.command) {
+    case ControlCommand::kStatus:
+      return status_json();
+    case ControlCommand::kRules:
+      return rules_json();
+    case ControlCommand::kEnable:
+    case ControlCommand::kDisable:
+    case ControlCommand::kAdd:
+    case ControlCommand::kRemove:
+      return change_rule(request, client);
+    case ControlCommand::kReload:
+      if (options_.rules_path.empty()) {
+        throw ControlError(ControlErrorCode::kNoRuleFile,
+                           "finwave was started without --rules: there is no file to reload");
+      }
+      try {
+        reload_rules("control (" + client + ")");
+      } catch (const rules::ConfigError& error) {
+        log("control (" + client + "): reload failed, keeping the current rules: " +
+            error.what());
+        throw ControlError(ControlErrorCode::kReloadFailed,
+                           std::string(error.what()) + " (the current rules are kept)");
+      }
+      return {{"source", options_.rules_path},
+              {"rules", engine_.rules().size()},
+              {"outcome_seq", control_ ? control_->last_outcome_seq() : 0}};
+    case ControlCommand::kFlows:
+      return flows_json(request);
+    case ControlCommand::kStats:
+      return stats_json(true);
+    default:
+      break;
+  }
+  throw ControlError(ControlErrorCode::kInternal,
+                     "command " + std::string(to_string(request.command)) + " reached the daemon");
+}
+
+nlohmann::json Daemon::status_json() const {
+  char started[32] = "";
+  std::tm utc{};
+  if (gmtime_r(&started_at_, &utc) != nullptr) {
+    std::strftime(started, sizeof started, "%Y-%m-%dT%H:%M:%SZ", &utc);
+  }
+  std::size_t enabled = 0;
+  const std::vector<rules::RuleStatus> statuses = engine_.rules();
+  for (const auto& rule : statuses) enabled += rule.enabled ? 1 : 0;
+  const TrackerCounters& t = flows_.counters();
+  nlohmann::json status = {
+      {"version", FINWAVE_VERSION},
+      {"pid", getpid()},
+      {"mode", options_.mode == nf::CaptureMode::kRouter ? "router" : "local"},
+      {"queue", options_.queue_num},
+      {"ports", options_.ports},
+      {"addresses", options_.addresses},
+      {"started", started},
+      {"uptime_s", static_cast<double>(now_us() - started_us_) / 1e6},
+      {"rules_file", options_.rules_path.empty() ? nlohmann::json(nullptr)
+                                                 : nlohmann::json(options_.rules_path)},
+      {"rules", statuses.size()},
+      {"rules_enabled", enabled},
+      {"settle_s", options_.settle_s},
+      {"linger_s", options_.linger_s},
+      {"flows", {{"tracked", t.flows_tracked}, {"outcomes", t.outcomes_emitted}}},
+  };
+  if (queue_ && dataplane_) {
+    status["segments"] = dataplane_->counters().segments;
+    status["rule_hits"] = dataplane_->counters().rule_hits;
+    status["queue_counters"] = {{"queued", queue_->counters().queued},
+                                {"dropped", queue_->counters().dropped},
+                                {"held", queue_->counters().held}};
+  }
+  if (control_) {
+    const ControlCounters& c = control_->counters();
+    status["control"] = {{"path", control_->path()},
+                         {"clients", c.clients},
+                         {"subscribers", c.subscribers},
+                         {"waits", c.waits}};
+    status["last_outcome_seq"] = control_->last_outcome_seq();
+    status["rule_change_seq"] = control_->rule_change_seq();
+  }
+  return status;
+}
+
+nlohmann::json Daemon::rules_json() const {
+  nlohmann::json list = nlohmann::json::array();
+  std::size_t position = 0;
+  for (const rules::RuleStatus& rule : engine_.rules()) {
+    list.push_back({{"position", ++position},
+                    {"name", rule.name},
+                    {"enabled", rule.enabled},
+                    {"summary", rule.summary},
+                    {"hits", rule.hits},
+                    {"origin", control_added_.count(rule.name) != 0 ? "control" : "file"}});
+  }
+  return {{"rules", std::move(list)},
+          {"source", options_.rules_path.empty() ? nlohmann::json(nullptr)
+                                                 : nlohmann::json(options_.rules_path)},
+          {"generation", engine_.generation()}};
+}
+
+nlohmann::json Daemon::rule_json(const std::string& name) const {
+  std::size_t position = 0;
+  for (const rules::RuleStatus& rule : engine_.rules()) {
+    ++position;
+    if (rule.name == name) {
+      return {{"position", position},
+              {"name", rule.name},
+              {"enabled", rule.enabled},
+              {"summary", rule.summary},
+              {"hits", rule.hits},
+              {"origin", control_added_.count(rule.name) != 0 ? "control" : "file"}};
+    }
+  }
+  return nullptr;
+}
+
+void Daemon::require_rule(const std::string& name) const {
+  const std::vector<rules::RuleStatus> statuses = engine_.rules();
+  std::vector<std::string_view> names;
+  for (const auto& rule : statuses) {
+    if (rule.name == name) return;
+    names.push_back(rule.name);
+  }
+  std::string message = "no rule named '" + name + "'";
+  if (const auto guess = rules::closest_match(name, names)) {
+    message += "; did you mean '" + std::string(*guess) + "'?";
+  } else if (names.empty()) {
+    message += " (there are no rules)";
+  }
+  throw ControlError(ControlErrorCode::kUnknownRule, message);
+}
+
+nlohmann::json Daemon::change_rule(const ControlRequest& request, const std::string& client) {
+  const std::string by = "control (" + client + ")";
+  std::string change;
+  std::string name = request.name;
+  bool changed = true;
+  switch (request.command) {
+    case ControlCommand::kEnable:
+    case ControlCommand::kDisable: {
+      require_rule(name);
+      const bool enable = request.command == ControlCommand::kEnable;
+      change = enable ? "enable" : "disable";
+      // A no-op must not restart every flow's rule counts (each change is a new generation).
+      changed = rule_json(name).at("enabled").get<bool>() != enable;
+      if (changed) engine_.set_enabled(name, enable);
+      log(by + ": " + change + (changed ? "d" : "d (already)") + " rule '" + name + "'");
+      break;
+    }
+    case ControlCommand::kAdd: {
+      change = "add";
+      rules::Rule rule;
+      try {
+        rule = rules::parse_single_rule(request.rule_toml, "add");
+      } catch (const rules::ConfigError& error) {
+        // JSON rules were converted to TOML: positions in that text would only confuse.
+        throw ControlError(ControlErrorCode::kInvalidRule,
+                           request.rule_from_json ? error.message : std::string(error.what()));
+      }
+      name = rule.name;
+      if (!rule_json(name).is_null()) {
+        throw ControlError(ControlErrorCode::kRuleExists,
+                           "a rule named '" + name + "' exists already; remove it first");
+      }
+      const std::string summary = rules::describe(rule);
+      try {
+        engine_.add(std::move(rule), request.add_first ? rules::Engine::Placement::kFirst
+                                                       : rules::Engine::Placement::kLast);
+      } catch (const rules::ConfigError& error) {
+        throw ControlError(ControlErrorCode::kInvalidRule, error.message);
+      }
+      control_added_.insert(name);
+      log(by + ": added rule '" + name + "' " + (request.add_first ? "first" : "last") + ": " +
+          summary);
+      break;
+    }
+    case ControlCommand::kRemove:
+      change = "remove";
+      require_rule(name);
+      engine_.remove(name);
+      control_added_.erase(name);
+      log(by + ": removed rule '" + name + "'");
+      break;
+    default:
+      throw ControlError(ControlErrorCode::kInternal, "not a rule change");
+  }
+  if (changed && control_) {
+    control_->publish_rule_change(change, name, "control", engine_.rules().size());
+  }
+  nlohmann::json reply = {{"change", change},
+                          {"changed", changed},
+                          {"rules", engine_.rules().size()},
+                          {"outcome_seq", control_ ? control_->last_outcome_seq() : 0}};
+  reply["rule"] = request.command == ControlCommand::kRemove ? nlohmann::json(name)
+                                                             : rule_json(name);
+  return reply;
+}
+
+nlohmann::json Daemon::flows_json(const ControlRequest& request) const {
+  constexpr std::uint64_t kDefaultFlowLimit = 1000;
+  const std::uint64_t limit = request.limit.value_or(kDefaultFlowLimit);
+  const std::uint64_t now = now_us();
+  std::vector<FlowSummary> flows;
+  flows_.for_each_flow([&](const FlowSummary& flow) { flows.push_back(flow); });
+  std::sort(flows.begin(), flows.end(),
+            [](const FlowSummary& a, const FlowSummary& b) { return a.id < b.id; });
+  nlohmann::json list = nlohmann::json::array();
+  auto ms = [](std::uint64_t from, std::uint64_t to) {
+    return to > from ? static_cast<double>(to - from) / 1000.0 : 0.0;
+  };
+  for (const FlowSummary& flow : flows) {
+    if (list.size() >= limit) break;
+    list.push_back({{"id", flow.id},
+                    {"client", to_string(flow.client)},
+                    {"server", to_string(flow.server)},
+                    {"sides_known", flow.sides_known},
+                    {"stage", std::string(flow.stage)},
+                    {"closer", std::string(to_string(flow.closer))},
+                    {"segments", flow.segments},
+                    {"age_ms", ms(flow.first_seen_us, now)},
+                    {"idle_ms", ms(flow.last_segment_us, now)}});
+  }
+  return {{"flows", std::move(list)},
+          {"count", flows.size()},
+          {"truncated", flows.size() > limit}};
 }
 
 }  // namespace finwave::proxy

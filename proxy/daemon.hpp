@@ -3,7 +3,10 @@
 #include <uv.h>
 
 #include <cstdint>
+#include <ctime>
+#include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -11,6 +14,7 @@
 #include "netfilter/injector.hpp"
 #include "netfilter/queue.hpp"
 #include "netfilter/queue_stats.hpp"
+#include "proxy/control_server.hpp"
 #include "proxy/dataplane.hpp"
 #include "proxy/delay_line.hpp"
 #include "proxy/flow_table.hpp"
@@ -24,9 +28,9 @@
 namespace finwave::proxy {
 
 /// The finwave daemon: one libuv loop that owns the NFQUEUE socket, the capture chains, the
-/// flow table, the timers and the signals. Construct, then run() on the thread that will own
-/// everything.
-class Daemon {
+/// flow table, the timers, the signals and the control socket. Construct, then run() on the
+/// thread that will own everything.
+class Daemon final : private ControlHandler {
  public:
   explicit Daemon(DaemonOptions options);
   Daemon(const Daemon&) = delete;
@@ -54,6 +58,24 @@ class Daemon {
   void shutdown() noexcept;
   void emit(std::vector<Outcome>& outcomes) noexcept;
   void print_stats() noexcept;
+  /// Every counter as one JSON object (the `stats` command and the exit stats line). With
+  /// `live_kernel`, the kernel's queue counters are read now rather than taken from shutdown.
+  nlohmann::json stats_json(bool live_kernel) const;
+  /// Re-reads the rule file (throws rules::ConfigError, keeping the current rules); `by` names
+  /// who asked, for the log and the rule_change event.
+  void reload_rules(const std::string& by);
+
+  // ControlHandler: the commands that read or change the daemon.
+  nlohmann::json on_control_command(const ControlRequest& request,
+                                    const std::string& client) override;
+  void on_rule_hit_interest(bool wanted) noexcept override;
+  nlohmann::json status_json() const;
+  nlohmann::json rules_json() const;
+  nlohmann::json rule_json(const std::string& name) const;
+  nlohmann::json flows_json(const ControlRequest& request) const;
+  nlohmann::json change_rule(const ControlRequest& request, const std::string& client);
+  /// Throws ControlError(unknown_rule) with a "did you mean" unless a rule is called `name`.
+  void require_rule(const std::string& name) const;
   std::uint64_t now_us() const noexcept;
   void log(const std::string& message) const noexcept;
 
@@ -73,6 +95,10 @@ class Daemon {
   std::optional<Dataplane> dataplane_;
   std::optional<nf::KernelQueueStats> kernel_stats_;  // read just before unbinding
   std::vector<Outcome> outcomes_;  // reused between ticks
+  std::optional<ControlServer> control_;  // absent with --control none
+  std::set<std::string> control_added_;   // rules added over the socket, until a reload
+  std::uint64_t started_us_ = 0;
+  std::time_t started_at_ = 0;
 
   int delay_fd_ = -1;  // timerfd: libuv's millisecond timers are too coarse for delays
   std::uint64_t delay_armed_us_ = 0;  // what delay_fd_ is armed for; 0 = disarmed

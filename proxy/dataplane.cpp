@@ -83,6 +83,10 @@ void Dataplane::on_packet(const nf::QueuedPacket& packet) noexcept {
                                             decision.action == rules::Action::kPass);
   p_.flows.commit(classified, segment, verdict, acted ? decision.rule_name : std::string_view{},
                   now_us);
+  if (p_.rule_hits != nullptr && decision.matched()) {
+    p_.rule_hits->on_rule_hit(
+        RuleHit{decision.rule_name, classified.facts, classified.flow_id, verdict});
+  }
 }
 
 std::uint32_t Dataplane::schedule(const nf::QueuedPacket& packet, const nf::TcpSegment& segment,

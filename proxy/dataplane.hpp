@@ -2,6 +2,7 @@
 
 #include <array>
 #include <cstdint>
+#include <string_view>
 
 #include "netfilter/injector.hpp"
 #include "netfilter/packet.hpp"
@@ -33,6 +34,26 @@ struct DataplaneCounters {
   std::uint64_t released_early = 0;  ///< Held segments released at shutdown.
 };
 
+/// One segment a rule decided, as the control plane's rule_hit events report it. Every view and
+/// reference is valid only during RuleHitSink::on_rule_hit().
+struct RuleHit {
+  std::string_view rule;              ///< The deciding rule's name.
+  const rules::SegmentFacts& facts;   ///< Role, retx, sender, client and server.
+  std::uint64_t flow_id = 0;          ///< The tracker's flow id (0: untracked).
+  Verdict verdict = Verdict::kAccept;  ///< What was carried out (kAccept for a pass rule).
+};
+
+/// Told about every segment a rule decided. Set only while someone subscribed to rule hits, so
+/// that without a subscriber the data path pays one null check. Called on the loop thread from
+/// inside the packet callback: must not throw, and must not call back into the data path.
+class RuleHitSink {
+ public:
+  virtual void on_rule_hit(const RuleHit& hit) noexcept = 0;
+
+ protected:
+  ~RuleHitSink() = default;
+};
+
 /// The per-packet path: parse, classify in the flow table, let the rule engine decide, carry
 /// the decision out (verdict now, hold on the delay line, copies from the raw socket, rewrite as
 /// an RST), and tell the tracker what was done. Loop thread only; never throws, and allocates
@@ -49,6 +70,7 @@ class Dataplane final : public nf::PacketHandler {
     DelayLine& delays;
     nf::Injector* injector = nullptr;
     PcapWriter* pcap = nullptr;
+    RuleHitSink* rule_hits = nullptr;  ///< See set_rule_hit_sink().
   };
 
   explicit Dataplane(Parts parts) noexcept : p_(parts) {}
@@ -63,6 +85,9 @@ class Dataplane final : public nf::PacketHandler {
   void release_all(std::uint64_t now_us) noexcept;
 
   const DataplaneCounters& counters() const noexcept { return counters_; }
+
+  /// Who hears of rule decisions from the next segment on; nullptr for no one.
+  void set_rule_hit_sink(RuleHitSink* sink) noexcept { p_.rule_hits = sink; }
 
  private:
   /// Takes a delay-line slot for a held or copied segment; kNone when --max-held is reached.

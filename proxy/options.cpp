@@ -34,8 +34,13 @@ ParsedOptions parse_daemon_options(int argc, char** argv) {
   app.add_option("--queue", o.queue_num, "NFQUEUE number")->check(CLI::Range(0, 65535));
   app.add_option("--queue-len", o.queue_len, "Packets the kernel may queue for finwave")
       ->check(CLI::Range(16, 1 << 20));
-  app.add_option("--control", o.control_path, "Control socket path");
+  app.add_option("--control", o.control_path,
+                 "Control socket path (finwavectl's default too); \"none\" for no control socket");
+  app.add_option("--control-group", o.control_group,
+                 "Let this group use the control socket (mode 0660); default: root only (0600)");
   app.add_flag("--json", o.json, "Outcomes as JSON lines instead of readable lines");
+  app.add_flag("--ladder", o.ladder,
+               "Draw a ladder diagram of each outcome under its line (on stderr with --json)");
   app.add_option("--settle", o.settle_s,
                  "Seconds a fully acknowledged teardown waits for stray retransmissions before it "
                  "is reported clean")

@@ -18,8 +18,10 @@ struct DaemonOptions {
   std::vector<std::string> addresses;
   std::uint16_t queue_num = 0;
   std::uint32_t queue_len = 4096;
-  std::string control_path = "/run/finwave/control.sock";
+  std::string control_path = "/run/finwave/control.sock";  ///< "none": no control socket.
+  std::string control_group;  ///< Empty: socket mode 0600; else group-owned, mode 0660.
   bool json = false;
+  bool ladder = false;  ///< --ladder: an ASCII ladder diagram under each outcome.
   double settle_s = 1.0;
   double linger_s = 120.0;
   std::uint64_t max_flows = 131072;

@@ -19,7 +19,9 @@ finwave_start() {
   FINWAVE_OUT=$out
   local ready="$out.ready"
   rm -f "$ready"
-  lab_bg "$role" "$out" "$FINWAVE_BIN" --json --ready-file "$ready" "$@" >/dev/null
+  # Each test's finwave gets its own control socket: labs may run side by side.
+  lab_bg "$role" "$out" "$FINWAVE_BIN" --json --ready-file "$ready" --control "$out.control.sock" \
+    "$@" >/dev/null
   FINWAVE_PID=$LAB_LAST_PID
   local deadline=$((SECONDS + 15))
   until [ -s "$ready" ]; do

@@ -24,21 +24,25 @@ teardown_setup teardown_basic
 teardown_finwave --linger 5
 
 half=50000
+client_closes=send:1000,shutdown,read-eof,close
 for address in "$LAB_SERVER_V4" "$LAB_SERVER_V6"; do
   f=v4
   [[ "$address" == *:* ]] && f=v6
-  teardown_case "client_first_$f" "$address" read-eof,hold:100,close send:1000,shutdown,read-eof,close
-  teardown_case "server_first_$f" "$address" send:1000,shutdown,read-eof,close read:1000,read-eof,hold:50,close
-  teardown_case "three_way_$f" "$address" read-eof,close send:1000,shutdown,read-eof,close
-  teardown_case "half_close_$f" "$address" "read-eof,send:$half,close" send:1000,shutdown,read-eof,close
+  teardown_case "client_first_$f" "$address" read-eof,hold:100,close "$client_closes"
+  teardown_case "server_first_$f" "$address" send:1000,shutdown,read-eof,close \
+    read:1000,read-eof,hold:50,close
+  teardown_case "three_way_$f" "$address" read-eof,close "$client_closes"
+  teardown_case "half_close_$f" "$address" "read-eof,send:$half,close" "$client_closes"
 done
 teardown_collect 8
 
 for f in v4 v6; do
   check_against_wire "client_first_$f"
   expect_outcome "client_first_$f" '.closer == "client" and .result == "clean" and .rst == null and
-    .sides_known and .final_acks.seen >= 1 and .data_after_fin.bytes == 0' "a clean close by the client"
-  expect_outcome "client_first_$f" '.kind == "four_way" or .kind == "three_way"' "four- or three-way"
+    .sides_known and .final_acks.seen >= 1 and .data_after_fin.bytes == 0' \
+    "a clean close by the client"
+  expect_outcome "client_first_$f" '.kind == "four_way" or .kind == "three_way"' \
+    "four- or three-way"
 
   check_against_wire "server_first_$f"
   expect_outcome "server_first_$f" '.closer == "server" and .result == "clean" and .rst == null and
@@ -50,11 +54,13 @@ for f in v4 v6; do
     .result == "clean"' "a clean three-way close by the client"
 
   check_against_wire "half_close_$f"
-  expect_wire "half_close_$f" ".data_after_fin == $half" "the server did not send $half bytes after fin1"
+  expect_wire "half_close_$f" ".data_after_fin == $half" \
+    "the server did not send $half bytes after fin1"
   expect_outcome "half_close_$f" ".closer == \"client\" and .kind == \"four_way\" and
     .result == \"clean\" and .data_after_fin.bytes == $half" "a half-close with $half bytes"
   got=$(peer_field "$WORK/half_close_$f.client.jsonl" read_eof bytes)
-  [[ "$got" == "$half" ]] || fail "half_close_$f: the client read $got bytes after its FIN, not $half"
+  [[ "$got" == "$half" ]] ||
+    fail "half_close_$f: the client read $got bytes after its FIN, not $half"
 done
 
 pass "8 teardowns agree with tcpdump ($(($(lab_now_ms) - started)) ms)"

@@ -7,21 +7,24 @@
 #   teardown_setup NAME                 lab, tcpdump on the router's to-client and to-server;
 #                                       sets WORK
 #   teardown_finwave [ARGS...]          finwave on the router (--port 5000 --settle 0.3 ARGS)
+#   teardown_server NAME SCRIPT [PORT [CONNECTIONS]]   a finwave-peer server, started
+#   teardown_record NAME ADDR [SINCE]   records a case whose client ran (see teardown_case)
 #   teardown_case NAME ADDR SERVER_SCRIPT CLIENT_SCRIPT
 #                                       one connection: a finwave-peer server (one connection)
 #                                       and a client; records NAME, family and the client's
 #                                       endpoint in $WORK/cases
 #   teardown_collect N                  waits for N outcomes, stops finwave and the captures,
 #                                       turns the pcaps into $WORK/{client,server}-side.jsonl
-#                                       and writes $WORK/report.jsonl (teardown_report)
+#                                       and writes $WORK/report.jsonl (teardown_report) and
+#                                       the verdicts check_against_wire reads
 #   case_report NAME [JQ]               a case's line of the report: outcome, wire facts, problems
 #   check_against_wire NAME             every figure finwave and the wire both have must agree
 #   expect_outcome NAME JQ-BOOL MESSAGE fail unless the outcome satisfies JQ-BOOL
 #   expect_wire NAME JQ-BOOL MESSAGE    fail unless the wire's facts satisfy JQ-BOOL
 #
-# Wire facts (the report's "wire") are computed from one interface's capture, from sequence numbers
-# rather than capture order wherever possible (on veth two segments a stack sends from two
-# CPUs can arrive swapped):
+# Wire facts (the report's "wire") are computed from one interface's capture, from sequence
+# numbers rather than capture order wherever possible (on veth two segments a stack sends from
+# two CPUs can arrive swapped):
 #   closer   the side whose first FIN the other side's first FIN acknowledges; "both" when
 #            neither FIN acknowledges the other (simultaneous close); "none" without FINs
 #   kind     simultaneous; four_way when the passive side sent a segment acknowledging fin1
@@ -34,9 +37,12 @@
 #            active closer sent fin1 (the ack field of fin1)
 
 TEARDOWN_PORT=5000
+# Longest wait of one peer step: a safety net against a hang, generous for a loaded machine.
+TEARDOWN_IO_TIMEOUT_MS=30000
 WORK=""
 
 # The jq definitions every analysis uses; segments are wire_segments' objects.
+# shellcheck disable=SC2016 # jq's $variables, not the shell's.
 TEARDOWN_JQ='
 def mod32: (. % 4294967296 + 4294967296) % 4294967296;
 # a - b in sequence space, in (-2^31, 2^31].
@@ -78,7 +84,8 @@ def wire($c):
      result: (if ($rsts | length) > 0 then "reset" elif $c_acked and $s_acked then "clean"
               else "timeout" end),
      fins: {client: ($f.client | length), server: ($f.server | length)},
-     fin_seqs: {client: ([$f.client[] | finseq] | unique), server: ([$f.server[] | finseq] | unique)},
+     fin_seqs: {client: ([$f.client[] | finseq] | unique),
+                server: ([$f.server[] | finseq] | unique)},
      rsts: {client: ([$rsts[] | select(.from == "client")] | length),
             server: ([$rsts[] | select(.from == "server")] | length)},
      rst: $rst,
@@ -153,7 +160,8 @@ wire_segments() {
     }
     function u32(i) { return ((b[i] * 256 + b[i + 1]) * 256 + b[i + 2]) * 256 + b[i + 3] }
     function bit(v, m) { return int(v / m) % 2 == 1 }
-    function flush(  tcp, total, flags, doff, letters, f, i) {
+    function json_bool(v, m) { return bit(v, m) ? "true" : "false" }
+    function flush(  tcp, total, flags, doff, letters, i) {
       if (src == "") return
       if (int(b[0] / 16) == 4) {
         tcp = (b[0] % 16) * 4
@@ -171,10 +179,12 @@ wire_segments() {
       for (i = 1; i <= 8; i++) if (bit(flags, bits[i])) letters = letters names[i]
       if (letters == "") letters = "none"
       n++
-      printf "{\"n\":%d,\"t\":\"%s\",\"src\":\"%s\",\"dst\":\"%s\",\"flags\":\"%s\",", n, t, src, dst, letters
-      printf "\"fin\":%s,\"syn\":%s,\"rst\":%s,\"ackf\":%s,", bit(flags, 1) ? "true" : "false", \
-        bit(flags, 2) ? "true" : "false", bit(flags, 4) ? "true" : "false", bit(flags, 16) ? "true" : "false"
-      printf "\"seq\":%.0f,\"ack\":%.0f,\"len\":%d}\n", u32(tcp + 4), u32(tcp + 8), total - tcp - doff
+      printf "{\"n\":%d,\"t\":\"%s\",\"src\":\"%s\",\"dst\":\"%s\",\"flags\":\"%s\",", \
+        n, t, src, dst, letters
+      printf "\"fin\":%s,\"syn\":%s,\"rst\":%s,\"ackf\":%s,", json_bool(flags, 1), \
+        json_bool(flags, 2), json_bool(flags, 4), json_bool(flags, 16)
+      printf "\"seq\":%.0f,\"ack\":%.0f,\"len\":%d}\n", \
+        u32(tcp + 4), u32(tcp + 8), total - tcp - doff
       src = ""
     }
     /^[0-9]/ { flush(); t = $1; src = endpoint($3); dst = endpoint($5); nb = 0; next }
@@ -195,36 +205,41 @@ teardown_setup() {
   require_file "$FINWAVE_BIN_PEER" "cmake --build $FINWAVE_BUILD --target finwave-peer"
   require_file "$FINWAVE_BIN" "cmake --build $FINWAVE_BUILD --target finwave"
   : >"$WORK/cases"
-  capture_start router to-client "$WORK/client-side.pcap" "tcp port $TEARDOWN_PORT"
-  capture_start router to-server "$WORK/server-side.pcap" "tcp port $TEARDOWN_PORT"
+  local filter="tcp portrange $TEARDOWN_PORT-$((TEARDOWN_PORT + 9))"
+  capture_start router to-client "$WORK/client-side.pcap" "$filter"
+  capture_start router to-server "$WORK/server-side.pcap" "$filter"
 }
 
 # teardown_finwave [ARGS...] — finwave in router mode on the router, no rules:
-# --port 5000 --settle 0.3 and ARGS.
+# --port 5000 --settle 0.3 and ARGS (finwave_start gives it a control socket of its own).
 teardown_finwave() {
   finwave_start router "$WORK/finwave.jsonl" --port "$TEARDOWN_PORT" --settle 0.3 "$@"
 }
 
-# teardown_server NAME SERVER_SCRIPT — a finwave-peer server for one connection on port 5000
-# (v4 and v6); returns once it listens. Sets SERVER_PID.
+# teardown_server NAME SERVER_SCRIPT [PORT [CONNECTIONS]] — a finwave-peer server for
+# CONNECTIONS (default 1) connections on PORT (default 5000; the captures take 5000-5009), v4
+# and v6; returns once it listens. Sets SERVER_PID.
 teardown_server() {
-  local name=$1 script=$2
+  local name=$1 script=$2 port=${3:-$TEARDOWN_PORT} connections=${4:-1}
   rm -f "$WORK/$name.ready"
   lab_bg server "$WORK/$name.server.jsonl" "$FINWAVE_BIN_PEER" server --listen :: \
-    --port "$TEARDOWN_PORT" --connections 1 --io-timeout 5000 --script "$script" \
+    --port "$port" --connections "$connections" --io-timeout "$TEARDOWN_IO_TIMEOUT_MS" \
+    --script "$script" \
     --ready-file "$WORK/$name.ready" >/dev/null
   SERVER_PID=$LAB_LAST_PID
   wait_for_file "$WORK/$name.ready" 10 ||
     fail "$name: server did not start: $(cat "$WORK/$name.server.jsonl.err")"
 }
 
-# teardown_record NAME ADDR — after the client ran: note the case's family and client endpoint.
+# teardown_record NAME ADDR [SINCE] — after the client ran: note the case's family and client
+# endpoint. SINCE (seconds since the epoch, e.g. $EPOCHREALTIME): finwave ran only from then
+# on, so the wire's segments before it are left out of the comparison.
 teardown_record() {
-  local name=$1 address=$2 local_end family=v4
+  local name=$1 address=$2 since=${3:-0} local_end family=v4
   local_end=$(peer_field "$WORK/$name.client.jsonl" connect local)
   [[ -n "$local_end" && "$local_end" != null ]] || fail "$name: the client did not connect"
   [[ "$address" == *:* ]] && family=v6
-  echo "$name $family $local_end" >>"$WORK/cases"
+  echo "$name $family $local_end $since" >>"$WORK/cases"
 }
 
 # teardown_case NAME ADDR SERVER_SCRIPT CLIENT_SCRIPT — one connection, both scripts must
@@ -233,7 +248,8 @@ teardown_case() {
   local name=$1 address=$2 server_script=$3 client_script=$4
   teardown_server "$name" "$server_script"
   lab_exec client "$FINWAVE_BIN_PEER" client --connect "$address" --port "$TEARDOWN_PORT" \
-    --io-timeout 5000 --script "$client_script" >"$WORK/$name.client.jsonl" ||
+    --io-timeout "$TEARDOWN_IO_TIMEOUT_MS" --script "$client_script" \
+    >"$WORK/$name.client.jsonl" ||
     fail "$name: client script '$client_script' failed: $(tail -3 "$WORK/$name.client.jsonl")"
   lab_wait "$SERVER_PID" 10 ||
     fail "$name: server script '$server_script' failed: $(tail -3 "$WORK/$name.server.jsonl")"
@@ -260,6 +276,7 @@ teardown_collect() {
   done
   [[ "$(finwave_stats .kernel.queue_dropped)" -eq 0 ]] || fail "the kernel dropped queued packets"
   teardown_report
+  teardown_verdicts
 }
 
 # case_field NAME FIELD — family (2) or client endpoint (3) of a recorded case.
@@ -270,19 +287,33 @@ case_field() {
 # teardown_report — one pass over finwave's outcomes and both captures: writes
 # $WORK/report.jsonl, one line per case: {name, family, client, outcomes (finwave's outcome
 # lines for the case's connection), wire and wire_server (facts from the capture on to-client
-# and to-server), problems (where finwave and the to-client wire disagree)}.
+# and to-server), problems (where finwave and the to-client wire disagree), uncaptured (pure
+# ACKs on the wire that are not in the timeline), wire_captured and problems_captured (the
+# same without those ACKs: what finwave could know from what the kernel queued)}.
 teardown_report() {
   jq -nc --rawfile cases "$WORK/cases" --slurpfile fw "$WORK/finwave.jsonl" \
     --slurpfile cs "$WORK/client-side.jsonl" --slurpfile ss "$WORK/server-side.jsonl" \
     "$TEARDOWN_JQ"'
-    def conn($c): [.[] | select(.src == $c or .dst == $c)] | wire($c);
-    $cases | split("\n")[] | select(length > 0) | split(" ") as [$name, $family, $c]
+    def segments($c; $since):
+      [.[] | select((.src == $c or .dst == $c) and (.t | tonumber) >= $since)];
+    def judge($o; $w):
+      if ($o | length) == 1 then problems($o[0]; $w)
+      else ["\($o | length) outcomes for the connection"] end;
+    $cases | split("\n")[] | select(length > 0) | split(" ") as [$name, $family, $c, $since]
+    | ($since | tonumber) as $since
     | [$fw[] | select(.event == "outcome" and .flow.client == $c)] as $outcomes
-    | ($cs | conn($c)) as $w
+    | ($cs | segments($c; $since)) as $segs
+    | [$outcomes[0].timeline // [] | .[] | key] as $seen
+    | [$segs[] | . + {from: (if .src == $c then "client" else "server" end)}
+       | select(.flags == "." and .len == 0 and (key as $k | $seen | index([$k]) | not))]
+      as $uncaptured
+    | ($segs | wire($c)) as $w
+    | ([$segs[] | select(.n as $n | $uncaptured | map(.n) | index([$n]) | not)] | wire($c))
+      as $wc
     | {name: $name, family: $family, client: $c, outcomes: $outcomes, wire: $w,
-       wire_server: ($ss | conn($c)),
-       problems: (if ($outcomes | length) == 1 then problems($outcomes[0]; $w)
-                  else ["\($outcomes | length) outcomes for the connection"] end)}
+       wire_server: ($ss | segments($c; $since) | wire($c)), problems: judge($outcomes; $w),
+       uncaptured: [$uncaptured[] | key], wire_captured: $wc,
+       problems_captured: judge($outcomes; $wc)}
   ' >"$WORK/report.jsonl"
 }
 
@@ -296,33 +327,51 @@ case_outcome() {
   case_report "$1" '.outcomes[0]'
 }
 
+# teardown_verdicts — from the report, one line per case into TEARDOWN_VERDICT[NAME]:
+# "ok SUMMARY" when finwave's outcome agrees with the wire (see check_against_wire), else
+# "fail DETAILS-AS-A-JSON-STRING". One jq run for every case (jq starts slowly on a busy box).
+declare -gA TEARDOWN_VERDICT=()
+teardown_verdicts() {
+  local name verdict
+  while read -r name verdict; do
+    TEARDOWN_VERDICT[$name]=$verdict
+  done < <(jq -r '
+    # The two interfaces are one wire with a router between: the same segments on both.
+    ([.wire, .wire_server] | map(del(.rst.stage) | (.all, .required) |= sort) | .[0] == .[1])
+      as $same
+    | .name + " " + if $same | not then
+        "fail " + ("the captures on to-client and to-server differ: \(.wire) vs \(.wire_server)"
+                   | tojson)
+      elif (.problems | length) > 0 then
+        "fail " + ("finwave disagrees with the wire:\n" + (.problems | map("  " + .) | join("\n")) +
+          "\n  outcome: \(.outcomes | map(tojson) | join("\n           "))" +
+          "\n  wire:    \(.wire | del(.all, .required) | tojson)" | tojson)
+      else
+        .outcomes[0] as $o | .wire as $w
+        | "ok \(.name) (\(.family)): closer \($o.closer) kind \($o.kind) result \($o.result)" +
+          " fins c\($w.fins.client)/s\($w.fins.server) rsts c\($w.rsts.client)/s\($w.rsts.server)" +
+          (if $o.rst then " rst \($o.rst.from)@\($o.rst.stage)" else "" end) +
+          " final_acks \($o.final_acks.seen)" +
+          (if $o.data_after_fin.bytes > 0 then " data_after_fin \($o.data_after_fin.bytes)"
+           else "" end) + " (= wire)"
+      end' "$WORK/report.jsonl")
+}
+
 # check_against_wire NAME — fails unless finwave's outcome for the case agrees with tcpdump's
 # record: closer, kind, result, FINs per side (count and sequence number), FIN retransmits, RSTs
 # per side, rst.from (and rst.stage where the wire can tell), final ACKs, half-close bytes;
 # every handshake, FIN and RST segment and every ACK of a FIN on the wire is in the timeline,
 # and every timeline entry was on the wire; and the captures on both router interfaces tell the
-# same story. Prints a one-line summary.
+# same story. Prints a one-line summary. Use it in the test's own shell, not in $(...).
 check_against_wire() {
-  local name=$1 report
-  report=$(case_report "$name")
-  [[ -n "$report" ]] || fail "$name: not a recorded case"
-  # The two interfaces are one wire with a router between: the same segments on both.
-  [[ "$(jq -r '[.wire, .wire_server] | map(del(.rst.stage) | (.all, .required) |= sort)
-      | .[0] == .[1]' <<<"$report")" == true ]] ||
-    fail "$name: the captures on to-client and to-server differ: $report"
-  if [[ "$(jq '.problems | length' <<<"$report")" -ne 0 ]]; then
-    jq -r '"\(.name): finwave disagrees with the wire:", (.problems[] | "  " + .),
-      "  outcome: \(.outcomes | map(tojson) | join("\n           "))",
-      "  wire:    \(.wire | del(.all, .required) | tojson)"' <<<"$report" >&2
+  local name=$1 verdict
+  verdict=${TEARDOWN_VERDICT[$name]:-}
+  [[ -n "$verdict" ]] || fail "$name: not a recorded case"
+  if [[ "$verdict" != "ok "* ]]; then
+    echo "$name: $(jq -r . <<<"${verdict#fail }")" >&2
     fail "$name: finwave's outcome disagrees with tcpdump (details above)"
   fi
-  jq -r '.outcomes[0] as $o | .wire as $w
-    | "\(.name) (\(.family)): closer \($o.closer) kind \($o.kind) result \($o.result)" +
-      " fins c\($w.fins.client)/s\($w.fins.server) rsts c\($w.rsts.client)/s\($w.rsts.server)" +
-      (if $o.rst then " rst \($o.rst.from)@\($o.rst.stage)" else "" end) +
-      " final_acks \($o.final_acks.seen)" +
-      (if $o.data_after_fin.bytes > 0 then " data_after_fin \($o.data_after_fin.bytes)" else "" end) +
-      " (= wire)"' <<<"$report"
+  echo "${verdict#ok }"
 }
 
 # expect_outcome NAME JQ-BOOL MESSAGE — fail with MESSAGE unless JQ-BOOL holds for the outcome.

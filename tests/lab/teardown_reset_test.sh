@@ -27,7 +27,8 @@ for address in "$LAB_SERVER_V4" "$LAB_SERVER_V6"; do
   teardown_case "client_abort_$f" "$address" read:1000,wait-rst send:1000,hold:20,abort
   teardown_case "server_abort_$f" "$address" read:1000,abort send:1000,wait-rst
   teardown_case "server_abort_fin_$f" "$address" read-eof,abort send:1000,shutdown,wait-rst
-  teardown_case "client_abort_fin_$f" "$address" send:1000,shutdown,wait-rst read:1000,read-eof,abort
+  teardown_case "client_abort_fin_$f" "$address" send:1000,shutdown,wait-rst \
+    read:1000,read-eof,abort
 done
 teardown_collect 8
 

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Simultaneous close against real Linux stacks, tcpdump on both router interfaces as the witness
 # (router mode, no rules). With a round trip of a fraction of a millisecond both FINs cross only
-# if both ends close within tens of microseconds of each other: both peers run
-# "at:T,shutdown,read-eof,close" with the same wall-clock time T (finwave-peer sleeps until just
-# before T and spins to it). Every attempt, IPv4 and IPv6 alternately, must be reported as the
-# wire shows it: simultaneous (closer both) exactly when neither FIN acknowledges the other, with
+# if both ends close within tens of microseconds of each other: on every connection both peers
+# run "at-next:P,shutdown,read-eof,close", so both ends close at the same wall-clock tick
+# (finwave-peer sleeps until just before it and spins to it). One server process serves every
+# attempt and one client process per family makes them one after the other, so that no process
+# start-up delays a tick. Every attempt (half IPv4, half IPv6) must be reported as the wire shows
+# it: simultaneous (closer both) exactly when neither FIN acknowledges the other, clean, with
 # every other figure agreeing too (lib: teardown_lib.sh); at least one attempt must be a
-# simultaneous close. Prints the hit rate and how far apart the two ends woke.
+# simultaneous close. Prints each attempt, how late each end woke, and the hit rate.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
@@ -14,52 +16,73 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/teardown_lib.sh"
 
 attempts=${TEARDOWN_SIMULTANEOUS_ATTEMPTS:-20}
-# Time for the server to start listening and the client to start and connect before T; on a
-# loaded machine starting a process takes up to ~100 ms.
-lead_ms=300
+period_ms=150
+script="at-next:$period_ms,shutdown,read-eof,close"
 
 started=$(lab_now_ms)
 teardown_setup teardown_simultaneous
 teardown_finwave --linger 5
 
-for ((i = 0; i < attempts; i++)); do
-  address=$LAB_SERVER_V4
-  ((i % 2)) && address=$LAB_SERVER_V6
-  name="attempt_$i"
-  at=$(($(lab_now_ms) + lead_ms))
-  script="at:$at,shutdown,read-eof,close"
-  teardown_server "$name" "$script"
+teardown_server simultaneous "$script" "$TEARDOWN_PORT" "$attempts"
+v4=$((attempts - attempts / 2))
+for family in v4 v6; do
+  address=$LAB_SERVER_V4 count=$v4
+  [[ $family == v6 ]] && address=$LAB_SERVER_V6 count=$((attempts - v4))
   lab_exec client "$FINWAVE_BIN_PEER" client --connect "$address" --port "$TEARDOWN_PORT" \
-    --io-timeout 5000 --script "$script" >"$WORK/$name.client.jsonl" ||
-    fail "$name: client failed: $(tail -3 "$WORK/$name.client.jsonl")"
-  lab_wait "$SERVER_PID" 10 || fail "$name: server failed: $(tail -3 "$WORK/$name.server.jsonl")"
-  teardown_record "$name" "$address"
+    --connections "$count" --io-timeout "$TEARDOWN_IO_TIMEOUT_MS" --script "$script" \
+    >"$WORK/$family.client.jsonl" ||
+    fail "$family client failed: $(tail -3 "$WORK/$family.client.jsonl")"
 done
+lab_wait "$SERVER_PID" 10 || fail "server failed: $(tail -3 "$WORK/simultaneous.server.jsonl")"
+
+# attempts FAMILY — one line per connection of that family's client: name, family, client
+# endpoint, how late the client and the server woke (microseconds after their tick, matched by
+# the client's endpoint; a figure in the thousands means the tick had passed).
+attempts() {
+  jq -rs --arg f "$1" --slurpfile server "$WORK/simultaneous.server.jsonl" '
+    # The server listens on "::": it sees an IPv4 client as [::ffff:a.b.c.d]:port.
+    ([$server[] | select(.event == "accept")
+      | {key: (.remote | sub("^\\[::ffff:(?<v4>[0-9.]+)\\]"; "\(.v4)")), value: "\(.conn)"}]
+     | from_entries) as $server_conn
+    | ([$server[] | select(.event == "at_next") | {key: "\(.conn)", value: .late_us}]
+       | from_entries) as $server_late
+    | ([.[] | select(.event == "connect") | {key: "\(.conn)", value: .local}] | from_entries)
+      as $local
+    | .[] | select(.event == "at_next") | $local["\(.conn)"] as $c
+    | "\($f)_\(.conn) \($f) \($c) \(.late_us) \($server_late[$server_conn[$c]])"
+  ' "$WORK/$1.client.jsonl"
+}
+{ attempts v4 && attempts v6; } >"$WORK/attempts"
+[[ "$(wc -l <"$WORK/attempts")" -eq "$attempts" ]] ||
+  fail "$(wc -l <"$WORK/attempts") of $attempts connections ran their script:" \
+    "$(cat "$WORK/attempts")"
+awk '{ print $1, $2, $3, 0 }' "$WORK/attempts" >"$WORK/cases"
 teardown_collect "$attempts"
 
-hits=0
-v6_hits=0
-synced=0
-for ((i = 0; i < attempts; i++)); do
-  name="attempt_$i"
+hits=0 v6_hits=0 on_time=0
+while read -r name family _ late_client late_server; do
   check_against_wire "$name" >"$WORK/$name.summary"
-  expect_outcome "$name" '.result == "clean" and .rst == null and
-    ((.kind == "simultaneous") == (.closer == "both"))' "a clean close, closer both iff simultaneous"
-  late_c=$(peer_field "$WORK/$name.client.jsonl" at late_us)
-  late_s=$(peer_field "$WORK/$name.server.jsonl" at late_us)
-  # Both ends on time (the target had not passed when their step began).
-  if jq -en --argjson c "$late_c" --argjson s "$late_s" '$c < 1000 and $s < 1000' >/dev/null; then
-    synced=$((synced + 1))
-  fi
-  kind=$(case_report "$name" '.outcomes[0].kind' | tr -d '"')
-  if [[ "$kind" == simultaneous ]]; then
-    hits=$((hits + 1))
-    [[ "$(case_field "$name" 2)" == v6 ]] && v6_hits=$((v6_hits + 1))
-  fi
-  echo "$(cat "$WORK/$name.summary"); woke late by client ${late_c} us, server ${late_s} us"
-done
+  echo "$(<"$WORK/$name.summary"); woke late by client $late_client us, server $late_server us"
+done <"$WORK/attempts"
+# One jq run for the rest: every attempt clean, closer both iff simultaneous; the counts.
+read -r bad hits v6_hits on_time < <(jq -rn --rawfile attempts "$WORK/attempts" \
+  --slurpfile report "$WORK/report.jsonl" '
+  [$attempts | split("\n")[] | select(length > 0) | split(" ")
+   | {name: .[0], family: .[1], on_time: ((.[3] | tonumber) < 1000 and (.[4] | tonumber) < 1000)}]
+  as $attempts
+  | ($report | map({key: .name, value: .outcomes[0]}) | from_entries) as $o
+  | [$attempts[] | select($o[.name] | .result != "clean" or .rst != null or
+       ((.kind == "simultaneous") != (.closer == "both"))) | .name] as $bad
+  | [$attempts[] | select($o[.name].kind == "simultaneous")] as $hits
+  | [($bad | join(",") | if . == "" then "-" else . end), ($hits | length),
+     ([$hits[] | select(.family == "v6")] | length), ([$attempts[] | select(.on_time)] | length)]
+  | map(tostring) | join(" ")')
+[[ "$bad" == - ]] ||
+  fail "$bad: expected clean closes, closer both iff simultaneous: $(case_outcome "${bad%%,*}")"
 
 ((hits > 0)) ||
-  fail "no simultaneous close in $attempts attempts ($synced with both ends on time): nothing tested"
-pass "$hits of $attempts closes simultaneous ($v6_hits over IPv6; both ends on time in $synced)," \
-  "every attempt agrees with tcpdump ($(($(lab_now_ms) - started)) ms)"
+  fail "no simultaneous close in $attempts attempts ($on_time with both ends on time):" \
+    "nothing tested"
+pass "$hits of $attempts closes simultaneous ($v6_hits of them over IPv6; both ends woke within" \
+  "1 ms of the tick in $on_time), every attempt agrees with tcpdump" \
+  "($(($(lab_now_ms) - started)) ms)"

@@ -32,7 +32,8 @@ constexpr const char* kChainRules0 =
     ":FINWAVE-Q0 - [0:0]\n"
     "-A FINWAVE-Q0 -m mark --mark 0xf1a0000/0xf1a0000 -j RETURN\n"
     "-A FINWAVE-Q0 -p tcp --tcp-flags FIN FIN -j CONNMARK --or-mark 0x100\n"
-    "-A FINWAVE-Q0 -p tcp --tcp-flags FIN,SYN,RST NONE -m connmark ! --mark 0x100/0x100 -j RETURN\n"
+    "-A FINWAVE-Q0 -p tcp --tcp-flags FIN,SYN,RST NONE -m connmark ! --mark 0x100/0x100 -m "
+    "conntrack ! --ctstate NEW -j RETURN\n"
     "-A FINWAVE-Q0 -j NFQUEUE --queue-num 0 --queue-bypass\n";
 
 int count(const std::string& text, const std::string& needle) {
@@ -67,7 +68,7 @@ TEST_SUITE("netfilter") {
           "-A FINWAVE-Q3 -m mark --mark 0xf1a0000/0xf1a0000 -j RETURN\n"
           "-A FINWAVE-Q3 -p tcp --tcp-flags FIN FIN -j CONNMARK --or-mark 0x100\n"
           "-A FINWAVE-Q3 -p tcp --tcp-flags FIN,SYN,RST NONE -m connmark ! --mark 0x100/0x100 "
-          "-j RETURN\n"
+          "-m conntrack ! --ctstate NEW -j RETURN\n"
           "-A FINWAVE-Q3 -j NFQUEUE --queue-num 3 --queue-bypass\n"
           "-I OUTPUT 1 -p tcp -m multiport --ports 5432,8080 -m comment --comment finwave "
           "-j FINWAVE-Q3\n"
@@ -153,7 +154,7 @@ TEST_SUITE("netfilter") {
           "-A FINWAVE-Q10 -m mark --mark 0x80000000/0x80000000 -j RETURN\n"
           "-A FINWAVE-Q10 -p tcp --tcp-flags FIN FIN -j CONNMARK --or-mark 0x1\n"
           "-A FINWAVE-Q10 -p tcp --tcp-flags FIN,SYN,RST NONE -m connmark ! --mark 0x1/0x1 "
-          "-j RETURN\n"
+          "-m conntrack ! --ctstate NEW -j RETURN\n"
           "-A FINWAVE-Q10 -j NFQUEUE --queue-balance 10:13 --queue-bypass\n"
           "-I FORWARD 1 -p tcp -m comment --comment finwave -j FINWAVE-Q10\n"
           "COMMIT\n");
@@ -572,7 +573,7 @@ TEST_SUITE("lab") {
               .out;
       const std::string chain = capture_chain_name(kLabQueue);
       const long queued = packets(saved, "-j NFQUEUE --queue-num 4242");
-      const long bulk = packets(saved, "NONE -m connmark ! --mark 0x100/0x100 -j RETURN");
+      const long bulk = packets(saved, "NONE -m connmark ! --mark 0x100/0x100 -m conntrack ! --ctstate NEW -j RETURN");
       const long marked = packets(saved, "-j CONNMARK --set-xmark 0x100/0x100");
       const long through_output = packets(saved, "-A OUTPUT -p tcp");
       const long through_input = packets(saved, "-A PREROUTING ! -i lo");

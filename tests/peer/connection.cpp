@@ -3,6 +3,7 @@
 #include <poll.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
@@ -106,6 +107,12 @@ class ScriptRunner {
       case StepKind::kAt:
         fields = wait_until(step.count);
         break;
+      case StepKind::kAtNext:
+        fields = wait_until(next_tick_ms(step.count));
+        break;
+      case StepKind::kWaitFile:
+        fields = wait_file(step.path);
+        break;
       case StepKind::kClose:
         fields = close();
         break;
@@ -120,7 +127,7 @@ class ScriptRunner {
         break;
     }
     if (step.kind != StepKind::kSleep && step.kind != StepKind::kHold &&
-        step.kind != StepKind::kAt) {
+        step.kind != StepKind::kAt && step.kind != StepKind::kAtNext) {
       fields["ms"] = ms_since(start);
     }
     log_.emit(conn_, event_name(step.kind), fields);
@@ -273,6 +280,25 @@ class ScriptRunner {
     }
     const double late_us = static_cast<double>(now_ns - target_ns) / 1000.0;
     return Fields{{"ok", true}, {"at", epoch_ms}, {"late_us", std::round(late_us * 10.0) / 10.0}};
+  }
+
+  /// Polls every millisecond until `path` exists or the step's deadline passes (ETIMEDOUT).
+  Fields wait_file(const std::string& path) const {
+    while (::access(path.c_str(), F_OK) != 0) {
+      if (remaining_ms() == 0) {
+        Fields fields = failure(ETIMEDOUT);
+        fields["path"] = path;
+        return fields;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    return Fields{{"ok", true}, {"path", path}};
+  }
+
+  /// The first multiple of `period_ms` (since the epoch) at least half a period from now.
+  static std::uint64_t next_tick_ms(std::uint64_t period_ms) {
+    const auto now_ms = static_cast<std::uint64_t>(realtime_ns() / 1'000'000);
+    return (now_ms + period_ms / 2 + period_ms - 1) / period_ms * period_ms;
   }
 
   Fields shutdown(ShutdownHow how) {

@@ -8,13 +8,13 @@
 namespace finwave::peer {
 namespace {
 
-enum class Arg { kNone, kCount, kMillis, kEpochMillis, kHow };
+enum class Arg { kNone, kCount, kMillis, kEpochMillis, kHow, kPath };
 
 struct StepSpec {
   std::string_view name;
   StepKind kind;
   Arg arg;
-  bool needs_socket;  // false for sleep and at, which are allowed after close/abort
+  bool needs_socket;  // false for the waits (sleep, at, at-next, wait-file): allowed after close
 };
 
 constexpr std::array kSpecs{
@@ -24,7 +24,9 @@ constexpr std::array kSpecs{
     StepSpec{"shutdown", StepKind::kShutdown, Arg::kHow, true},
     StepSpec{"sleep", StepKind::kSleep, Arg::kMillis, false},
     StepSpec{"at", StepKind::kAt, Arg::kEpochMillis, false},
+    StepSpec{"at-next", StepKind::kAtNext, Arg::kMillis, false},
     StepSpec{"hold", StepKind::kHold, Arg::kMillis, true},
+    StepSpec{"wait-file", StepKind::kWaitFile, Arg::kPath, false},
     StepSpec{"close", StepKind::kClose, Arg::kNone, true},
     StepSpec{"abort", StepKind::kAbort, Arg::kNone, true},
     StepSpec{"wait-rst", StepKind::kWaitRst, Arg::kNone, true},
@@ -97,9 +99,18 @@ Step parse_step(std::size_t index, std::string_view text) {
       if (!value) {
         throw step_error(index, text, "'" + std::string(arg) + "' is not " + unit);
       }
+      if (spec->kind == StepKind::kAtNext && *value == 0) {
+        throw step_error(index, text, "'at-next' needs a period of at least 1 ms");
+      }
       step.count = *value;
       break;
     }
+    case Arg::kPath:
+      if (arg.empty()) {
+        throw step_error(index, text, "'" + name + "' needs a path (" + name + ":PATH)");
+      }
+      step.path = std::string(arg);
+      break;
     case Arg::kHow:
       if (!has_arg || arg == "wr") {
         step.how = ShutdownHow::kWrite;
@@ -165,8 +176,12 @@ std::string_view event_name(StepKind kind) {
       return "sleep";
     case StepKind::kAt:
       return "at";
+    case StepKind::kAtNext:
+      return "at_next";
     case StepKind::kHold:
       return "hold";
+    case StepKind::kWaitFile:
+      return "wait_file";
     case StepKind::kClose:
       return "close";
     case StepKind::kAbort:
@@ -191,7 +206,14 @@ std::string script_help() {
                        given the same time act together, e.g. "at:T,shutdown" on both ends for
                        a simultaneous close. Reports late_us (how late it woke; large if the
                        time had already passed)
+  at-next:PERIOD_MS    like at, for the next wall-clock multiple of PERIOD_MS that is at least
+                       PERIOD_MS/2 away: peers that reach this step within a few ms of each
+                       other (both ends of a new connection) act together, connection after
+                       connection (they part only if they straddle a half-period mark)
   hold:MS              keep the socket open doing nothing for MS milliseconds
+  wait-file:PATH       wait until PATH exists: a test's go signal to every peer at once, e.g.
+                       "once finwave runs, close" (fails after --io-timeout; also allowed
+                       after close/abort; PATH may not contain ',')
   close                close(2)
   abort                SO_LINGER {1,0} then close(2): the kernel sends RST
   wait-rst             read until the peer resets; ok only on ECONNRESET

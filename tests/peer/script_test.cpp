@@ -28,8 +28,8 @@ TEST_SUITE("peer") {
   TEST_CASE("script: every step and its argument") {
     const fp::Script script = fp::parse_script(
         "send:1000, read:10,read-eof,shutdown,shutdown:rd,shutdown:rdwr,sleep:5,hold:20,"
-        "at:1700000000123,wait-rst,read-until-error,abort");
-    REQUIRE(script.size() == 12);
+        "at:1700000000123,wait-rst,read-until-error,at-next:250,wait-file:/tmp/a:b go,abort");
+    REQUIRE(script.size() == 14);
     CHECK(script[0].kind == StepKind::kSend);
     CHECK(script[0].count == 1000);
     CHECK(script[0].text == "send:1000");
@@ -48,7 +48,11 @@ TEST_SUITE("peer") {
     CHECK(script[8].count == 1700000000123ULL);
     CHECK(script[9].kind == StepKind::kWaitRst);
     CHECK(script[10].kind == StepKind::kReadUntilError);
-    CHECK(script[11].kind == StepKind::kAbort);
+    CHECK(script[11].kind == StepKind::kAtNext);
+    CHECK(script[11].count == 250);
+    CHECK(script[12].kind == StepKind::kWaitFile);
+    CHECK(script[12].path == "/tmp/a:b go");
+    CHECK(script[13].kind == StepKind::kAbort);
   }
 
   TEST_CASE("script: underscores stand for dashes and blanks around steps are ignored") {
@@ -59,16 +63,19 @@ TEST_SUITE("peer") {
     CHECK(script[2].how == ShutdownHow::kWrite);
   }
 
-  TEST_CASE("script: sleep and at may follow close and abort") {
-    const fp::Script script = fp::parse_script("close,sleep:10,at:1,sleep:0");
-    REQUIRE(script.size() == 4);
+  TEST_CASE("script: the waits (sleep, at, at-next, wait-file) may follow close and abort") {
+    const fp::Script script = fp::parse_script("close,sleep:10,at:1,sleep:0,at_next:100");
+    REQUIRE(script.size() == 5);
     CHECK(script[2].kind == StepKind::kAt);
-    CHECK(fp::parse_script("abort,at:5").size() == 2);
+    CHECK(script[4].kind == StepKind::kAtNext);
+    CHECK(fp::parse_script("abort,at:5,wait-file:/tmp/go").size() == 3);
   }
 
   TEST_CASE("script: event names") {
     CHECK(fp::event_name(StepKind::kReadEof) == "read_eof");
     CHECK(fp::event_name(StepKind::kAt) == "at");
+    CHECK(fp::event_name(StepKind::kAtNext) == "at_next");
+    CHECK(fp::event_name(StepKind::kWaitFile) == "wait_file");
     CHECK(fp::event_name(StepKind::kWaitRst) == "wait_rst");
     CHECK(fp::event_name(StepKind::kReadUntilError) == "read_until_error");
   }
@@ -76,8 +83,8 @@ TEST_SUITE("peer") {
   TEST_CASE("script: the help names every step") {
     const std::string help = fp::script_help();
     for (const char* step : {"send:N", "read:N", "read-eof", "shutdown[:wr|rd|rdwr]", "sleep:MS",
-                             "at:EPOCH_MS", "hold:MS", "close", "abort", "wait-rst",
-                             "read-until-error"}) {
+                             "at:EPOCH_MS", "at-next:PERIOD_MS", "hold:MS", "wait-file:PATH",
+                             "close", "abort", "wait-rst", "read-until-error"}) {
       CAPTURE(step);
       CHECK(help.find(step) != std::string::npos);
     }
@@ -100,8 +107,9 @@ TEST_SUITE("peer") {
         {"send:-1", "step 1 'send:-1': '-1' is not a byte count"},
         {"send:1e3", "step 1 'send:1e3': '1e3' is not a byte count"},
         {"send:0x10", "step 1 'send:0x10': '0x10' is not a byte count"},
-        {"send:99999999999999999999", "step 1 'send:99999999999999999999': "
-                                      "'99999999999999999999' is not a byte count"},
+        {"send:99999999999999999999",
+         "step 1 'send:99999999999999999999': "
+         "'99999999999999999999' is not a byte count"},
         {"read:12x", "step 1 'read:12x': '12x' is not a byte count"},
         {"sleep", "step 1 'sleep': 'sleep' needs milliseconds (sleep:N)"},
         {"hold:soon", "step 1 'hold:soon': 'soon' is not milliseconds"},
@@ -109,6 +117,11 @@ TEST_SUITE("peer") {
         {"at:now", "step 1 'at:now': 'now' is not milliseconds since the epoch"},
         {"at:+500", "step 1 'at:+500': '+500' is not milliseconds since the epoch"},
         {"at:1.5", "step 1 'at:1.5': '1.5' is not milliseconds since the epoch"},
+        {"at-next", "step 1 'at-next': 'at-next' needs milliseconds (at-next:N)"},
+        {"at-next:0", "step 1 'at-next:0': 'at-next' needs a period of at least 1 ms"},
+        {"at_next:1s", "step 1 'at_next:1s': '1s' is not milliseconds"},
+        {"wait-file", "step 1 'wait-file': 'wait-file' needs a path (wait-file:PATH)"},
+        {"wait-file: ", "step 1 'wait-file:': 'wait-file' needs a path (wait-file:PATH)"},
         {"read-eof:3", "step 1 'read-eof:3': 'read-eof' takes no argument"},
         {"close:", "step 1 'close:': 'close' takes no argument"},
         {"abort:now", "step 1 'abort:now': 'abort' takes no argument"},

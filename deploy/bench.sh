@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Builds finwave and runs its benchmarks in lab network namespaces they create and remove. Each
+# benchmark prints a table and writes JSON into the results directory. Needs root (re-runs
+# itself through sudo).
+#
+#   deploy/bench.sh                       every benchmark
+#   deploy/bench.sh delay                 only the ones named
+#   deploy/bench.sh delay -- --samples "50 50 50 10"
+#                                         arguments after -- go to the (single) benchmark named
+#   deploy/bench.sh --list                names and what each measures
+#
+# Options: --results DIR (default results/ in the repository), --no-build (use the binaries in
+# $FINWAVE_BUILD as they are). FINWAVE_BUILD names the build directory (default build/).
+#
+# To add a benchmark: write a function bench_NAME that runs it (arguments: the results directory,
+# then any pass-through arguments) and add "NAME|what it measures" to BENCHMARKS.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(dirname "$here")
+# shellcheck source=deploy/common.sh
+. "$here/common.sh"
+
+BENCHMARKS=(
+  "delay|precision of the delay action: requested vs observed hold on the wire, 1 to 1000 ms"
+)
+
+# Delay precision: tests/bench/delay_precision.sh, JSON in bench-delay.json.
+bench_delay() {
+  local results=$1
+  shift
+  "$repo/tests/bench/delay_precision.sh" --json "$results/bench-delay.json" "$@"
+}
+
+usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
+
+list() {
+  local entry
+  for entry in "${BENCHMARKS[@]}"; do printf '  %-10s %s\n' "${entry%%|*}" "${entry#*|}"; done
+}
+
+args=("$@")
+results=$repo/results
+build=1
+selected=()
+passthrough=()
+while (($#)); do
+  case $1 in
+    --results) results=${2:?--results DIR}; shift 2 ;;
+    --no-build) build=0; shift ;;
+    --list) list; exit 0 ;;
+    -h | --help) usage; echo; echo "Benchmarks:"; list; exit 0 ;;
+    --) shift; passthrough=("$@"); break ;;
+    -*) echo "bench.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
+    *) selected+=("$1"); shift ;;
+  esac
+done
+known=()
+for entry in "${BENCHMARKS[@]}"; do known+=("${entry%%|*}"); done
+((${#selected[@]})) || selected=("${known[@]}")
+for name in "${selected[@]}"; do
+  [[ " ${known[*]} " == *" $name "* ]] || { echo "bench.sh: no benchmark '$name'; these exist:" >&2; list >&2; exit 2; }
+done
+if ((${#passthrough[@]})) && ((${#selected[@]} != 1)); then
+  echo "bench.sh: arguments after -- need exactly one benchmark named" >&2
+  exit 2
+fi
+
+finwave_require_root "$0" "${args[@]}"
+if ((build)); then
+  "$here/install-deps.sh"
+  finwave_build "$repo" >/dev/null
+fi
+export FINWAVE_BUILD=${FINWAVE_BUILD:-$repo/build}
+mkdir -p "$results"
+
+status=0
+for name in "${selected[@]}"; do
+  echo "bench.sh: $name"
+  started=$(date +%s)
+  "bench_$name" "$results" "${passthrough[@]}" || { status=1; echo "bench.sh: $name failed" >&2; }
+  echo "bench.sh: $name took $(($(date +%s) - started)) s"
+done
+exit "$status"

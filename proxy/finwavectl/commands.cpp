@@ -1,0 +1,392 @@
+#include "proxy/finwavectl/commands.hpp"
+
+#include <unistd.h>
+
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <iterator>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "proxy/control_protocol.hpp"
+#include "proxy/finwavectl/connection.hpp"
+#include "proxy/finwavectl/render.hpp"
+#include "proxy/finwavectl/shell.hpp"
+
+namespace finwave::proxy::ctl {
+namespace {
+
+constexpr std::uint64_t kReplyTimeoutMs = 10000;
+
+const std::vector<std::string> kResults = {"clean", "reset", "timeout"};
+const std::vector<std::string> kKinds = {"four_way", "three_way", "simultaneous", "reset",
+                                         "incomplete"};
+const std::vector<std::string> kClosers = {"client", "server", "both", "none"};
+const std::vector<std::string> kEvents = {"outcome", "rule_hit", "rule_change"};
+
+void print_line(const std::string& line) {
+  std::fwrite(line.data(), 1, line.size(), stdout);
+  std::fputc('\n', stdout);
+  std::fflush(stdout);
+}
+
+// Prints an ok:false reply's error and returns the exit status it means.
+int report_error(const nlohmann::json& reply, const Options& o, const Style& err_style) {
+  const nlohmann::json error = reply.value("error", nlohmann::json::object());
+  const std::string code = error.value("code", "unknown");
+  const std::string message = error.value("message", "(no message)");
+  if (o.json) print_line(reply.dump());
+  std::fprintf(stderr, "finwavectl: %s %s\n", err_style.bad(message).c_str(),
+               err_style.dim("[" + code + "]").c_str());
+  return code == "timeout" ? kExitTimeout : kExitUsage;
+}
+
+nlohmann::json since_field(const std::string& since) {
+  if (since == "change" || since == "rule_change") return "rule_change";
+  if (since == "now") return "now";
+  char* end = nullptr;
+  const unsigned long long seq = std::strtoull(since.c_str(), &end, 10);
+  if (since.empty() || *end != '\0' || since[0] == '-') {
+    throw CtlError(kExitUsage, "--since takes an outcome sequence number, 'change' (the last "
+                               "rule change) or 'now'; got '" + since + "'");
+  }
+  return static_cast<std::uint64_t>(seq);
+}
+
+void add_filter(nlohmann::json& request, const Options& o) {
+  if (!o.result.empty()) request["result"] = o.result;
+  if (!o.kind.empty()) request["kind"] = o.kind;
+  if (!o.closer.empty()) request["closer"] = o.closer;
+  if (!o.rule.empty()) request["rule"] = o.rule;
+  if (!o.flow.empty()) request["flow"] = o.flow;
+}
+
+std::string filter_text(const Options& o) {
+  std::string text;
+  auto add = [&](const char* key, const std::string& value) {
+    if (!value.empty()) text += std::string(text.empty() ? "" : " ") + key + "=" + value;
+  };
+  add("result", o.result);
+  add("kind", o.kind);
+  add("closer", o.closer);
+  add("rule", o.rule);
+  add("flow", o.flow);
+  return text;
+}
+
+std::string read_rule_text(const std::string& file) {
+  if (file == "-") {
+    return std::string(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
+  }
+  std::ifstream in(file, std::ios::binary);
+  if (!in) throw CtlError(kExitUsage, "cannot read " + file);
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// One request/reply command. Human output comes from `render`; --json prints the reply.
+template <class Render>
+int simple(const Options& o, nlohmann::json request, Render render) {
+  const Style style = make_style(o.color, stdout);
+  const Style err_style = make_style(o.color, stderr);
+  Connection connection = Connection::open(o.control);
+  const nlohmann::json reply = connection.call(std::move(request), kReplyTimeoutMs);
+  if (!reply.value("ok", false)) return report_error(reply, o, err_style);
+  if (o.json) {
+    print_line(reply.dump());
+  } else {
+    render(reply, style);
+    std::fflush(stdout);
+  }
+  return kExitOk;
+}
+
+int run_wait(const Options& o) {
+  const auto timeout_ms = parse_duration_ms(o.timeout);
+  if (!timeout_ms) {
+    throw CtlError(kExitUsage, "--timeout takes a duration such as 5s, 500ms, 2m; got '" +
+                                   o.timeout + "'");
+  }
+  nlohmann::json request = {{"cmd", "wait"}, {"timeout_ms", *timeout_ms}, {"count", o.count}};
+  add_filter(request, o);
+  if (!o.since.empty()) request["since"] = since_field(o.since);
+  const Style style = make_style(o.color, stdout);
+  const Style err_style = make_style(o.color, stderr);
+  Connection connection = Connection::open(o.control);
+  const nlohmann::json reply = connection.call(request, *timeout_ms + kReplyTimeoutMs);
+  if (!reply.value("ok", false)) {
+    const nlohmann::json error = reply.value("error", nlohmann::json::object());
+    if (error.value("code", "") == "timeout") {
+      if (o.json) print_line(reply.dump());
+      std::fprintf(stderr, "finwavectl: wait timed out after %s: %s (%s)\n", o.timeout.c_str(),
+                   err_style.warn(filter_text(o).empty() ? "no outcome"
+                                                         : "no outcome with " + filter_text(o))
+                       .c_str(),
+                   error.value("message", "").c_str());
+      return kExitTimeout;
+    }
+    return report_error(reply, o, err_style);
+  }
+  if (o.json) {
+    print_line(reply.dump());
+  } else {
+    for (const auto& outcome : reply.value("outcomes", nlohmann::json::array())) {
+      print_line(outcome_line(outcome, style));
+    }
+  }
+  return kExitOk;
+}
+
+int run_watch(const Options& o) {
+  nlohmann::json request = {{"cmd", "subscribe"}};
+  add_filter(request, o);
+  if (!o.events.empty()) request["events"] = o.events;
+  const Style style = make_style(o.color, stdout);
+  const Style err_style = make_style(o.color, stderr);
+  Connection connection = Connection::open(o.control);
+  const nlohmann::json reply = connection.call(request, kReplyTimeoutMs);
+  if (!reply.value("ok", false)) return report_error(reply, o, err_style);
+  if (!o.json && ::isatty(STDOUT_FILENO) != 0) {
+    const std::string filter = filter_text(o);
+    std::fprintf(stderr, "watching %s (Ctrl-C to stop)\n",
+                 filter.empty() ? "everything" : filter.c_str());
+  }
+  // Ctrl-C ends the watch cleanly (status 0) rather than killing the process mid-line.
+  struct sigaction action {};
+  struct sigaction previous {};
+  action.sa_handler = &note_interrupt;
+  sigemptyset(&action.sa_mask);
+  sigaction(SIGINT, &action, &previous);
+  clear_interrupt();
+  std::uint32_t outcomes = 0;
+  int status = kExitOk;
+  try {
+    while (!interrupted()) {
+      const std::optional<std::string> line = connection.next_line(1000);
+      if (!line) continue;
+      nlohmann::json event;
+      try {
+        event = nlohmann::json::parse(*line);
+      } catch (const nlohmann::json::parse_error&) {
+        continue;
+      }
+      print_line(o.json ? *line : event_line(event, style));
+      const std::string kind = event.value("event", "");
+      if (kind == "shutdown") break;
+      if (kind == "outcome" && o.watch_count != 0 && ++outcomes >= o.watch_count) break;
+    }
+  } catch (const CtlError& error) {
+    std::fprintf(stderr, "finwavectl: %s\n", error.what());
+    status = error.exit_code;
+  }
+  sigaction(SIGINT, &previous, nullptr);
+  clear_interrupt();
+  return status;
+}
+
+int run_raw(const Options& o) {
+  Connection connection = Connection::open(o.control);
+  int status = kExitOk;
+  for (const std::string& line : o.lines) {
+    connection.send_line(line);
+    const std::optional<std::string> reply = connection.next_line(kReplyTimeoutMs);
+    if (!reply) throw CtlError(kExitUnreachable, "no reply from finwave within 10 s");
+    print_line(*reply);
+    try {
+      if (!nlohmann::json::parse(*reply).value("ok", false)) status = kExitUsage;
+    } catch (const std::exception&) {
+      status = kExitUsage;
+    }
+  }
+  return status;
+}
+
+int run_rule_change(const Options& o, const std::string& command) {
+  int status = kExitOk;
+  for (const std::string& name : o.names) {
+    const int one = simple(o, {{"cmd", command}, {"name", name}},
+                           [&](const nlohmann::json& reply, const Style& style) {
+                             const std::string shown = style.bold(name);
+                             if (command == "remove") {
+                               std::printf("removed %s (%s rules left)\n", shown.c_str(),
+                                           reply.value("rules", nlohmann::json()).dump().c_str());
+                             } else if (!reply.value("changed", true)) {
+                               std::printf("%s was already %sd\n", shown.c_str(), command.c_str());
+                             } else {
+                               std::printf("%sd %s (outcome seq %s)\n", command.c_str(),
+                                           shown.c_str(),
+                                           reply.value("outcome_seq", nlohmann::json()).dump().c_str());
+                             }
+                           });
+    if (one != kExitOk) status = one;
+  }
+  return status;
+}
+
+}  // namespace
+
+std::string default_control_path() {
+  const char* env = std::getenv("FINWAVE_CONTROL");
+  return env != nullptr && *env != '\0' ? env : "/run/finwave/control.sock";
+}
+
+const std::vector<std::string>& command_names() {
+  static const std::vector<std::string> kNames = {
+      "status", "rules", "enable", "disable", "add",   "remove", "reload",
+      "flows",  "outcomes", "watch", "wait",  "stats", "raw",    "shell"};
+  return kNames;
+}
+
+void define_commands(CLI::App& app, Options& o, bool in_shell) {
+  app.require_subcommand(1);
+  app.fallthrough();
+  if (!in_shell) {
+    app.add_option("-c,--control", o.control, "Control socket (default $FINWAVE_CONTROL, else "
+                                              "/run/finwave/control.sock)");
+    app.add_flag("--json", o.json, "Print the daemon's JSON replies and events, one per line");
+    app.add_option("--color", o.color, "Colours: auto (on a terminal), always, never")
+        ->check(CLI::IsMember({"auto", "always", "never"}));
+  } else {
+    app.add_flag("--json", o.json, "Print JSON");
+  }
+
+  app.add_subcommand("status", "Version, mode, uptime, rule file, counters");
+  app.add_subcommand("rules", "The rules in priority order, enabled or not, with hit counts");
+  app.add_subcommand("enable", "Enable rules by name (from the next segment on)")
+      ->add_option("NAME", o.names, "Rule name(s)")
+      ->required();
+  app.add_subcommand("disable", "Disable rules by name")
+      ->add_option("NAME", o.names, "Rule name(s)")
+      ->required();
+  auto* add = app.add_subcommand(
+      "add", "Add one rule from a file or stdin (-): TOML keys, an inline table, one [[rule]], "
+             "or a JSON object");
+  add->add_option("FILE", o.file, "File with one rule, or - for stdin")->required();
+  add->add_flag("--first", o.first, "Put it first (highest priority) instead of last");
+  app.add_subcommand("remove", "Remove rules by name")
+      ->add_option("NAME", o.names, "Rule name(s)")
+      ->required();
+  app.add_subcommand("reload", "Re-read the rule file (rules added with `add` are dropped)");
+  app.add_subcommand("flows", "Live flows and their teardown stage")
+      ->add_option("--limit", o.limit, "At most this many (default 1000)");
+  auto* outcomes = app.add_subcommand("outcomes", "The most recent outcomes (kept: 1000)");
+  outcomes->add_option("--limit", o.limit, "How many (default 20)");
+  outcomes->add_option("--since", o.since, "Only those after this outcome seq (or 'change')");
+
+  auto filters = [&](CLI::App* sub) {
+    sub->add_option("--result", o.result, "clean | reset | timeout")
+        ->check(CLI::IsMember(kResults));
+    sub->add_option("--kind", o.kind, "four_way | three_way | simultaneous | reset | incomplete")
+        ->check(CLI::IsMember(kKinds));
+    sub->add_option("--closer", o.closer, "client | server | both | none")
+        ->check(CLI::IsMember(kClosers));
+    sub->add_option("--rule", o.rule, "A rule that acted on the connection");
+    sub->add_option("--flow", o.flow,
+                    "Flow id, endpoint (198.18.1.2:40000, [2001:db8::2]:5000) or address");
+  };
+  auto* watch = app.add_subcommand("watch", "Stream events live: outcomes, rule hits, rule "
+                                            "changes (Ctrl-C to stop)");
+  filters(watch);
+  watch->add_option("--events", o.events, "Only these: outcome, rule_hit, rule_change")
+      ->check(CLI::IsMember(kEvents))
+      ->delimiter(',');
+  watch->add_option("--count", o.watch_count, "Stop after this many outcomes (default: never)");
+  auto* wait = app.add_subcommand(
+      "wait", "Block until an outcome matching the filters arrives; exit 1 on timeout");
+  filters(wait);
+  wait->add_option("--timeout", o.timeout, "How long to wait: 5s, 500ms, 2m (default 5s)");
+  wait->add_option("--since", o.since,
+                   "Also match outcomes already reported after this point: an outcome seq "
+                   "(as printed by enable/status), 'change' (the last rule change) or 'now' "
+                   "(default)");
+  wait->add_option("--count", o.count, "Wait for this many matching outcomes (default 1)")
+      ->check(CLI::Range(1U, kMaxWaitCount));
+  app.add_subcommand("stats", "Every counter, the kernel's queue counters included");
+  app.add_subcommand("raw", "Send request lines as they are and print the replies")
+      ->add_option("LINE", o.lines, "JSON request line(s), e.g. '{\"cmd\":\"status\"}'")
+      ->required();
+  if (!in_shell) {
+    app.add_subcommand("shell", "Interactive prompt with history and completion");
+  }
+}
+
+int run_parsed(const CLI::App& app, Options& o) {
+  const auto subcommands = app.get_subcommands();
+  if (subcommands.empty()) throw CtlError(kExitUsage, "no command given (see --help)");
+  const std::string command = subcommands.front()->get_name();
+  if (command == "status") {
+    return simple(o, {{"cmd", "status"}}, [](const nlohmann::json& reply, const Style& style) {
+      print_status(reply, style, stdout);
+    });
+  }
+  if (command == "rules") {
+    return simple(o, {{"cmd", "rules"}}, [](const nlohmann::json& reply, const Style& style) {
+      print_rules(reply, style, stdout);
+    });
+  }
+  if (command == "enable" || command == "disable" || command == "remove") {
+    return run_rule_change(o, command);
+  }
+  if (command == "add") {
+    const std::string text = read_rule_text(o.file);
+    nlohmann::json request = {{"cmd", "add"}};
+    // A JSON object is sent as "rule"; anything else is TOML.
+    nlohmann::json parsed = nlohmann::json::parse(text, nullptr, false);
+    if (parsed.is_object()) {
+      request["rule"] = std::move(parsed);
+    } else {
+      request["toml"] = text;
+    }
+    if (o.first) request["position"] = "first";
+    return simple(o, request, [](const nlohmann::json& reply, const Style& style) {
+      const nlohmann::json rule = reply.value("rule", nlohmann::json::object());
+      std::printf("added %s at position %s: %s\n", style.bold(rule.value("name", "")).c_str(),
+                  rule.value("position", nlohmann::json()).dump().c_str(),
+                  rule.value("summary", "").c_str());
+    });
+  }
+  if (command == "reload") {
+    return simple(o, {{"cmd", "reload"}}, [](const nlohmann::json& reply, const Style&) {
+      std::printf("reloaded %s rules from %s\n",
+                  reply.value("rules", nlohmann::json()).dump().c_str(),
+                  reply.value("source", "").c_str());
+    });
+  }
+  if (command == "flows") {
+    nlohmann::json request = {{"cmd", "flows"}};
+    if (o.limit != 0) request["limit"] = o.limit;
+    return simple(o, request, [](const nlohmann::json& reply, const Style& style) {
+      print_flows(reply, style, stdout);
+    });
+  }
+  if (command == "outcomes") {
+    nlohmann::json request = {{"cmd", "outcomes"}};
+    if (o.limit != 0) request["limit"] = o.limit;
+    if (!o.since.empty()) request["since"] = since_field(o.since);
+    return simple(o, request, [](const nlohmann::json& reply, const Style& style) {
+      const nlohmann::json list = reply.value("outcomes", nlohmann::json::array());
+      if (list.empty()) std::printf("no outcomes yet\n");
+      for (const auto& outcome : list) print_line(outcome_line(outcome, style));
+    });
+  }
+  if (command == "watch") return run_watch(o);
+  if (command == "wait") return run_wait(o);
+  if (command == "stats") {
+    return simple(o, {{"cmd", "stats"}}, [](const nlohmann::json& reply, const Style&) {
+      nlohmann::json body = reply;
+      body.erase("id");
+      body.erase("ok");
+      body.erase("event");
+      print_flat(body, stdout);
+    });
+  }
+  if (command == "raw") return run_raw(o);
+  if (command == "shell") return run_shell(o);
+  throw CtlError(kExitUsage, "unknown command " + command);
+}
+
+}  // namespace finwave::proxy::ctl

@@ -1,0 +1,44 @@
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace finwave::proxy::ctl {
+
+/// Everything finwavectl's command line can say; one instance per command run.
+struct Options {
+  // Global.
+  std::string control;
+  bool json = false;
+  std::string color = "auto";
+  // Per subcommand.
+  std::vector<std::string> names;  // enable, disable, remove
+  std::string file;                // add
+  bool first = false;              // add
+  std::uint64_t limit = 0;         // flows, outcomes (0: the daemon's default)
+  std::string since;               // outcomes, wait
+  std::string result, kind, closer, rule, flow;  // wait, watch
+  std::string timeout = "5s";      // wait
+  std::uint32_t count = 1;         // wait
+  std::uint32_t watch_count = 0;   // watch: stop after this many outcomes (0: never)
+  std::vector<std::string> events;  // watch
+  std::vector<std::string> lines;   // raw
+};
+
+/// The default control socket: $FINWAVE_CONTROL, else finwave's default path.
+std::string default_control_path();
+
+/// Defines finwavectl's options and subcommands on `app`, bound to `options`. `in_shell` leaves
+/// out the global options and the `shell` subcommand.
+void define_commands(CLI::App& app, Options& options, bool in_shell);
+
+/// Runs the subcommand `app` parsed; returns the exit status (see connection.hpp).
+int run_parsed(const CLI::App& app, Options& options);
+
+/// The subcommand names, for the shell's completion and help.
+const std::vector<std::string>& command_names();
+
+}  // namespace finwave::proxy::ctl

@@ -1,0 +1,60 @@
+// finwavectl: the control client of the finwave daemon. Talks JSON lines over finwave's control
+// socket (proxy/control_protocol.hpp) and prints what it hears for people (aligned tables,
+// colours on a terminal) or, with --json, for scripts.
+#include <csignal>
+#include <cstdio>
+#include <exception>
+
+#include "proxy/finwavectl/commands.hpp"
+#include "proxy/finwavectl/connection.hpp"
+
+namespace {
+
+constexpr const char* kFooter = R"(Exit status:
+  0  success
+  1  wait timed out (no matching outcome in time)
+  2  usage or protocol error (bad arguments, or the daemon refused: unknown rule, invalid rule...)
+  3  cannot reach the daemon (no socket, nobody listening, permission denied, connection lost)
+
+Waiting without a race: `wait` matches outcomes reported after it starts. An outcome reported
+between your change and the wait would be missed, so say where to start:
+  seq=$(finwavectl --json enable lose-final-ack | jq .outcome_seq)
+  ...run connections...
+  finwavectl wait --rule lose-final-ack --result timeout --since "$seq" --timeout 20s
+or `--since change` for "since the last rule change" (any client's).
+
+Examples:
+  finwavectl rules
+  finwavectl enable lose-final-ack
+  echo '{ name = "lose-fin2", role = "fin2", action = "drop" }' | finwavectl add -
+  finwavectl wait --result timeout --timeout 20s --since change
+  finwavectl watch --events outcome,rule_change)";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace finwave::proxy::ctl;
+  // The daemon closing the connection must end in a message, not a silent SIGPIPE.
+  std::signal(SIGPIPE, SIG_IGN);
+  Options options;
+  options.control = default_control_path();
+  CLI::App app{"finwavectl: control a running finwave (toggle rules, watch and wait for teardown "
+               "outcomes) over its control socket."};
+  app.footer(kFooter);
+  define_commands(app, options, false);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& error) {
+    const int code = app.exit(error);
+    return code == 0 ? kExitOk : kExitUsage;
+  }
+  try {
+    return run_parsed(app, options);
+  } catch (const CtlError& error) {
+    std::fprintf(stderr, "finwavectl: %s\n", error.what());
+    return error.exit_code;
+  } catch (const std::exception& error) {
+    std::fprintf(stderr, "finwavectl: %s\n", error.what());
+    return kExitUsage;
+  }
+}

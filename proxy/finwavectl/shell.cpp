@@ -1,0 +1,219 @@
+#include "proxy/finwavectl/shell.hpp"
+
+#include <editline/readline.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <csignal>
+#include <cstdlib>
+#include <cstring>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "proxy/finwavectl/connection.hpp"
+
+namespace finwave::proxy::ctl {
+namespace {
+
+// Completion state: libedit's callbacks are plain functions, so it lives here.
+std::vector<std::string> g_rule_names;
+std::vector<std::string> g_candidates;
+std::size_t g_next_candidate = 0;
+
+const std::vector<std::string> kShellWords = {"help", "quit", "exit"};
+
+std::vector<std::string> options_of(const std::string& command) {
+  static const std::vector<std::string> kFilters = {"--result", "--kind", "--closer", "--rule",
+                                                    "--flow"};
+  std::vector<std::string> options = {"--json"};
+  if (command == "wait" || command == "watch") {
+    options.insert(options.end(), kFilters.begin(), kFilters.end());
+  }
+  if (command == "wait") {
+    options.insert(options.end(), {"--timeout", "--since", "--count"});
+  } else if (command == "watch") {
+    options.insert(options.end(), {"--events", "--count"});
+  } else if (command == "outcomes") {
+    options.insert(options.end(), {"--limit", "--since"});
+  } else if (command == "flows") {
+    options.emplace_back("--limit");
+  } else if (command == "add") {
+    options.emplace_back("--first");
+  }
+  return options;
+}
+
+std::vector<std::string> values_of(const std::string& option) {
+  if (option == "--result") return {"clean", "reset", "timeout"};
+  if (option == "--kind") return {"four_way", "three_way", "simultaneous", "reset", "incomplete"};
+  if (option == "--closer") return {"client", "server", "both", "none"};
+  if (option == "--events") return {"outcome", "rule_hit", "rule_change"};
+  if (option == "--since") return {"change", "now"};
+  if (option == "--rule") return g_rule_names;
+  return {};
+}
+
+std::vector<std::string> split_words(const std::string& text) {
+  std::istringstream in(text);
+  std::vector<std::string> words;
+  for (std::string word; in >> word;) words.push_back(word);
+  return words;
+}
+
+char* next_candidate(const char* text, int state) {
+  if (state == 0) g_next_candidate = 0;
+  const std::size_t length = std::strlen(text);
+  while (g_next_candidate < g_candidates.size()) {
+    const std::string& candidate = g_candidates[g_next_candidate++];
+    if (candidate.compare(0, length, text) == 0) return ::strdup(candidate.c_str());
+  }
+  return nullptr;
+}
+
+char** complete(const char* text, int start, int /*end*/) {
+  const std::vector<std::string> before =
+      split_words(std::string(rl_line_buffer, static_cast<std::size_t>(std::max(start, 0))));
+  g_candidates.clear();
+  if (before.empty()) {
+    g_candidates = command_names();
+    g_candidates.erase(std::remove(g_candidates.begin(), g_candidates.end(), "shell"),
+                       g_candidates.end());
+    g_candidates.insert(g_candidates.end(), kShellWords.begin(), kShellWords.end());
+  } else if (const auto values = values_of(before.back()); !values.empty()) {
+    g_candidates = values;
+  } else if (text[0] == '-') {
+    g_candidates = options_of(before.front());
+  } else if (before.front() == "enable" || before.front() == "disable" ||
+             before.front() == "remove") {
+    g_candidates = g_rule_names;
+  }
+  rl_attempted_completion_over = 1;  // No file-name completion as a fallback.
+  return rl_completion_matches(text, &next_candidate);
+}
+
+void refresh_rule_names(const Options& globals) {
+  try {
+    Connection connection = Connection::open(globals.control);
+    const nlohmann::json reply = connection.call({{"cmd", "rules"}}, 2000);
+    std::vector<std::string> names;
+    for (const auto& rule : reply.value("rules", nlohmann::json::array())) {
+      names.push_back(rule.value("name", ""));
+    }
+    g_rule_names = std::move(names);
+  } catch (const std::exception&) {
+    // Completion without rule names is still completion.
+  }
+}
+
+void print_help() {
+  std::printf(
+      "Commands (as for finwavectl, without its global options):\n"
+      "  status | rules | stats | reload | flows [--limit N] | outcomes [--limit N]\n"
+      "  enable NAME... | disable NAME... | remove NAME... | add FILE [--first]\n"
+      "  wait [--result R] [--kind K] [--closer C] [--rule NAME] [--flow F] [--timeout 5s]\n"
+      "       [--since SEQ|change]\n"
+      "  watch [filters] [--events outcome,rule_hit,rule_change]   (Ctrl-C returns here)\n"
+      "  raw JSON-LINE | help | quit\n"
+      "Tab completes commands, options, their values and rule names; COMMAND --help explains.\n");
+}
+
+// Runs one line; returns its exit status.
+int run_line(const std::string& line, const Options& globals) {
+  Options options;
+  options.control = globals.control;
+  options.color = globals.color;
+  CLI::App app{"finwave shell command"};
+  app.name("");
+  define_commands(app, options, true);
+  options.json = globals.json;
+  try {
+    app.parse(line, false);
+  } catch (const CLI::ParseError& error) {
+    const int code = app.exit(error);
+    return code == 0 ? kExitOk : kExitUsage;
+  }
+  try {
+    return run_parsed(app, options);
+  } catch (const CtlError& error) {
+    std::fprintf(stderr, "finwavectl: %s\n", error.what());
+    return error.exit_code;
+  } catch (const std::exception& error) {
+    std::fprintf(stderr, "finwavectl: %s\n", error.what());
+    return kExitUsage;
+  }
+}
+
+std::string trimmed(const std::string& text) {
+  const auto begin = text.find_first_not_of(" \t\r\n");
+  if (begin == std::string::npos) return "";
+  const auto end = text.find_last_not_of(" \t\r\n");
+  return text.substr(begin, end - begin + 1);
+}
+
+}  // namespace
+
+int run_shell(const Options& globals) {
+  const bool interactive = ::isatty(STDIN_FILENO) != 0;
+  // Ctrl-C interrupts the running command (a wait, a watch), not the shell.
+  struct sigaction action {};
+  action.sa_handler = &note_interrupt;
+  sigemptyset(&action.sa_mask);
+  sigaction(SIGINT, &action, nullptr);
+
+  std::string history_file;
+  if (interactive) {
+    if (const char* home = std::getenv("HOME"); home != nullptr && *home != '\0') {
+      history_file = std::string(home) + "/.finwavectl_history";
+    }
+    using_history();
+    stifle_history(1000);
+    if (!history_file.empty()) read_history(history_file.c_str());
+    rl_attempted_completion_function = &complete;
+    rl_completion_append_character = ' ';
+    refresh_rule_names(globals);
+    std::printf("finwave shell on %s; 'help' lists commands, Tab completes, Ctrl-D leaves\n",
+                globals.control.c_str());
+  }
+
+  int status = kExitOk;
+  for (;;) {
+    std::string line;
+    if (interactive) {
+      clear_interrupt();
+      char* raw = readline("finwave> ");
+      if (raw == nullptr) {
+        if (interrupted()) {
+          std::printf("\n");
+          continue;
+        }
+        std::printf("\n");
+        break;
+      }
+      line = raw;
+      std::free(raw);
+    } else if (!std::getline(std::cin, line)) {
+      break;
+    }
+    line = trimmed(line);
+    if (line.empty() || line[0] == '#') continue;
+    if (interactive) {
+      add_history(line.c_str());
+      if (!history_file.empty()) write_history(history_file.c_str());
+    }
+    if (line == "quit" || line == "exit") break;
+    if (line == "help" || line == "?") {
+      print_help();
+      continue;
+    }
+    clear_interrupt();
+    const int result = run_line(line, globals);
+    if (result != kExitOk) status = result;
+    if (interactive) refresh_rule_names(globals);
+  }
+  return interactive ? kExitOk : status;
+}
+
+}  // namespace finwave::proxy::ctl

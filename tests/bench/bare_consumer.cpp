@@ -1,0 +1,181 @@
+// The baseline for finwave's benchmarks: the cheapest NFQUEUE consumer that does what finwave's
+// data path must do at the least — take every packet and accept it — through the very same
+// adapter (nf::Queue: libmnl, nfq_nlmsg API, F_GSO, fail-open, a batch verdict after draining
+// the socket) behind the very same capture rules (nf::CaptureChains, router mode). Whatever
+// finwave costs beyond this consumer is finwave's own: parsing, the flow table, the rule
+// engine, the loop. Whatever this consumer costs beyond the kernel alone is the kernel's
+// queueing cost.
+//
+//   finwave-bare-consumer [--queue N] [--port P]... [--capture-all] [--queue-len N]
+//                         [--ready-file PATH]
+//
+// Runs until SIGTERM or SIGINT, then removes the capture rules and prints one JSON line of
+// counters on stdout, in the shape of finwave's own exit stats line ("queue", "kernel").
+// Needs CAP_NET_ADMIN: run it inside a lab namespace, never in the machine's own.
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <cerrno>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "netfilter/capture_chains.hpp"
+#include "netfilter/queue.hpp"
+#include "netfilter/queue_stats.hpp"
+
+namespace {
+
+namespace nf = finwave::nf;
+
+struct Options {
+  std::uint16_t queue_num = 0;
+  std::vector<std::uint16_t> ports;
+  bool capture_all = false;
+  std::uint32_t queue_len = 4096;
+  std::string ready_file;
+};
+
+/// Accepts everything; counts GSO super-segments and bytes so the figures can be compared with
+/// finwave's.
+class AcceptAll final : public nf::PacketHandler {
+ public:
+  explicit AcceptAll(nf::Queue& queue) : queue_(queue) {}
+
+  void on_packet(const nf::QueuedPacket& packet) noexcept override {
+    if (packet.gso) ++gso_;
+    bytes_ += packet.original_len;
+    queue_.accept(packet.id);
+  }
+
+  std::uint64_t gso() const noexcept { return gso_; }
+  std::uint64_t bytes() const noexcept { return bytes_; }
+
+ private:
+  nf::Queue& queue_;
+  std::uint64_t gso_ = 0;
+  std::uint64_t bytes_ = 0;
+};
+
+void write_ready_file(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) throw std::runtime_error("cannot create the ready file " + path);
+  const std::string pid = std::to_string(getpid()) + "\n";
+  [[maybe_unused]] const auto written = ::write(fd, pid.data(), pid.size());
+  ::close(fd);
+}
+
+void print_counters(const nf::QueueCounters& q, const AcceptAll& handler, std::uint64_t wakeups,
+                    const std::optional<nf::KernelQueueStats>& kernel) {
+  std::printf(
+      "{\"event\":\"stats\",\"consumer\":\"bare\",\"queue\":{\"queued\":%llu,\"accepted\":%llu,"
+      "\"dropped\":%llu,\"held\":%llu,\"batches\":%llu,\"verdict_errors\":%llu,\"enobufs\":%llu,"
+      "\"malformed_messages\":%llu},\"gso\":%llu,\"bytes\":%llu,\"wakeups\":%llu,",
+      static_cast<unsigned long long>(q.queued), static_cast<unsigned long long>(q.accepted),
+      static_cast<unsigned long long>(q.dropped), static_cast<unsigned long long>(q.held),
+      static_cast<unsigned long long>(q.batches),
+      static_cast<unsigned long long>(q.verdict_errors),
+      static_cast<unsigned long long>(q.enobufs),
+      static_cast<unsigned long long>(q.malformed_messages),
+      static_cast<unsigned long long>(handler.gso()),
+      static_cast<unsigned long long>(handler.bytes()),
+      static_cast<unsigned long long>(wakeups));
+  if (kernel) {
+    std::printf(
+        "\"kernel\":{\"queue_total\":%u,\"queue_dropped\":%llu,\"user_dropped\":%llu,"
+        "\"id_sequence\":%u}}\n",
+        kernel->queue_total, static_cast<unsigned long long>(kernel->queue_dropped),
+        static_cast<unsigned long long>(kernel->user_dropped), kernel->id_sequence);
+  } else {
+    std::printf("\"kernel\":null}\n");
+  }
+  std::fflush(stdout);
+}
+
+int run(const Options& options) {
+  // Signals arrive through a signalfd polled next to the queue, so the loop never runs a handler
+  // in the middle of a drain.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  if (sigprocmask(SIG_BLOCK, &stop_signals, nullptr) != 0) {
+    throw std::system_error(errno, std::generic_category(), "sigprocmask");
+  }
+  const int signal_fd = signalfd(-1, &stop_signals, SFD_CLOEXEC | SFD_NONBLOCK);
+  if (signal_fd < 0) throw std::system_error(errno, std::generic_category(), "signalfd");
+
+  nf::QueueConfig queue_config;
+  queue_config.queue_num = options.queue_num;
+  queue_config.max_len = options.queue_len;
+  nf::Queue queue = nf::Queue::open(queue_config);
+  AcceptAll handler(queue);
+
+  nf::CaptureSpec spec;
+  spec.mode = nf::CaptureMode::kRouter;
+  spec.queue_num = options.queue_num;
+  spec.ports = options.ports;
+  spec.capture_all = options.capture_all;
+  // Bound first, captured second, as finwave does.
+  nf::CaptureChains chains = nf::CaptureChains::install(spec);
+  if (!options.ready_file.empty()) write_ready_file(options.ready_file);
+
+  std::uint64_t wakeups = 0;
+  pollfd fds[2] = {{queue.fd(), POLLIN, 0}, {signal_fd, POLLIN, 0}};
+  for (;;) {
+    const int ready = ::poll(fds, 2, -1);
+    if (ready < 0) {
+      if (errno == EINTR) continue;
+      std::fprintf(stderr, "bare-consumer: poll: %s\n", std::strerror(errno));
+      break;
+    }
+    if ((fds[0].revents & POLLIN) != 0) {
+      ++wakeups;
+      const int drained = queue.drain(handler);
+      if (drained < 0) std::fprintf(stderr, "bare-consumer: drain: %s\n", std::strerror(-drained));
+    }
+    if ((fds[1].revents & POLLIN) != 0) break;
+  }
+
+  // Stop capturing first, then give whatever is still queued its verdict.
+  chains.remove();
+  queue.drain(handler);
+  const auto kernel = nf::read_kernel_queue_stats(options.queue_num);
+  print_counters(queue.counters(), handler, wakeups, kernel);
+  ::close(signal_fd);
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options options;
+  CLI::App app{
+      "finwave-bare-consumer: accept-everything NFQUEUE consumer behind finwave's capture rules "
+      "(router mode), the baseline of the benchmarks. Prints its counters as one JSON line on "
+      "SIGTERM/SIGINT."};
+  app.add_option("--queue", options.queue_num, "NFQUEUE number")->check(CLI::Range(0, 65535));
+  app.add_option("--port", options.ports, "Only connections with this port (repeatable)")
+      ->check(CLI::Range(1, 65535));
+  app.add_flag("--capture-all", options.capture_all, "Queue every TCP segment, not only teardown");
+  app.add_option("--queue-len", options.queue_len, "Packets the kernel may queue")
+      ->check(CLI::Range(16, 1 << 20));
+  app.add_option("--ready-file", options.ready_file,
+                 "Create this file once the queue is bound and the capture installed");
+  CLI11_PARSE(app, argc, argv);
+  try {
+    return run(options);
+  } catch (const std::exception& error) {
+    std::fprintf(stderr, "bare-consumer: %s\n", error.what());
+    return 1;
+  }
+}

@@ -1,0 +1,244 @@
+// Latency of SYN-FIN-heavy traffic: one short connection after another, each a 1-byte request
+// and a 1-byte reply, timed per connection on the client. With finwave's teardown-only capture
+// the timed segments cross the queue as follows:
+//
+//   connect_us  connect() called -> connect() returned    SYN, SYN-ACK: 2 queued segments
+//   reply_us    connect() called -> the reply byte read    the same 2 (request and reply are
+//                                                          data before any FIN: not queued)
+//   fin_us      the reply byte read -> EOF read            the server's FIN: 1 queued segment
+//                                                          (the server closes right after replying)
+//
+// so (reply_us with finwave - reply_us without) / 2 is the latency added per queued segment.
+//
+//   finwave-latency-probe server --port P [--listen ADDR] [--ready-file PATH]
+//   finwave-latency-probe client --connect ADDR --port P [--count N] [--warmup N]
+//                                [--samples PATH]
+//
+// The client prints one JSON line: count, errors and p50/p90/p99/max of each figure in
+// microseconds; --samples writes every connection's figures (one "connect reply fin" line each).
+// The server answers connections one at a time until SIGTERM.
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <cerrno>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <string>
+#include <vector>
+
+namespace {
+
+std::uint64_t now_ns() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000ULL +
+         static_cast<std::uint64_t>(ts.tv_nsec);
+}
+
+/// An IPv4 or IPv6 socket address from text and a port; false when the text is neither.
+bool make_address(const std::string& text, std::uint16_t port, sockaddr_storage& address,
+                  socklen_t& length) {
+  address = {};
+  auto* v4 = reinterpret_cast<sockaddr_in*>(&address);
+  auto* v6 = reinterpret_cast<sockaddr_in6*>(&address);
+  if (inet_pton(AF_INET, text.c_str(), &v4->sin_addr) == 1) {
+    v4->sin_family = AF_INET;
+    v4->sin_port = htons(port);
+    length = sizeof *v4;
+    return true;
+  }
+  if (inet_pton(AF_INET6, text.c_str(), &v6->sin6_addr) == 1) {
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = htons(port);
+    length = sizeof *v6;
+    return true;
+  }
+  return false;
+}
+
+void set_nodelay(int fd) {
+  const int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+
+int serve(const std::string& listen_text, std::uint16_t port, const std::string& ready_file) {
+  sockaddr_storage address{};
+  socklen_t length = 0;
+  if (!make_address(listen_text, port, address, length)) {
+    std::fprintf(stderr, "latency-probe: bad listen address %s\n", listen_text.c_str());
+    return 2;
+  }
+  const int listener = socket(address.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  const int one = 1;
+  setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (address.ss_family == AF_INET6) {
+    const int zero = 0;
+    setsockopt(listener, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
+  }
+  if (bind(listener, reinterpret_cast<sockaddr*>(&address), length) != 0 ||
+      listen(listener, 1024) != 0) {
+    std::fprintf(stderr, "latency-probe: cannot listen on port %u: %s\n", unsigned{port},
+                 std::strerror(errno));
+    return 1;
+  }
+  if (!ready_file.empty()) {
+    if (FILE* file = std::fopen(ready_file.c_str(), "w")) {
+      std::fprintf(file, "%u\n", unsigned{port});
+      std::fclose(file);
+    }
+  }
+  for (;;) {
+    const int fd = accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno == EINTR || errno == ECONNABORTED) continue;
+      std::fprintf(stderr, "latency-probe: accept: %s\n", std::strerror(errno));
+      return 1;
+    }
+    set_nodelay(fd);
+    char byte = 0;
+    if (read(fd, &byte, 1) == 1) {
+      [[maybe_unused]] const auto written = write(fd, &byte, 1);
+    }
+    close(fd);
+  }
+}
+
+struct Sample {
+  double connect_us = 0;
+  double reply_us = 0;
+  double fin_us = 0;
+};
+
+/// One timed connection; false (with errno's text in `error`) when any step failed.
+bool probe_once(const sockaddr_storage& address, socklen_t length, Sample& sample,
+                std::string& error) {
+  const std::uint64_t start = now_ns();
+  const int fd = socket(address.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    error = std::string("socket: ") + std::strerror(errno);
+    return false;
+  }
+  set_nodelay(fd);
+  bool ok = false;
+  char byte = 'x';
+  if (connect(fd, reinterpret_cast<const sockaddr*>(&address), length) != 0) {
+    error = std::string("connect: ") + std::strerror(errno);
+  } else {
+    const std::uint64_t connected = now_ns();
+    char reply = 0;
+    if (write(fd, &byte, 1) != 1) {
+      error = std::string("write: ") + std::strerror(errno);
+    } else if (read(fd, &reply, 1) != 1) {
+      error = "read: no reply";
+    } else {
+      const std::uint64_t replied = now_ns();
+      if (read(fd, &reply, 1) != 0) {
+        error = "read: expected EOF";
+      } else {
+        const std::uint64_t eof = now_ns();
+        sample.connect_us = static_cast<double>(connected - start) / 1000.0;
+        sample.reply_us = static_cast<double>(replied - start) / 1000.0;
+        sample.fin_us = static_cast<double>(eof - replied) / 1000.0;
+        ok = true;
+      }
+    }
+  }
+  close(fd);
+  return ok;
+}
+
+double percentile(std::vector<double> values, double p) {
+  if (values.empty()) return 0;
+  std::sort(values.begin(), values.end());
+  // Nearest rank.
+  const auto rank = static_cast<std::size_t>(p / 100.0 * static_cast<double>(values.size()) + 0.5);
+  return values[std::min(values.size() - 1, rank == 0 ? 0 : rank - 1)];
+}
+
+void print_figure(const char* name, const std::vector<double>& values, bool last) {
+  std::printf("\"%s\":{\"p50\":%.1f,\"p90\":%.1f,\"p99\":%.1f,\"max\":%.1f}%s", name,
+              percentile(values, 50), percentile(values, 90), percentile(values, 99),
+              percentile(values, 100), last ? "" : ",");
+}
+
+int run_client(const std::string& connect_text, std::uint16_t port, int count, int warmup,
+               const std::string& samples_path) {
+  sockaddr_storage address{};
+  socklen_t length = 0;
+  if (!make_address(connect_text, port, address, length)) {
+    std::fprintf(stderr, "latency-probe: bad address %s\n", connect_text.c_str());
+    return 2;
+  }
+  std::vector<Sample> samples;
+  samples.reserve(static_cast<std::size_t>(count));
+  int errors = 0;
+  std::string first_error;
+  for (int i = 0; i < warmup + count; ++i) {
+    Sample sample;
+    std::string error;
+    if (!probe_once(address, length, sample, error)) {
+      ++errors;
+      if (first_error.empty()) first_error = error;
+      continue;
+    }
+    if (i >= warmup) samples.push_back(sample);
+  }
+  std::vector<double> connect, reply, fin;
+  for (const Sample& s : samples) {
+    connect.push_back(s.connect_us);
+    reply.push_back(s.reply_us);
+    fin.push_back(s.fin_us);
+  }
+  if (!samples_path.empty()) {
+    if (FILE* file = std::fopen(samples_path.c_str(), "w")) {
+      for (const Sample& s : samples) {
+        std::fprintf(file, "%.1f %.1f %.1f\n", s.connect_us, s.reply_us, s.fin_us);
+      }
+      std::fclose(file);
+    }
+  }
+  std::printf("{\"event\":\"latency\",\"count\":%zu,\"errors\":%d,\"first_error\":\"%s\",",
+              samples.size(), errors, first_error.c_str());
+  print_figure("connect_us", connect, false);
+  print_figure("reply_us", reply, false);
+  print_figure("fin_us", fin, true);
+  std::printf("}\n");
+  return errors == 0 ? 0 : 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"finwave-latency-probe: per-connection latency of short request/response "
+               "connections (connect, 1-byte request, 1-byte reply, server closes)"};
+  app.require_subcommand(1);
+  std::string listen_text = "::";
+  std::string connect_text;
+  std::string ready_file;
+  std::string samples_path;
+  std::uint16_t port = 0;
+  int count = 2000;
+  int warmup = 50;
+  CLI::App* server = app.add_subcommand("server", "answer connections one at a time");
+  server->add_option("--listen", listen_text, "address to listen on");
+  server->add_option("--port", port, "TCP port")->required();
+  server->add_option("--ready-file", ready_file, "file created once listening");
+  CLI::App* client = app.add_subcommand("client", "time short connections one after another");
+  client->add_option("--connect", connect_text, "server address")->required();
+  client->add_option("--port", port, "TCP port")->required();
+  client->add_option("--count", count, "timed connections")->check(CLI::PositiveNumber);
+  client->add_option("--warmup", warmup, "untimed connections first")->check(CLI::NonNegativeNumber);
+  client->add_option("--samples", samples_path, "write every connection's figures here");
+  CLI11_PARSE(app, argc, argv);
+  if (server->parsed()) return serve(listen_text, port, ready_file);
+  return run_client(connect_text, port, count, warmup, samples_path);
+}

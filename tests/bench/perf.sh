@@ -1,0 +1,685 @@
+#!/usr/bin/env bash
+# tests/bench/perf.sh — finwave's performance benchmark (issue 7): finwave against the kernel
+# alone, a bare NFQUEUE consumer and a user-space relay, in a lab of its own.
+#
+#   tests/bench/perf.sh [--quick] [--out FILE] [--build DIR] [--runs N] [--only LIST]
+#                       [--strict] [--profile]
+#
+#   --quick      CI smoke run (< 60 s): every benchmark once, small sizes; checks that the
+#                harness works and asserts nothing about speed
+#   --out FILE   JSON results (default results/bench.json, relative to the current directory)
+#   --build DIR  where finwave, finwave-peer and the bench tools are (default $FINWAVE_BUILD,
+#                else build/); a Release build gives the figures that count
+#   --runs N     rounds of each interleaved comparison (default 3; quick 1)
+#   --only LIST  comma-separated subset of: throughput,churn,latency,verdict,memory
+#   --strict     exit 1 when a target is not met (full runs only)
+#   --profile    also record `perf record -g` of finwave during one churn and one verdict run
+#                and print its hottest symbols (needs linux-perf)
+#
+# Benchmarks. Each comparison is interleaved in the same run (A B C, A B C, ...), every figure is
+# the median over the rounds, and every ratio is the median of the ratios within each round:
+#   1 throughput  iperf3, 1 and 4 streams, client -> server: kernel forwarding alone; finwave in
+#                 router mode with rules/examples/lose-first-final-ack.toml; socat relaying on the
+#                 router.                                     target finwave >= 0.97 x kernel
+#   2 churn       connections/s: 4 finwave-peer clients x 16 parallel, send:100,close; kernel
+#                 alone, finwave (tests/bench/perf_rules.toml: rules loaded, none fires), the bare
+#                 consumer (same capture rules).  targets >= 0.85 x kernel, >= 0.95 x bare
+#   3 latency     finwave-latency-probe: connect -> 1-byte reply, one connection at a time; SYN and
+#                 SYN-ACK are queued on that path, so added latency per queued segment =
+#                 (finwave - kernel) / 2, p50 and p99.    targets p50 <= 25 us, p99 <= 100 us
+#   4 verdict     packets/s verdicted from one queue with every segment captured (--capture-all),
+#                 iperf3 with 4 streams: finwave vs the bare consumer.   target >= 0.8 x bare
+#   6 memory      finwave's RSS with 0, 10 k and 100 k tracked flows (finwave-perf-hold keeps the
+#                 connections open), bytes per flow; churn with 100 k flows tracked vs 0.
+#                                                  targets <= 1024 B/flow, churn >= 0.95 x
+# (5, delay precision, is tests/bench/delay_precision.sh.)
+#
+# Needs root (network namespaces) and iperf3, socat, jq. Everything runs in a lab with a prefix
+# of its own (fwt<pid>), removed on exit; nothing touches the machine's own namespace.
+set -euo pipefail
+# Per-round samples are kept as space-separated numbers and split on purpose when passed on.
+# shellcheck disable=SC2086
+
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+
+quick=0
+out=results/bench.json
+runs=""
+only="throughput,churn,latency,verdict,memory"
+strict=0
+profile=0
+build="${FINWAVE_BUILD:-$repo/build}"
+
+usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
+
+while (($#)); do
+  case "$1" in
+    --quick) quick=1 ;;
+    --out) out=${2:?--out FILE}; shift ;;
+    --build) build=${2:?--build DIR}; shift ;;
+    --runs) runs=${2:?--runs N}; shift ;;
+    --only) only=${2:?--only LIST}; shift ;;
+    --strict) strict=1 ;;
+    --profile) profile=1 ;;
+    -h | --help) usage; exit 0 ;;
+    *) echo "perf.sh: unknown option $1" >&2; usage >&2; exit 2 ;;
+  esac
+  shift
+done
+[[ -z "$runs" ]] && runs=$((quick ? 1 : 3))
+[[ "$runs" =~ ^[1-9][0-9]*$ ]] || { echo "perf.sh: --runs must be a positive number" >&2; exit 2; }
+build=$(cd "$build" && pwd)
+case "$out" in /*) ;; *) out="$PWD/$out" ;; esac
+
+export FINWAVE_BUILD="$build"
+# shellcheck source=tests/lab/lib.sh
+. "$repo/tests/lab/lib.sh"
+FINWAVE_BIN="$build/finwave"
+FINWAVE_PID=""
+
+PEER="$build/finwave-peer"
+BARE="$build/finwave-bare-consumer"
+PROBE="$build/finwave-latency-probe"
+HOLD="$build/finwave-perf-hold"
+CTL="$build/finwavectl"
+for binary in "$FINWAVE_BIN" "$PEER" "$BARE" "$PROBE" "$HOLD" "$CTL"; do
+  [[ -x "$binary" ]] || { echo "perf.sh: $binary not found (cmake --build $build)" >&2; exit 1; }
+done
+for tool in iperf3 socat jq; do
+  command -v "$tool" >/dev/null || { echo "perf.sh: $tool is not installed (deploy/install-deps.sh)" >&2; exit 1; }
+done
+
+BULK_RULES="$repo/rules/examples/lose-first-final-ack.toml"
+CHURN_RULES="$here/perf_rules.toml"
+
+# Sizes: full run / quick run.
+if ((quick)); then
+  BULK_SECONDS=1; BULK_OMIT=0
+  CHURN_CLIENTS=4; CHURN_PARALLEL=16; CHURN_PER_CLIENT=100
+  LATENCY_COUNT=200; LATENCY_WARMUP=20
+  VERDICT_SECONDS=1
+  MEMORY_STEPS=(1000 4000)
+else
+  BULK_SECONDS=4; BULK_OMIT=1
+  CHURN_CLIENTS=4; CHURN_PARALLEL=16; CHURN_PER_CLIENT=1000
+  LATENCY_COUNT=2000; LATENCY_WARMUP=100
+  VERDICT_SECONDS=4
+  MEMORY_STEPS=(10000 100000)
+fi
+CHURN_ROUNDS=$((quick ? 1 : runs + 2))
+
+wants() { [[ ",$only," == *",$1,"* ]]; }
+
+# --- Small statistics --------------------------------------------------------------------------
+
+# median V... — the median of numbers (mean of the middle two for an even count).
+median() {
+  printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END {
+    if (NR == 0) { print "null"; exit }
+    if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+# div A B [DIGITS] — A / B, or null when B is 0.
+div() { awk -v a="$1" -v b="$2" -v d="${3:-4}" 'BEGIN { if (b == 0) print "null"; else printf "%.*f\n", d, a / b }'; }
+
+# json_array V... — [V,...]
+json_array() { local IFS=,; echo "[$*]"; }
+
+# at_least V T / at_most V T — "true" or "false".
+at_least() { awk -v v="$1" -v t="$2" 'BEGIN { print (v != "null" && v + 0 >= t + 0) ? "true" : "false" }'; }
+at_most() { awk -v v="$1" -v t="$2" 'BEGIN { print (v != "null" && v + 0 <= t + 0) ? "true" : "false" }'; }
+
+now_ns() { date +%s%N; }
+
+# --- Results -----------------------------------------------------------------------------------
+
+# record JSON — one result row. Fields: bench, case, unit, values {config: median},
+# runs {config: [per round]}, ratios {name: median of per-round ratios}, target, met (null in
+# quick mode: no speed assertions there), notes.
+record() {
+  echo "$1" >>"$work/results.jsonl"
+}
+
+# target_met BOOL — the verdict as recorded: the boolean, or null in quick mode.
+target_met() { if ((quick)); then echo null; else echo "$1"; fi; }
+
+# --- Configurations under test -----------------------------------------------------------------
+
+CONFIG_OUT=""
+BARE_PID=""
+
+# config_start NAME [ARGS...] — kernel | finwave ARGS | bare ARGS (router namespace).
+config_start() {
+  local name=$1
+  shift
+  case "$name" in
+    kernel | socat) ;;
+    finwave)
+      CONFIG_OUT="$work/finwave.$((++config_serial)).jsonl"
+      # A control socket of its own: other labs' finwaves may run beside this one.
+      FINWAVE_CONTROL_SOCKET="$CONFIG_OUT.sock"
+      rm -f "$CONFIG_OUT.ready"
+      lab_bg router "$CONFIG_OUT" "$FINWAVE_BIN" --json --quiet --ready-file "$CONFIG_OUT.ready" \
+        --control "$FINWAVE_CONTROL_SOCKET" "$@" >/dev/null
+      FINWAVE_PID=$LAB_LAST_PID
+      wait_started "$FINWAVE_PID" "$CONFIG_OUT" finwave
+      ;;
+    bare)
+      CONFIG_OUT="$work/bare.$((++config_serial)).jsonl"
+      rm -f "$CONFIG_OUT.ready"
+      lab_bg router "$CONFIG_OUT" "$BARE" --ready-file "$CONFIG_OUT.ready" "$@" >/dev/null
+      BARE_PID=$LAB_LAST_PID
+      wait_started "$BARE_PID" "$CONFIG_OUT" "bare consumer"
+      ;;
+    *) fail "config_start: unknown configuration $name" ;;
+  esac
+}
+config_serial=0
+
+# wait_started PID OUT NAME — until OUT.ready exists (15 s); fails if the process exits first.
+wait_started() {
+  local pid=$1 out=$2 name=$3 i
+  for ((i = 0; i < 300; i++)); do
+    [[ -s "$out.ready" ]] && return 0
+    kill -0 "$pid" 2>/dev/null || fail "$name exited during start-up: $(cat "$out.err")"
+    sleep 0.05
+  done
+  fail "$name did not become ready within 15 s"
+}
+
+# config_stop NAME — stops it; afterwards `config_stat JQPATH` reads its exit counters.
+config_stop() {
+  case "$1" in
+    finwave)
+      lab_kill "$FINWAVE_PID" TERM
+      lab_wait "$FINWAVE_PID" 10 || fail "finwave exited with $?: $(cat "$CONFIG_OUT.err")"
+      FINWAVE_PID=""
+      ;;
+    bare)
+      lab_kill "$BARE_PID" TERM
+      lab_wait "$BARE_PID" 10 || fail "bare consumer exited with $?: $(cat "$CONFIG_OUT.err")"
+      BARE_PID=""
+      ;;
+  esac
+}
+
+config_stat() { jq -r "select(.event == \"stats\") | $1" "$CONFIG_OUT"; }
+
+# wait_listening ROLE PORT — until something listens on PORT in ROLE's namespace (10 s).
+wait_listening() {
+  local i
+  for ((i = 0; i < 200; i++)); do
+    [[ -n "$(lab_exec "$1" ss -Hltn "sport = :$2" 2>/dev/null)" ]] && return 0
+    sleep 0.05
+  done
+  fail "nothing listens on port $2 in the $1 namespace"
+}
+
+# --- 1. Bulk throughput ------------------------------------------------------------------------
+
+# iperf_run ADDR STREAMS SECONDS OMIT FILE — prints bits per second received.
+iperf_run() {
+  local address=$1 streams=$2 seconds=$3 omit=$4 file=$5 _
+  for _ in 1 2 3; do
+    if lab_exec client iperf3 -c "$address" -p 5201 -t "$seconds" -O "$omit" -P "$streams" -J \
+      >"$file" 2>"$file.err"; then
+      jq -r '.end.sum_received.bits_per_second' "$file"
+      return 0
+    fi
+    # "the server is busy": the previous test's teardown is still running.
+    sleep 0.5
+  done
+  fail "iperf3 to $address failed: $(jq -r '.error // empty' "$file" 2>/dev/null) $(cat "$file.err")"
+}
+
+bench_throughput() {
+  echo "== 1. bulk throughput (iperf3, ${BULK_SECONDS} s per run, $runs rounds)" >&2
+  lab_bg server "$work/iperf3-server.log" iperf3 -s -p 5201 >/dev/null
+  wait_listening server 5201
+  lab_bg router "$work/socat.log" socat "TCP-LISTEN:5201,bind=$LAB_ROUTER_CLIENT_V4,fork,reuseaddr" \
+    "TCP:$LAB_SERVER_V4:5201" >/dev/null
+  wait_listening router 5201
+  local streams round config bps
+  for streams in 1 4; do
+    local -A samples=([kernel]="" [finwave]="" [socat]="")
+    local ratio_fw=() ratio_socat=()
+    for ((round = 1; round <= runs; round++)); do
+      local -A this=()
+      for config in kernel finwave socat; do
+        local address=$LAB_SERVER_V4
+        [[ $config == socat ]] && address=$LAB_ROUTER_CLIENT_V4
+        if [[ $config == finwave ]]; then config_start finwave --rules "$BULK_RULES"; fi
+        bps=$(iperf_run "$address" "$streams" "$BULK_SECONDS" "$BULK_OMIT" \
+          "$work/iperf.$config.$streams.$round.json")
+        if [[ $config == finwave ]]; then config_stop finwave; fi
+        this[$config]=$(awk -v b="$bps" 'BEGIN { printf "%.3f", b / 1e9 }')
+        samples[$config]+="${this[$config]} "
+        echo "   round $round, $streams stream(s): $config ${this[$config]} Gbit/s" >&2
+      done
+      ratio_fw+=("$(div "${this[finwave]}" "${this[kernel]}")")
+      ratio_socat+=("$(div "${this[socat]}" "${this[kernel]}")")
+    done
+    local k f s rf rs
+    k=$(median ${samples[kernel]}); f=$(median ${samples[finwave]}); s=$(median ${samples[socat]})
+    rf=$(median "${ratio_fw[@]}"); rs=$(median "${ratio_socat[@]}")
+    record "$(jq -cn --arg case "$streams stream(s)" --argjson k "$k" --argjson f "$f" --argjson s "$s" \
+      --argjson rk "$(json_array ${samples[kernel]})" --argjson rf_ "$(json_array ${samples[finwave]})" \
+      --argjson rs_ "$(json_array ${samples[socat]})" --argjson rf "$rf" --argjson rs "$rs" \
+      --argjson met "$(target_met "$(at_least "$rf" 0.97)")" \
+      '{bench: "throughput", case: $case, unit: "Gbit/s",
+        values: {kernel: $k, finwave: $f, socat: $s}, runs: {kernel: $rk, finwave: $rf_, socat: $rs_},
+        ratios: {"finwave/kernel": $rf, "socat/kernel": $rs},
+        target: "finwave/kernel >= 0.97", met: $met}')"
+  done
+}
+
+# --- 2. Connection churn -----------------------------------------------------------------------
+
+# churn_run TAG — CHURN_CLIENTS clients at once; prints "<connections/s> <ok> <expected>".
+churn_run() {
+  local tag=$1 pids=() i t0 t1 ok=0 expected=$((CHURN_CLIENTS * CHURN_PER_CLIENT)) n
+  t0=$(now_ns)
+  for ((i = 0; i < CHURN_CLIENTS; i++)); do
+    lab_exec client "$PEER" client --connect "$LAB_SERVER_V4" --port 5000 \
+      --connections "$CHURN_PER_CLIENT" --parallel "$CHURN_PARALLEL" --script send:100,close \
+      --timeout 5000 --io-timeout 10000 --quiet >"$work/churn.$tag.$i.json" 2>&1 &
+    pids+=($!)
+  done
+  for i in "${pids[@]}"; do wait "$i" || true; done
+  t1=$(now_ns)
+  for ((i = 0; i < CHURN_CLIENTS; i++)); do
+    n=$(jq -r 'select(.event == "summary") | .ok' "$work/churn.$tag.$i.json" 2>/dev/null || true)
+    ok=$((ok + ${n:-0}))
+  done
+  echo "$(awk -v n="$ok" -v ns=$((t1 - t0)) 'BEGIN { printf "%.0f", n * 1e9 / ns }') $ok $expected"
+}
+
+start_churn_server() {
+  lab_bg server "$work/churn-server.log" "$PEER" server --listen :: --port 5000 \
+    --script read-eof,close --quiet >/dev/null
+  wait_listening server 5000
+}
+
+bench_churn() {
+  echo "== 2. connection churn ($CHURN_CLIENTS clients x $CHURN_PARALLEL parallel x $CHURN_PER_CLIENT, $CHURN_ROUNDS rounds)" >&2
+  local round config result rate ok expected failures=0 queued_total=0 conns_total=0
+  local -A samples=([kernel]="" [finwave]="" [bare]="")
+  local ratio_k=() ratio_b=()
+  for ((round = 1; round <= CHURN_ROUNDS; round++)); do
+    local -A this=()
+    for config in kernel finwave bare; do
+      case $config in
+        finwave) config_start finwave --rules "$CHURN_RULES" ;;
+        bare) config_start bare ;;
+      esac
+      result=$(churn_run "$config.$round")
+      read -r rate ok expected <<<"$result"
+      failures=$((failures + expected - ok))
+      config_stop "$config"
+      if [[ $config == finwave ]]; then
+        queued_total=$((queued_total + $(config_stat .queue.queued)))
+        conns_total=$((conns_total + ok))
+      fi
+      this[$config]=$rate
+      samples[$config]+="$rate "
+      echo "   round $round: $config $rate conn/s ($ok/$expected ok)" >&2
+    done
+    ratio_k+=("$(div "${this[finwave]}" "${this[kernel]}")")
+    ratio_b+=("$(div "${this[finwave]}" "${this[bare]}")")
+  done
+  local k f b rk rb per_conn
+  k=$(median ${samples[kernel]}); f=$(median ${samples[finwave]}); b=$(median ${samples[bare]})
+  rk=$(median "${ratio_k[@]}"); rb=$(median "${ratio_b[@]}")
+  per_conn=$(div "$queued_total" "$conns_total" 2)
+  record "$(jq -cn --argjson k "$k" --argjson f "$f" --argjson b "$b" \
+    --argjson rk_ "$(json_array ${samples[kernel]})" --argjson rf_ "$(json_array ${samples[finwave]})" \
+    --argjson rb_ "$(json_array ${samples[bare]})" --argjson rk "$rk" --argjson rb "$rb" \
+    --argjson failures "$failures" --argjson per_conn "$per_conn" \
+    --argjson met_k "$(target_met "$(at_least "$rk" 0.85)")" \
+    --argjson met_b "$(target_met "$(at_least "$rb" 0.95)")" \
+    --arg load "$CHURN_CLIENTS clients x $CHURN_PARALLEL parallel, send:100,close" \
+    '{bench: "churn", case: $load, unit: "conn/s",
+      values: {kernel: $k, finwave: $f, bare: $b}, runs: {kernel: $rk_, finwave: $rf_, bare: $rb_},
+      ratios: {"finwave/kernel": $rk, "finwave/bare": $rb},
+      targets: [{target: "finwave/kernel >= 0.85", met: $met_k}, {target: "finwave/bare >= 0.95", met: $met_b}],
+      met: (if $met_k == null then null else ($met_k and $met_b) end),
+      failed_connections: $failures, queued_per_connection: $per_conn}')"
+  ((failures == 0)) || echo "   warning: $failures connections failed" >&2
+}
+
+# --- 3. Added latency --------------------------------------------------------------------------
+
+bench_latency() {
+  echo "== 3. latency ($LATENCY_COUNT connections one at a time, $runs rounds)" >&2
+  lab_bg server "$work/probe-server.log" "$PROBE" server --port 7000 >/dev/null
+  wait_listening server 7000
+  local round config file
+  local -A p50=([kernel]="" [finwave]="" [bare]="") p99=([kernel]="" [finwave]="" [bare]="")
+  local -A fin50=([kernel]="" [finwave]="" [bare]="")
+  local add50=() add99=() bare50=() bare99=() fin_add=()
+  for ((round = 1; round <= runs; round++)); do
+    local -A r50=() r99=() f50=()
+    for config in kernel finwave bare; do
+      case $config in
+        finwave) config_start finwave --rules "$CHURN_RULES" ;;
+        bare) config_start bare ;;
+      esac
+      file="$work/latency.$config.$round.json"
+      lab_exec client "$PROBE" client --connect "$LAB_SERVER_V4" --port 7000 \
+        --count "$LATENCY_COUNT" --warmup "$LATENCY_WARMUP" >"$file" 2>"$file.err" ||
+        fail "latency probe ($config) failed: $(cat "$file" "$file.err")"
+      config_stop "$config"
+      r50[$config]=$(jq -r .reply_us.p50 "$file")
+      r99[$config]=$(jq -r .reply_us.p99 "$file")
+      f50[$config]=$(jq -r .fin_us.p50 "$file")
+      p50[$config]+="${r50[$config]} "
+      p99[$config]+="${r99[$config]} "
+      fin50[$config]+="${f50[$config]} "
+      echo "   round $round: $config connect->reply p50 ${r50[$config]} us, p99 ${r99[$config]} us; reply->FIN p50 ${f50[$config]} us" >&2
+    done
+    # Two queued segments (SYN, SYN-ACK) on the connect -> reply path.
+    add50+=("$(awk -v a="${r50[finwave]}" -v b="${r50[kernel]}" 'BEGIN { printf "%.1f", (a - b) / 2 }')")
+    add99+=("$(awk -v a="${r99[finwave]}" -v b="${r99[kernel]}" 'BEGIN { printf "%.1f", (a - b) / 2 }')")
+    bare50+=("$(awk -v a="${r50[bare]}" -v b="${r50[kernel]}" 'BEGIN { printf "%.1f", (a - b) / 2 }')")
+    bare99+=("$(awk -v a="${r99[bare]}" -v b="${r99[kernel]}" 'BEGIN { printf "%.1f", (a - b) / 2 }')")
+    fin_add+=("$(awk -v a="${f50[finwave]}" -v b="${f50[kernel]}" 'BEGIN { printf "%.1f", a - b }')")
+  done
+  local a50 a99 b50 b99 fa
+  a50=$(median "${add50[@]}"); a99=$(median "${add99[@]}")
+  b50=$(median "${bare50[@]}"); b99=$(median "${bare99[@]}"); fa=$(median "${fin_add[@]}")
+  record "$(jq -cn \
+    --argjson k50 "$(median ${p50[kernel]})" --argjson f50 "$(median ${p50[finwave]})" \
+    --argjson b50v "$(median ${p50[bare]})" --argjson k99 "$(median ${p99[kernel]})" \
+    --argjson f99 "$(median ${p99[finwave]})" --argjson b99v "$(median ${p99[bare]})" \
+    --argjson a50 "$a50" --argjson a99 "$a99" --argjson b50 "$b50" --argjson b99 "$b99" \
+    --argjson fa "$fa" --argjson a50r "$(json_array "${add50[@]}")" --argjson a99r "$(json_array "${add99[@]}")" \
+    --argjson met50 "$(target_met "$(at_most "$a50" 25)")" --argjson met99 "$(target_met "$(at_most "$a99" 100)")" \
+    '{bench: "latency", case: "connect -> 1-byte reply, 2 queued segments (SYN, SYN-ACK)", unit: "us",
+      values: {kernel_p50: $k50, finwave_p50: $f50, bare_p50: $b50v, kernel_p99: $k99, finwave_p99: $f99, bare_p99: $b99v},
+      added_per_segment: {finwave_p50: $a50, finwave_p99: $a99, bare_p50: $b50, bare_p99: $b99,
+                          finwave_fin_p50: $fa},
+      runs: {added_p50: $a50r, added_p99: $a99r},
+      targets: [{target: "added p50 <= 25 us per queued segment", met: $met50},
+                {target: "added p99 <= 100 us per queued segment", met: $met99}],
+      met: (if $met50 == null then null else ($met50 and $met99) end)}')"
+}
+
+# --- 4. Verdict capacity -----------------------------------------------------------------------
+
+# Two loads, both through finwave --capture-all and the bare consumer --capture-all:
+#   small  iperf3 -N -l 128 with autocorking off in the client: one 128-byte segment per write,
+#          so the queue, not the copy of the bytes, is the bottleneck (the target)
+#   bulk   iperf3 with GSO super-segments of up to 64 KiB (F_GSO): mostly the cost of copying
+#          the bytes to user space
+verdict_case() {
+  local load=$1 seconds=$2 round config bps queued pps file
+  local iperf_args=()
+  [[ $load == small ]] && iperf_args=(-N -l 128)
+  local -A samples=([finwave]="" [bare]="") gbps=([finwave]="" [bare]="")
+  local ratios=()
+  for ((round = 1; round <= runs; round++)); do
+    local -A this=()
+    for config in bare finwave; do
+      case $config in
+        finwave) config_start finwave --capture-all --rules "$CHURN_RULES" ;;
+        bare) config_start bare --capture-all ;;
+      esac
+      file="$work/verdict.$load.$config.$round.json"
+      lab_exec client iperf3 -c "$LAB_SERVER_V4" -p 5201 -t "$seconds" -P 4 "${iperf_args[@]}" -J \
+        >"$file" 2>"$file.err" || fail "iperf3 ($load, $config) failed: $(cat "$file.err")"
+      config_stop "$config"
+      bps=$(jq -r '.end.sum_received.bits_per_second' "$file")
+      queued=$(config_stat .queue.queued)
+      # Packets verdicted per second of the test (the few of iperf3's control connection too).
+      pps=$(awk -v q="$queued" -v s="$(jq -r '.end.sum_received.seconds' "$file")" 'BEGIN { printf "%.0f", q / s }')
+      this[$config]=$pps
+      samples[$config]+="$pps "
+      gbps[$config]+="$(awk -v b="$bps" 'BEGIN { printf "%.3f", b / 1e9 }') "
+      echo "   round $round, $load: $config $pps packets/s ($queued queued, $(awk -v b="$bps" 'BEGIN { printf "%.2f", b / 1e9 }') Gbit/s)" >&2
+    done
+    ratios+=("$(div "${this[finwave]}" "${this[bare]}")")
+  done
+  local f b r label met
+  f=$(median ${samples[finwave]}); b=$(median ${samples[bare]}); r=$(median "${ratios[@]}")
+  if [[ $load == small ]]; then
+    label="small segments: iperf3 -P 4 -N -l 128"
+    met=$(target_met "$(at_least "$r" 0.8)")
+  else
+    label="bulk: iperf3 -P 4, GSO packets"
+    met=null
+  fi
+  record "$(jq -cn --arg case "$label" --arg load "$load" --argjson f "$f" --argjson b "$b" --argjson r "$r" \
+    --argjson rf "$(json_array ${samples[finwave]})" --argjson rb "$(json_array ${samples[bare]})" \
+    --argjson gf "$(median ${gbps[finwave]})" --argjson gb "$(median ${gbps[bare]})" \
+    --argjson met "$met" \
+    '{bench: "verdict", load: $load, case: $case, unit: "packets/s",
+      values: {finwave: $f, bare: $b}, runs: {finwave: $rf, bare: $rb},
+      gbit_per_s: {finwave: $gf, bare: $gb},
+      ratios: {"finwave/bare": $r},
+      target: (if $load == "small" then "finwave/bare >= 0.8" else "(informative)" end), met: $met}')"
+}
+
+bench_verdict() {
+  echo "== 4. verdict capacity (--capture-all, iperf3 4 streams, ${VERDICT_SECONDS} s per run, $runs rounds)" >&2
+  [[ -n "$(lab_exec server ss -Hltn 'sport = :5201' 2>/dev/null)" ]] ||
+    { lab_bg server "$work/iperf3-server.log" iperf3 -s -p 5201 >/dev/null; wait_listening server 5201; }
+  # One segment per write: no autocorking behind a segment still in the device queue.
+  lab_exec client sysctl -q -w net.ipv4.tcp_autocorking=0
+  verdict_case small "$VERDICT_SECONDS"
+  lab_exec client sysctl -q -w net.ipv4.tcp_autocorking=1
+  verdict_case bulk "$VERDICT_SECONDS"
+}
+
+# --- 6. Memory ---------------------------------------------------------------------------------
+
+rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
+
+# tracked_flows SOCKET — flows finwave tracks now (from its control socket).
+tracked_flows() {
+  lab_exec router "$CTL" --control "$1" --json stats | jq -r 'select(.ok == true) | .. | objects | select(has("tracked")) | .tracked' | head -1
+}
+
+# hold_open TAG COUNT — opens COUNT more connections and keeps them (one more holder process,
+# its PID appended to HOLD_PIDS); returns once all are connected.
+HOLD_PIDS=()
+hold_open() {
+  local tag=$1 count=$2 ready="$work/hold.$1.ready" established failed
+  rm -f "$ready"
+  lab_bg client "$work/hold.$tag.log" "$HOLD" client --connect "$LAB_SERVER_V4" --port 6000 \
+    --ports 4 --count "$count" --inflight 512 --ready-file "$ready" >/dev/null
+  HOLD_PIDS+=("$LAB_LAST_PID")
+  wait_for_file "$ready" 300 || fail "holding $count connections did not finish in 300 s"
+  read -r established failed <"$ready"
+  ((failed == 0 && established == count)) ||
+    fail "holding connections: $established of $count open, $failed failed ($(cat "$work/hold.$tag.log.err"))"
+}
+
+bench_memory() {
+  echo "== 6. memory (RSS with ${MEMORY_STEPS[*]} tracked flows)" >&2
+  local socket step held=0 rss0 rss tracked0 tracked
+  [[ -n "$(lab_exec server ss -Hltn 'sport = :5000' 2>/dev/null)" ]] || start_churn_server
+  lab_bg server "$work/hold-server.log" "$HOLD" server --port 6000 --ports 4 >/dev/null
+  local hold_server=$LAB_LAST_PID
+  wait_listening server 6003
+  config_start finwave --rules "$CHURN_RULES" --max-flows 262144 --settle 0.5
+  local fw_pid=$FINWAVE_PID
+  socket=$FINWAVE_CONTROL_SOCKET
+  sleep 0.5
+  rss0=$(rss_kib "$fw_pid")
+  tracked0=$(tracked_flows "$socket")
+  echo "   0 flows held: RSS $rss0 KiB, $tracked0 tracked" >&2
+  local steps_json="[{\"held\":0,\"tracked\":$tracked0,\"rss_kib\":$rss0}]" bytes_last=null
+  for step in "${MEMORY_STEPS[@]}"; do
+    local more=$((step - held)) t0 t1
+    t0=$(now_ns)
+    hold_open "$step" "$more"
+    t1=$(now_ns)
+    held=$step
+    sleep 0.5
+    rss=$(rss_kib "$fw_pid")
+    tracked=$(tracked_flows "$socket")
+    bytes_last=$(div "$(((rss - rss0) * 1024))" "$((tracked - tracked0))" 0)
+    echo "   $held flows held: RSS $rss KiB, $tracked tracked, $bytes_last bytes per flow (opened $more in $(((t1 - t0) / 1000000)) ms)" >&2
+    steps_json=$(jq -c --argjson h "$held" --argjson t "$tracked" --argjson r "$rss" --argjson b "$bytes_last" \
+      '. + [{held: $h, tracked: $t, rss_kib: $r, bytes_per_flow: $b}]' <<<"$steps_json")
+  done
+  # Churn while every held flow is tracked, then with a fresh finwave that tracks none of them
+  # (the kernel holds the same connections in both: only finwave's table differs).
+  local with=() without=() result rate round memory_churn_rounds=$((quick ? 1 : 2))
+  for ((round = 1; round <= memory_churn_rounds; round++)); do
+    result=$(churn_run "memory-full.$round"); read -r rate _ <<<"$result"; with+=("$rate")
+    echo "   churn with $held flows tracked: $rate conn/s" >&2
+  done
+  config_stop finwave
+  config_start finwave --rules "$CHURN_RULES" --max-flows 262144 --settle 0.5
+  for ((round = 1; round <= memory_churn_rounds; round++)); do
+    result=$(churn_run "memory-empty.$round"); read -r rate _ <<<"$result"; without+=("$rate")
+    echo "   churn with 0 flows tracked: $rate conn/s" >&2
+  done
+  config_stop finwave
+  local w wo r
+  w=$(median "${with[@]}"); wo=$(median "${without[@]}"); r=$(div "$w" "$wo")
+  record "$(jq -cn --argjson steps "$steps_json" --argjson b "$bytes_last" --argjson w "$w" \
+    --argjson wo "$wo" --argjson r "$r" --argjson held "$held" \
+    --argjson met_b "$(target_met "$(at_most "$bytes_last" 1024)")" \
+    --argjson met_c "$(target_met "$(at_least "$r" 0.95)")" \
+    '{bench: "memory", case: "flows held open by finwave-perf-hold", unit: "bytes/flow",
+      steps: $steps, bytes_per_flow: $b,
+      churn: {with_flows: $w, without_flows: $wo, held: $held, ratio: $r},
+      targets: [{target: "<= 1024 bytes per tracked flow", met: $met_b},
+                {target: "churn with the flows tracked >= 0.95 x with none", met: $met_c}],
+      met: (if $met_b == null then null else ($met_b and $met_c) end)}')"
+  # Let the held connections go while no finwave runs (it would report 100 k teardowns).
+  local pid
+  for pid in "${HOLD_PIDS[@]}" "$hold_server"; do lab_kill "$pid" TERM; done
+  HOLD_PIDS=()
+}
+
+# --- Profiles (--profile) ----------------------------------------------------------------------
+
+profile_run() {
+  local label=$1
+  shift
+  command -v perf >/dev/null || { echo "   perf not installed: apt-get install linux-perf" >&2; return 0; }
+  local data="$work/perf.$label.data"
+  # No hardware counters in these VMs: sample on the cpu-clock software event.
+  perf record -q -e cpu-clock -g -o "$data" -p "$FINWAVE_PID" -- sleep 3 >/dev/null 2>&1 &
+  local perf_pid=$!
+  "$@" >/dev/null
+  wait "$perf_pid" || true
+  echo "-- profile of finwave during $label (perf report, self %, top 25)"
+  perf report -i "$data" --no-children --sort symbol --stdio 2>/dev/null | grep -E '^ +[0-9.]+%' | head -25
+}
+
+bench_profile() {
+  echo "== profiles" >&2
+  [[ -n "$(lab_exec server ss -Hltn 'sport = :5000' 2>/dev/null)" ]] || start_churn_server
+  config_start finwave --rules "$CHURN_RULES"
+  profile_run churn churn_run profile
+  config_stop finwave
+  [[ -n "$(lab_exec server ss -Hltn 'sport = :5201' 2>/dev/null)" ]] ||
+    { lab_bg server "$work/iperf3-server.log" iperf3 -s -p 5201 >/dev/null; wait_listening server 5201; }
+  config_start finwave --capture-all --rules "$CHURN_RULES"
+  lab_exec client sysctl -q -w net.ipv4.tcp_autocorking=0
+  profile_run verdict lab_exec client iperf3 -c "$LAB_SERVER_V4" -p 5201 -t 3 -P 4 -N -l 128
+  lab_exec client sysctl -q -w net.ipv4.tcp_autocorking=1
+  config_stop finwave
+}
+
+# --- Table -------------------------------------------------------------------------------------
+
+print_table() {
+  jq -r -s '
+    def n: if . == null then "-" elif (type == "number") then
+      (if . >= 1000 then (. | floor | tostring) elif . >= 10 then ((. * 10 | round) / 10 | tostring)
+       else ((. * 1000 | round) / 1000 | tostring) end) else tostring end;
+    def yn: if . == null then "(quick)" elif . then "met" else "NOT MET" end;
+    .[] |
+    if .bench == "throughput" then
+      [ "1 bulk " + .case + " (Gbit/s)",
+        "kernel \(.values.kernel|n)  finwave \(.values.finwave|n)  socat \(.values.socat|n)",
+        "fw/kernel \(.ratios["finwave/kernel"]|n)  socat/kernel \(.ratios["socat/kernel"]|n)",
+        .target, (.met|yn) ]
+    elif .bench == "churn" then
+      [ "2 churn (conn/s)",
+        "kernel \(.values.kernel|n)  finwave \(.values.finwave|n)  bare \(.values.bare|n)",
+        "fw/kernel \(.ratios["finwave/kernel"]|n)", .targets[0].target, (.targets[0].met|yn) ],
+      [ "", "", "fw/bare \(.ratios["finwave/bare"]|n)", .targets[1].target, (.targets[1].met|yn) ]
+    elif .bench == "latency" then
+      [ "3 latency p50 (us, connect->reply)",
+        "kernel \(.values.kernel_p50|n)  finwave \(.values.finwave_p50|n)  bare \(.values.bare_p50|n)",
+        "added/segment \(.added_per_segment.finwave_p50|n) (bare \(.added_per_segment.bare_p50|n))",
+        .targets[0].target, (.targets[0].met|yn) ],
+      [ "3 latency p99 (us, connect->reply)",
+        "kernel \(.values.kernel_p99|n)  finwave \(.values.finwave_p99|n)  bare \(.values.bare_p99|n)",
+        "added/segment \(.added_per_segment.finwave_p99|n) (bare \(.added_per_segment.bare_p99|n))",
+        .targets[1].target, (.targets[1].met|yn) ]
+    elif .bench == "verdict" then
+      [ "4 verdicts/s, capture-all, \(.load)",
+        "finwave \(.values.finwave|n)  bare \(.values.bare|n)",
+        "fw/bare \(.ratios["finwave/bare"]|n)", .target, (.met|yn) ]
+    elif .bench == "memory" then
+      [ "6 memory (RSS KiB)",
+        (.steps | map("\(.tracked) flows \(.rss_kib)") | join("  ")),
+        "\(.bytes_per_flow|n) B/flow", .targets[0].target, (.targets[0].met|yn) ],
+      [ "6 churn with \(.churn.held) flows (conn/s)",
+        "tracked \(.churn.with_flows|n)  none \(.churn.without_flows|n)",
+        "ratio \(.churn.ratio|n)", .targets[1].target, (.targets[1].met|yn) ]
+    else empty end | @tsv' "$work/results.jsonl" |
+    awk -F'\t' 'BEGIN { printf "%-36s %-52s %-36s %-42s %s\n", "benchmark", "values (median)", "ratio", "target", "";
+                        printf "%s\n", "-------------------------------------------------------------------------------------------------------------------------------------------------------------------------" }
+                { printf "%-36s %-52s %-36s %-42s %s\n", $1, $2, $3, $4, $5 }'
+}
+
+# --- Main --------------------------------------------------------------------------------------
+
+started=$(now_ns)
+lab_begin perf
+work=$LAB_WORK
+: >"$work/results.jsonl"
+# Many short connections from one client address: every ephemeral port, and TIME_WAIT ports
+# reused for new connections (the client closes first in the churn).
+lab_exec client sysctl -q -w net.ipv4.ip_local_port_range="1024 65535" net.ipv4.tcp_tw_reuse=1
+lab_exec server sysctl -q -w net.core.somaxconn=4096
+
+# timed NAME FUNCTION — runs a benchmark and notes how long it took.
+timed() {
+  local t0
+  t0=$(now_ns)
+  "$2"
+  echo "   ($1: $(awk -v ns=$(($(now_ns) - t0)) 'BEGIN { printf "%.1f", ns / 1e9 }') s)" >&2
+}
+
+if wants churn || wants memory; then start_churn_server; fi
+if wants throughput; then timed throughput bench_throughput; fi
+if wants churn; then timed churn bench_churn; fi
+if wants latency; then timed latency bench_latency; fi
+if wants verdict; then timed verdict bench_verdict; fi
+if wants memory; then timed memory bench_memory; fi
+if ((profile)); then timed profile bench_profile; fi
+
+elapsed=$(awk -v ns=$(($(now_ns) - started)) 'BEGIN { printf "%.1f", ns / 1e9 }')
+machine=$(jq -cn --arg cpu "$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)" \
+  --argjson cores "$(nproc)" --arg kernel "$(uname -r)" \
+  --argjson mem "$(awk '/^MemTotal:/ { print int($2 / 1024) }' /proc/meminfo)" \
+  --arg load "$(cut -d' ' -f1-3 /proc/loadavg)" \
+  '{cpu: $cpu, cores: $cores, kernel: $kernel, mem_mib: $mem, loadavg_at_end: $load}')
+mkdir -p "$(dirname "$out")"
+jq -s --argjson machine "$machine" --arg mode "$( ((quick)) && echo quick || echo full)" \
+  --argjson runs "$runs" --argjson seconds "$elapsed" --arg date "$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
+  --arg build "$build" \
+  '{date: $date, mode: $mode, rounds: $runs, seconds: $seconds, build: $build, machine: $machine,
+    results: .}' "$work/results.jsonl" >"$out"
+
+echo
+echo "finwave benchmark ($( ((quick)) && echo "quick: no speed assertions" || echo "full, $runs rounds"); $(nproc) cores, $(uname -r), load $(cut -d' ' -f1-3 /proc/loadavg))"
+print_table
+echo
+echo "results: $out (${elapsed} s)"
+unmet=$(jq '[.results[] | select(.met == false)] | length' "$out")
+if ((!quick && unmet > 0)); then
+  echo "$unmet benchmark(s) missed a target"
+  ((strict)) && exit 1
+fi
+exit 0

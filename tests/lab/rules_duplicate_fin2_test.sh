@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# rules/examples/duplicate-fin2.toml in router mode, IPv4 and IPv6 at once: the server's FIN
+# passes and two copies follow 5 ms apart from finwave's raw socket. tcpdump on to-client sees
+# three server FINs with one sequence number; on to-server only the original exists. The copies
+# are not queued back to finwave (its timeline has one fin2; the kernel queued no more packets
+# than finwave handled). The client answers the first copy from TIME_WAIT with a duplicate final
+# ACK; the server's socket is gone by then (LAST_ACK -> CLOSED), so Linux answers that ACK with
+# an RST, which ends the client's TIME_WAIT, and the client answers the second copy with an RST:
+# the outcome is a reset in time_wait from the server. Every figure is checked against tcpdump.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/lib.sh"
+. "$here/finwave.sh"
+. "$here/rules_lib.sh"
+
+rules_lab rules_duplicate_fin2
+rules_finwave "$FINWAVE_REPO/rules/examples/duplicate-fin2.toml" --settle 0.3 --linger 5
+rules_server read-eof,close 2
+rules_client v4 "$LAB_SERVER_V4" send:100,close
+rules_client v6 "$LAB_SERVER_V6" send:100,close
+rules_client_wait v4
+rules_client_wait v6
+rules_wait_outcomes 2 10
+kernel_queued=$(kernel_queue_field router 0 8)
+rules_stop
+
+segments=0
+for name in v4 v6; do
+  port=$(client_port "$name")
+  o=$(outcome_of "$port")
+  [ -n "$o" ] || fail "$name: no outcome for client port $port"
+  echo "$name (client port $port):"
+  expect "$name server FINs sent (to-server)" "$(wire to-server "$port" 'fins("server") | length')" 1
+  expect "$name server FINs delivered: original + 2 copies (to-client)" \
+    "$(wire to-client "$port" 'fins("server") | length')" 3
+  expect "$name server FIN sequence numbers (to-client)" \
+    "$(wire to-client "$port" '[fins("server")[] | .seq] | unique | length')" 1
+  expect "$name copies spaced (to-client, ms)" \
+    "$(wire to-client "$port" '[fins("server")[] | .t_us] as $t | [range(1; $t | length) | (($t[.] - $t[. - 1]) / 1000 | round)]')" \
+    "[5,5]"
+  expect "$name fin2 in finwave's timeline" \
+    "$(jq '[.timeline[] | select(.from == "server" and .role == "fin2")] | length' <<<"$o")" 1
+  expect "$name server FIN retransmits (finwave)" "$(jq .fin_retransmits.server <<<"$o")" 0
+  expect "$name final ACKs seen (finwave = to-client)" "$(jq .final_acks.seen <<<"$o")" \
+    "$(wire to-client "$port" 'final_acks("client") | length')"
+  expect "$name final ACKs: one + one duplicate (to-server)" \
+    "$(wire to-server "$port" 'final_acks("client") | length')" 2
+  expect "$name final ACKs dropped (finwave)" "$(jq .final_acks.dropped <<<"$o")" 0
+  expect "$name actions" "$(jq -c .actions <<<"$o")" \
+    '[{"rule":"duplicate-fin2","role":"fin2","action":"duplicate","count":1}]'
+  expect "$name result" "$(jq -r .result <<<"$o")" reset
+  expect "$name rst" "$(jq -c '.rst | {from, stage}' <<<"$o")" '{"from":"server","stage":"time_wait"}'
+  expect "$name server RSTs (to-server)" "$(wire to-server "$port" 'rsts("server") | length')" 1
+  expect "$name client RSTs (to-client)" "$(wire to-client "$port" 'rsts("client") | length')" 1
+  segments=$((segments + $(jq .segments <<<"$o")))
+done
+expect "stats actions.duplicated" "$(finwave_stats .actions.duplicated)" 2
+expect "stats actions.copies_sent" "$(finwave_stats .actions.copies_sent)" 4
+expect "stats actions.copy_errors" "$(finwave_stats .actions.copy_errors)" 0
+queued=$(finwave_stats .queue.queued)
+expect "packets queued (finwave = kernel)" "$queued" "$kernel_queued"
+expect "packets queued = segments in the outcomes" "$queued" "$segments"
+
+pass "duplicate-fin2: IPv4 and IPv6 three server FINs on to-client, one on to-server, copies not queued back, as tcpdump saw"
