@@ -15,6 +15,8 @@ packages=(
   nlohmann-json3-dev libcli11-dev libpcap-dev libxml2-dev
   # the lab and the tests
   iptables iproute2 tcpdump iputils-ping procps jq
+  # the benchmarks (tests/bench/perf.sh)
+  iperf3 socat ethtool
 )
 
 missing=()

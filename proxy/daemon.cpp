@@ -287,11 +287,18 @@ void Daemon::shutdown() noexcept {
   if (stopping_) return;
   stopping_ = true;
   poll_.close();
-  // Remove the capture before the last read: packets queued after it would otherwise wait in a
-  // queue nobody reads, and the kernel drops every queued packet when the socket closes.
+  // Every packet still queued must get its verdict before the capture chains go: removing them
+  // makes the kernel drop what is queued through them (a held FIN was lost that way), and so
+  // does closing the socket. So: read what is queued and release everything held, remove the
+  // chains, then read once more for what came in meanwhile (packets queued in the moment
+  // between the two steps are the only ones at risk).
+  if (queue_ && dataplane_) {
+    queue_->drain(*dataplane_);
+    dataplane_->release_all(now_us());
+    queue_->flush();
+  }
   chains_.remove();
   if (queue_ && dataplane_) {
-    // Take what was queued before the chains went away, then release everything still held.
     queue_->drain(*dataplane_);
     dataplane_->release_all(now_us());
     queue_->flush();

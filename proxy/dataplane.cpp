@@ -2,6 +2,7 @@
 
 #include <uv.h>
 
+#include <algorithm>
 #include <array>
 
 #include "netfilter/craft.hpp"
@@ -110,8 +111,15 @@ std::uint32_t Dataplane::schedule(const nf::QueuedPacket& packet, const nf::TcpS
   held.copies_left = copies ? decision.copies : 0;
   held.spacing_us = decision.spacing_us;
   if (copies) {
+    // Only the IP datagram: a raw IPv4 socket rewrites the total length to what it is given,
+    // so trailing bytes would become TCP payload with a wrong checksum. A copy the copy range
+    // cut short is refused by finalize_checksums() below.
+    const std::size_t datagram = std::size_t{segment.ip_header_len} + segment.tcp_header_len +
+                                 std::size_t{segment.payload_len};
     try {
-      held.bytes.assign(packet.payload.begin(), packet.payload.end());
+      held.bytes.assign(packet.payload.begin(),
+                        packet.payload.begin() +
+                            static_cast<std::ptrdiff_t>(std::min(datagram, packet.payload.size())));
     } catch (...) {
       held.copies_left = 0;
       ++counters_.copy_errors;

@@ -131,11 +131,11 @@ std::vector<std::string> footer_lines(const Outcome& o, std::string_view times,
     if (o.rst->answers_fin_retransmit) line += ", answering a FIN retransmission";
     lines.push_back(std::move(line));
   }
-  std::vector<std::string> counters = {
-      "fin_retx c" + std::to_string(o.fin_retransmits_client) + " s" +
-          std::to_string(o.fin_retransmits_server),
-      "final_ack " + std::to_string(o.final_acks_seen) + " seen / " +
-          std::to_string(o.final_acks_dropped) + " dropped"};
+  std::vector<std::string> counters = {"fin_retx c" + std::to_string(o.fin_retransmits_client) +
+                                           " s" + std::to_string(o.fin_retransmits_server),
+                                       "final_ack " + std::to_string(o.final_acks_seen) +
+                                           " seen / " + std::to_string(o.final_acks_dropped) +
+                                           " dropped"};
   if (o.dup_acks != 0) counters.push_back("dup_acks " + std::to_string(o.dup_acks));
   if (o.data_after_fin_bytes != 0) {
     counters.push_back("data_after_fin " + std::to_string(o.data_after_fin_bytes) + " B");
@@ -159,8 +159,8 @@ std::vector<std::string> footer_lines(const Outcome& o, std::string_view times,
 }
 
 std::string cut_text(const Outcome& o) {
-  return std::to_string(o.timeline_dropped) +
-         (o.timeline_dropped == 1 ? " segment" : " segments") + " not recorded";
+  return std::to_string(o.timeline_dropped) + (o.timeline_dropped == 1 ? " segment" : " segments") +
+         " not recorded";
 }
 
 // Where the tracker left segments out: it keeps the first kTimelineHead entries and the last
@@ -227,8 +227,9 @@ void wrap_fields(std::vector<std::string>& out, const std::vector<std::string>& 
     first = false;
   };
   for (const std::string& field : fields) {
-    const std::string candidate =
-        line.empty() ? (first ? "" : "  ") + field : line + std::string(separator) + field;
+    std::string candidate = line.empty() && !first ? "  " : line;
+    if (!line.empty()) candidate += separator;
+    candidate += field;
     if (!line.empty() && columns(candidate) > width) {
       flush();
       line = "  " + field;
@@ -360,8 +361,7 @@ class AsciiLadder {
   }
 
   // Centres `text` in span cells [begin, end).
-  void place_centered(Row& row, const std::string& text, std::size_t begin,
-                      std::size_t end) const {
+  void place_centered(Row& row, const std::string& text, std::size_t begin, std::size_t end) const {
     const std::size_t room = end - begin;
     const std::size_t offset = text.size() < room ? (room - text.size()) / 2 : 0;
     row.text(g_.column(begin + offset), text);
@@ -407,8 +407,9 @@ class AsciiLadder {
     if (e.verdict == Verdict::kDelay) line = glyphs_.delayed;
     if (e.verdict == Verdict::kDuplicate) line = glyphs_.duplicated;
     for (std::size_t i = begin; i < end; ++i) row.put(g_.column(i), line);
-    const std::string_view tip = lost ? glyphs_.lost : to_server ? glyphs_.to_right
-                                                                 : glyphs_.to_left;
+    const std::string_view tip = lost        ? glyphs_.lost
+                                 : to_server ? glyphs_.to_right
+                                             : glyphs_.to_left;
     row.put(g_.column(to_server ? end - 1 : begin), tip);
 
     // The body is the drawn part without its tip.
@@ -563,7 +564,7 @@ class SvgLadder {
   // plus a logarithm of the time between them, up to kMaxExtra.
   static constexpr double kTop = 136;
   static constexpr double kSlope = 16;
-  static constexpr double kStep = 30;
+  static constexpr double kStep = 38;
   static constexpr double kExtraPerDoubling = 8;
   static constexpr double kMaxExtra = 90;
   static constexpr std::int64_t kBreakUs = 50'000;  // gaps marked with their length
@@ -668,8 +669,8 @@ class SvgLadder {
   static std::string lifeline(double x, std::string_view name, const std::string& address,
                               double bottom) {
     std::string out;
-    out += "<line class=\"lifeline\" x1=\"" + num(x) + "\" y1=\"104\" x2=\"" + num(x) +
-           "\" y2=\"" + num(bottom) + "\" stroke=\"#9a9a9a\" stroke-width=\"2\"/>\n";
+    out += "<line class=\"lifeline\" x1=\"" + num(x) + "\" y1=\"104\" x2=\"" + num(x) + "\" y2=\"" +
+           num(bottom) + "\" stroke=\"#9a9a9a\" stroke-width=\"2\"/>\n";
     out += "<rect x=\"" + num(x - 95) +
            "\" y=\"64\" width=\"190\" height=\"40\" rx=\"4\" fill=\"#f2f2f2\" "
            "stroke=\"#9a9a9a\"/>\n";
@@ -684,9 +685,9 @@ class SvgLadder {
     for (const double x : {kClientX, kServerX}) {
       out += "<rect x=\"" + num(x - 6) + "\" y=\"" + num(y - 4) +
              "\" width=\"12\" height=\"8\" fill=\"#ffffff\"/>\n";
-      out += "<path d=\"M" + num(x - 6) + "," + num(y - 1) + " L" + num(x + 6) + "," +
-             num(y - 5) + " M" + num(x - 6) + "," + num(y + 5) + " L" + num(x + 6) + "," +
-             num(y + 1) + "\" stroke=\"#9a9a9a\" stroke-width=\"1.5\"/>\n";
+      out += "<path d=\"M" + num(x - 6) + "," + num(y - 1) + " L" + num(x + 6) + "," + num(y - 5) +
+             " M" + num(x - 6) + "," + num(y + 5) + " L" + num(x + 6) + "," + num(y + 1) +
+             "\" stroke=\"#9a9a9a\" stroke-width=\"1.5\"/>\n";
     }
     out += text_at(kClientX - 16, y + 4, "+" + format_ms(gap_us), "end", "#777777",
                    "font-style=\"italic\"");
@@ -698,8 +699,8 @@ class SvgLadder {
     out += "<rect class=\"cut\" x=\"" + num(kClientX - 100) + "\" y=\"" + num(y - 13) +
            "\" width=\"" + num(kServerX - kClientX + 200) +
            "\" height=\"20\" fill=\"#f6f6f6\" stroke=\"#bbbbbb\" stroke-dasharray=\"4 3\"/>\n";
-    out += text_at((kClientX + kServerX) / 2, y + 1, "\u22ef " + cut_text(o_) + " \u22ef",
-                   "middle", "#555555", "font-style=\"italic\"");
+    out += text_at((kClientX + kServerX) / 2, y + 1, "\u22ef " + cut_text(o_) + " \u22ef", "middle",
+                   "#555555", "font-style=\"italic\"");
     return out;
   }
 
@@ -737,17 +738,15 @@ class SvgLadder {
       // The copy finwave injects behind the segment.
       out += "<line class=\"copy\" x1=\"" + num(x1) + "\" y1=\"" + num(y + 5) + "\" x2=\"" +
              num(x2) + "\" y2=\"" + num(y + 5 + kSlope) + "\" stroke=\"" + color +
-             "\" stroke-width=\"1\" marker-end=\"url(#head-" + std::string(paint.name) +
-             ")\"/>\n";
+             "\" stroke-width=\"1\" marker-end=\"url(#head-" + std::string(paint.name) + ")\"/>\n";
     }
     if (lost) {
-      out += "<path class=\"lost\" d=\"M" + num(xe - 5) + "," + num(ye - 5) + " L" +
-             num(xe + 5) + "," + num(ye + 5) + " M" + num(xe - 5) + "," + num(ye + 5) + " L" +
-             num(xe + 5) + "," + num(ye - 5) + "\" stroke=\"" + color +
-             "\" stroke-width=\"2.2\"/>\n";
+      out += "<path class=\"lost\" d=\"M" + num(xe - 5) + "," + num(ye - 5) + " L" + num(xe + 5) +
+             "," + num(ye + 5) + " M" + num(xe - 5) + "," + num(ye + 5) + " L" + num(xe + 5) + "," +
+             num(ye - 5) + "\" stroke=\"" + color + "\" stroke-width=\"2.2\"/>\n";
     }
-    out += "<circle cx=\"" + num(x1) + "\" cy=\"" + num(y) + "\" r=\"2.5\" fill=\"" + color +
-           "\"/>\n";
+    out +=
+        "<circle cx=\"" + num(x1) + "\" cy=\"" + num(y) + "\" r=\"2.5\" fill=\"" + color + "\"/>\n";
     out += text_at(kClientX - 16, y + 4, format_ms(e.t_us), "end", "#555555");
 
     // The label sits above the middle of the drawn line, kept between the lifelines, its
@@ -778,18 +777,14 @@ class SvgLadder {
       std::string_view dash;
     };
     static constexpr Key kKeys[] = {
-        {kDropped, "dropped", ""},
-        {kDelayed, "delayed", "7 4"},
-        {kDuplicated, "duplicated", ""},
-        {kReset, "reset / RST", ""},
-        {kHandshake, "handshake", ""},
+        {kDropped, "dropped", ""},   {kDelayed, "delayed", "7 4"},  {kDuplicated, "duplicated", ""},
+        {kReset, "reset / RST", ""}, {kHandshake, "handshake", ""},
     };
     std::string out = "<g class=\"legend\">\n";
     double x = 20;
     for (const Key& key : kKeys) {
-      out += "<line x1=\"" + num(x) + "\" y1=\"" + num(y) + "\" x2=\"" + num(x + 30) +
-             "\" y2=\"" + num(y) + "\" stroke=\"" + std::string(key.paint.color) +
-             "\" stroke-width=\"1.6\"";
+      out += "<line x1=\"" + num(x) + "\" y1=\"" + num(y) + "\" x2=\"" + num(x + 30) + "\" y2=\"" +
+             num(y) + "\" stroke=\"" + std::string(key.paint.color) + "\" stroke-width=\"1.6\"";
       if (!key.dash.empty()) out += " stroke-dasharray=\"" + std::string(key.dash) + "\"";
       out += "/>\n";
       out += text_at(x + 36, y + 4, key.text, "start", key.paint.color);

@@ -56,9 +56,10 @@ class FlowFilter {
     }
     const auto endpoint = finwave::proxy::endpoint_from_string(text);
     if (!endpoint) {
-      throw std::invalid_argument("--flow: expected a flow id or CLIENT_ADDR:PORT (e.g. 3, "
-                                  "198.18.1.2:40000, [2001:db8:1::2]:40000), got \"" +
-                                  text + "\"");
+      throw std::invalid_argument(
+          "--flow: expected a flow id or CLIENT_ADDR:PORT (e.g. 3, "
+          "198.18.1.2:40000, [2001:db8:1::2]:40000), got \"" +
+          text + "\"");
     }
     // Compared in to_string()'s form, so "[2001:0db8:1:0::2]:40000" matches too.
     client_ = finwave::proxy::to_string(*endpoint);
@@ -118,7 +119,9 @@ std::string svg_name(const std::string& path, std::size_t index, std::size_t cou
 
 }  // namespace
 
-int main(int argc, char** argv) {
+namespace {
+
+int run(int argc, char** argv) {
   Args args;
   CLI::App app{
       "Draws the ladder diagram of finwave outcomes read as JSON lines (finwave --json), from "
@@ -130,7 +133,8 @@ int main(int argc, char** argv) {
   app.add_option("--svg", args.svg_path,
                  "Also write each diagram as SVG to FILE (several diagrams: FILE-1.svg, "
                  "FILE-2.svg, ... in input order)");
-  app.add_option("--width", args.width, "Columns of the ASCII ladder (default: the terminal's, or 80)")
+  app.add_option("--width", args.width,
+                 "Columns of the ASCII ladder (default: the terminal's, or 80)")
       ->check(CLI::Range(static_cast<std::size_t>(finwave::proxy::kMinLadderWidth),
                          static_cast<std::size_t>(1000)));
   app.add_flag("--unicode", args.unicode, "Box-drawing lines and arrows instead of ASCII");
@@ -193,9 +197,22 @@ int main(int argc, char** argv) {
   if (bad) return kExitUsage;
   if (outcomes.empty()) {
     std::cerr << "finwave-ladder: "
-              << (args.flow.empty() ? "no outcome in the input" : "no outcome for flow " + args.flow)
+              << (args.flow.empty() ? "no outcome in the input"
+                                    : "no outcome for flow " + args.flow)
               << "\n";
     return kExitNothing;
   }
   return status;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& error) {
+    // Out of memory or a stream failure: nothing the input could have caused.
+    std::cerr << "finwave-ladder: " << error.what() << "\n";
+    return 1;
+  }
 }

@@ -35,7 +35,8 @@ ParsedOptions parse_daemon_options(int argc, char** argv) {
   app.add_option("--queue-len", o.queue_len, "Packets the kernel may queue for finwave")
       ->check(CLI::Range(16, 1 << 20));
   app.add_option("--control", o.control_path,
-                 "Control socket path (finwavectl's default too); \"none\" for no control socket");
+                 "Control socket path (finwavectl's default too); \"none\" for no control socket")
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   app.add_option("--control-group", o.control_group,
                  "Let this group use the control socket (mode 0660); default: root only (0600)");
   app.add_flag("--json", o.json, "Outcomes as JSON lines instead of readable lines");

@@ -24,8 +24,8 @@ using Json = nlohmann::json;
 std::string shown(std::string_view text) {
   constexpr std::size_t kMax = 60;
   const bool cut = text.size() > kMax;
-  std::string shown = Json(std::string(text.substr(0, kMax)))
-                          .dump(-1, ' ', false, Json::error_handler_t::replace);
+  std::string shown =
+      Json(std::string(text.substr(0, kMax))).dump(-1, ' ', false, Json::error_handler_t::replace);
   return cut ? shown + "..." : shown;
 }
 
@@ -186,8 +186,8 @@ std::uint8_t get_flags(const Json& value, const std::string& path) {
         flags |= nf::tcp_flag::kAck;
         break;
       default:
-        fail(path, "unknown flag letter " + shown(std::string(1, letter)) + " in " +
-                       shown(text) + " (expected letters of FSRPUEW.)");
+        fail(path, "unknown flag letter " + shown(std::string(1, letter)) + " in " + shown(text) +
+                       " (expected letters of FSRPUEW.)");
     }
   }
   return flags;
@@ -319,9 +319,9 @@ Outcome outcome_from_json(const Json& json) {
   o.teardown_us = get_ms_as_us(member(json, root, "teardown_ms"), "teardown_ms");
   if (const Json* data = optional_member(json, "data_after_fin")) {
     object_at(*data, "data_after_fin");
-    o.data_after_fin_bytes = get_unsigned(member(*data, "data_after_fin", "bytes"),
-                                          "data_after_fin.bytes",
-                                          std::numeric_limits<std::uint64_t>::max());
+    o.data_after_fin_bytes =
+        get_unsigned(member(*data, "data_after_fin", "bytes"), "data_after_fin.bytes",
+                     std::numeric_limits<std::uint64_t>::max());
   }
   o.dup_acks = optional_u32(json, root, "dup_acks", 0);
   o.segments = optional_u32(json, root, "segments", 0);

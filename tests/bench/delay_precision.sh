@@ -15,7 +15,9 @@
 #                                  [--target-ms 0.3]
 #
 # Prints a table (requested, samples, p50/p99/max error in ms, whether the p99 of |error| meets
-# the target) and writes the same as JSON (default: results/bench-delay.json in the repository).
+# the target), the baseline (an undelayed SYN's trip through finwave, same captures) and the
+# load average, and writes the same as JSON (default: results/bench-delay.json in the
+# repository). On a machine busy with other work the tails are the scheduler's, not finwave's.
 # Exits 0 when every sample was measured (whether or not the target is met), 1 otherwise. Needs
 # root (network namespaces); FINWAVE_BUILD names the build directory (default build/).
 set -euo pipefail
@@ -55,6 +57,8 @@ require_file "$FINWAVE_BIN_PEER" "build finwave-peer first"
 lab_begin delay_precision
 work=$LAB_WORK
 started=$(date +%s)
+# Other load on the machine shows in every figure: it is recorded with them.
+load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # One rule per delay, each on its own server port.
 rules=$work/rules.toml
@@ -139,6 +143,21 @@ client_fins() {
 client_fins "$work/ingress.pcap" 1 >"$work/ingress.tsv"
 client_fins "$work/egress.pcap" 0 >"$work/egress.tsv"
 
+# The baseline: the same trip through finwave without a delay, from the clients' SYNs (queued,
+# no rule for them). The delay's error minus this is what holding the segment adds.
+client_syns() {
+  tcpdump -r "$1" -nn -tt -S --time-stamp-precision=nano \
+    "tcp[tcpflags] & tcp-syn != 0 and src host $LAB_CLIENT_V4" 2>/dev/null |
+    awk '{ t = $1; $1 = ""; if (!seen[$0]++) print t "\t" $0 }'
+}
+client_syns "$work/ingress.pcap" >"$work/ingress-syn.tsv"
+client_syns "$work/egress.pcap" >"$work/egress-syn.tsv"
+awk -F'\t' '
+  function ns(t,   parts) { split(t, parts, "."); return (parts[1] % 1000000) * 1e9 + parts[2] }
+  NR == FNR { ingress[$2] = ns($1); next }
+  ($2 in ingress) { printf "%.0f\n", ns($1) - ingress[$2] }' \
+  "$work/ingress-syn.tsv" "$work/egress-syn.tsv" | sort -n >"$work/baseline.txt"
+
 # Sample lines: requested_ms observed_ns error_ns.
 port_map=$(for ((i = 0; i < n; i++)); do printf '%s=%s ' "${ports[i]}" "${delay_list[i]}"; done)
 awk -F'\t' -v map="$port_map" '
@@ -181,13 +200,23 @@ for ((i = 0; i < n; i++)); do
 done
 
 elapsed=$(($(date +%s) - started))
+load_end=$(cut -d' ' -f1-3 /proc/loadavg)
+baseline=$(jq -n -c --rawfile b "$work/baseline.txt" '
+  def rank($xs; $p): if ($xs | length) == 0 then null
+    else $xs[([(($p / 100) * ($xs | length) | ceil) - 1, 0] | max)] end;
+  def ms: if . == null then null else (. / 1e6 * 1000 | round / 1000) end;
+  ($b | split("\n") | map(select(length > 0) | tonumber)) as $t
+  | {samples: ($t | length), p50_ms: (rank($t; 50) | ms), p99_ms: (rank($t; 99) | ms),
+     max_ms: ($t | last | ms)}')
 mkdir -p "$(dirname "$json_out")"
 printf '%s\n' "${results[@]}" | jq -s --argjson target "$target_ms" --argjson seconds "$elapsed" \
+  --argjson baseline "$baseline" --arg load_start "$load_start" --arg load_end "$load_end" \
   --arg kernel "$(uname -r)" --arg cpus "$(nproc)" --arg commit "$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)" '
   {benchmark: "delay_precision",
    what: "fin1 held by a delay rule; observed = egress (to-server) - ingress (to-client) tcpdump timestamps; error = observed - requested",
    target_p99_abs_error_ms: $target, kernel: $kernel, cpus: ($cpus | tonumber), commit: $commit,
-   seconds: $seconds, results: .}' >"$json_out"
+   load_average: {start: $load_start, end: $load_end}, seconds: $seconds,
+   undelayed_queue_trip: $baseline, results: .}' >"$json_out"
 
 printf '\n%-13s %8s %8s %14s %14s %14s %14s  %s\n' "requested_ms" samples parallel \
   p50_error_ms p99_error_ms max_error_ms p99_abs_ms "p99 |error| <= $target_ms ms"
@@ -196,5 +225,6 @@ jq -r '.results[] | [.requested_ms, .samples, .parallel, .p50_error_ms, .p99_err
   while IFS=$'\t' read -r d s p p50 p99 mx pa met; do
     printf '%-13s %8s %8s %14s %14s %14s %14s  %s\n' "$d" "$s" "$p" "$p50" "$p99" "$mx" "$pa" "$met"
   done
-echo "delay_precision: ${elapsed} s; JSON in $json_out"
+jq -r '.undelayed_queue_trip | "baseline: an undelayed SYN crosses finwave in p50 \(.p50_ms) ms, p99 \(.p99_ms) ms, max \(.max_ms) ms (\(.samples) samples)"' "$json_out"
+echo "delay_precision: ${elapsed} s; load average $load_start at the start, $load_end at the end ($(nproc) CPUs); JSON in $json_out"
 ((complete)) || fail "some samples were not measured (see above)"

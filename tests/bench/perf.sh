@@ -28,13 +28,15 @@
 #                 SYN-ACK are queued on that path, so added latency per queued segment =
 #                 (finwave - kernel) / 2, p50 and p99.    targets p50 <= 25 us, p99 <= 100 us
 #   4 verdict     packets/s verdicted from one queue with every segment captured (--capture-all),
-#                 iperf3 with 4 streams: finwave vs the bare consumer.   target >= 0.8 x bare
+#                 iperf3 with 4 streams and TSO/GSO off in client and server (one segment per
+#                 packet): finwave vs the bare consumer.               target >= 0.8 x bare
+#                 (The same with GSO packets is shown too, without a target.)
 #   6 memory      finwave's RSS with 0, 10 k and 100 k tracked flows (finwave-perf-hold keeps the
 #                 connections open), bytes per flow; churn with 100 k flows tracked vs 0.
 #                                                  targets <= 1024 B/flow, churn >= 0.95 x
 # (5, delay precision, is tests/bench/delay_precision.sh.)
 #
-# Needs root (network namespaces) and iperf3, socat, jq. Everything runs in a lab with a prefix
+# Needs root (network namespaces) and iperf3, socat, ethtool, jq. Everything runs in a lab with a prefix
 # of its own (fwt<pid>), removed on exit; nothing touches the machine's own namespace.
 set -euo pipefail
 # Per-round samples are kept as space-separated numbers and split on purpose when passed on.
@@ -86,7 +88,7 @@ CTL="$build/finwavectl"
 for binary in "$FINWAVE_BIN" "$PEER" "$BARE" "$PROBE" "$HOLD" "$CTL"; do
   [[ -x "$binary" ]] || { echo "perf.sh: $binary not found (cmake --build $build)" >&2; exit 1; }
 done
-for tool in iperf3 socat jq; do
+for tool in iperf3 socat ethtool jq; do
   command -v "$tool" >/dev/null || { echo "perf.sh: $tool is not installed (deploy/install-deps.sh)" >&2; exit 1; }
 done
 
@@ -96,18 +98,19 @@ CHURN_RULES="$here/perf_rules.toml"
 # Sizes: full run / quick run.
 if ((quick)); then
   BULK_SECONDS=1; BULK_OMIT=0
-  CHURN_CLIENTS=4; CHURN_PARALLEL=16; CHURN_PER_CLIENT=100
+  CHURN_CLIENTS=4; CHURN_PARALLEL=16; CHURN_PER_CLIENT=50
   LATENCY_COUNT=200; LATENCY_WARMUP=20
   VERDICT_SECONDS=1
-  MEMORY_STEPS=(1000 4000)
+  MEMORY_STEPS=(500 2000)
 else
   BULK_SECONDS=4; BULK_OMIT=1
   CHURN_CLIENTS=4; CHURN_PARALLEL=16; CHURN_PER_CLIENT=1000
-  LATENCY_COUNT=2000; LATENCY_WARMUP=100
+  LATENCY_COUNT=1000; LATENCY_WARMUP=50
   VERDICT_SECONDS=4
   MEMORY_STEPS=(10000 100000)
 fi
-CHURN_ROUNDS=$((quick ? 1 : runs + 2))
+CHURN_ROUNDS=$((quick ? 1 : 2 * runs + 1))
+LATENCY_ROUNDS=$((quick ? 1 : runs + 2))
 
 wants() { [[ ",$only," == *",$1,"* ]]; }
 
@@ -149,6 +152,21 @@ target_met() { if ((quick)); then echo null; else echo "$1"; fi; }
 CONFIG_OUT=""
 BARE_PID=""
 
+# bg ROLE LOG CMD... — lab_bg, with the PID in BG_PID. lib.sh keeps each exit status in
+# $LAB_DIR/rc.<pid>, and lab_kill and lab_wait take a process whose rc file exists for gone.
+# PIDs come round quickly here (pid_max 32768, and finwave-peer spends a thread per connection),
+# so a file left by an earlier process with the same PID would make them skip the new one: such a
+# stale file, older than this start, is removed.
+bg() {
+  local marker="$work/bg.marker"
+  : >"$marker"
+  lab_bg "$@" >/dev/null
+  BG_PID=$LAB_LAST_PID
+  if [[ -e "$LAB_DIR/rc.$BG_PID" && "$LAB_DIR/rc.$BG_PID" -ot "$marker" ]]; then
+    rm -f "$LAB_DIR/rc.$BG_PID"
+  fi
+}
+
 # config_start NAME [ARGS...] — kernel | finwave ARGS | bare ARGS (router namespace).
 config_start() {
   local name=$1
@@ -160,16 +178,16 @@ config_start() {
       # A control socket of its own: other labs' finwaves may run beside this one.
       FINWAVE_CONTROL_SOCKET="$CONFIG_OUT.sock"
       rm -f "$CONFIG_OUT.ready"
-      lab_bg router "$CONFIG_OUT" "$FINWAVE_BIN" --json --quiet --ready-file "$CONFIG_OUT.ready" \
-        --control "$FINWAVE_CONTROL_SOCKET" "$@" >/dev/null
-      FINWAVE_PID=$LAB_LAST_PID
+      bg router "$CONFIG_OUT" "$FINWAVE_BIN" --json --quiet --ready-file "$CONFIG_OUT.ready" \
+        --control "$FINWAVE_CONTROL_SOCKET" "$@"
+      FINWAVE_PID=$BG_PID
       wait_started "$FINWAVE_PID" "$CONFIG_OUT" finwave
       ;;
     bare)
       CONFIG_OUT="$work/bare.$((++config_serial)).jsonl"
       rm -f "$CONFIG_OUT.ready"
-      lab_bg router "$CONFIG_OUT" "$BARE" --ready-file "$CONFIG_OUT.ready" "$@" >/dev/null
-      BARE_PID=$LAB_LAST_PID
+      bg router "$CONFIG_OUT" "$BARE" --ready-file "$CONFIG_OUT.ready" "$@"
+      BARE_PID=$BG_PID
       wait_started "$BARE_PID" "$CONFIG_OUT" "bare consumer"
       ;;
     *) fail "config_start: unknown configuration $name" ;;
@@ -188,8 +206,21 @@ wait_started() {
   fail "$name did not become ready within 15 s"
 }
 
-# config_stop NAME — stops it; afterwards `config_stat JQPATH` reads its exit counters.
+# cpu_ns PID — CPU time the process has used so far (every thread), in nanoseconds, from the
+# scheduler's own accounting (finer than the tick-based utime and stime).
+cpu_ns() {
+  cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ sum += $1 } END { printf "%.0f\n", sum }'
+}
+
+# config_stop NAME — stops it; afterwards `config_stat JQPATH` reads its exit counters and
+# CONFIG_CPU_NS holds the CPU time it used (it idles between runs, so this is the run's).
+CONFIG_CPU_NS=0
 config_stop() {
+  CONFIG_CPU_NS=0
+  case "$1" in
+    finwave) CONFIG_CPU_NS=$(cpu_ns "$FINWAVE_PID") ;;
+    bare) CONFIG_CPU_NS=$(cpu_ns "$BARE_PID") ;;
+  esac
   case "$1" in
     finwave)
       lab_kill "$FINWAVE_PID" TERM
@@ -235,13 +266,15 @@ iperf_run() {
 
 bench_throughput() {
   echo "== 1. bulk throughput (iperf3, ${BULK_SECONDS} s per run, $runs rounds)" >&2
-  lab_bg server "$work/iperf3-server.log" iperf3 -s -p 5201 >/dev/null
+  bg server "$work/iperf3-server.log" iperf3 -s -p 5201
   wait_listening server 5201
-  lab_bg router "$work/socat.log" socat "TCP-LISTEN:5201,bind=$LAB_ROUTER_CLIENT_V4,fork,reuseaddr" \
-    "TCP:$LAB_SERVER_V4:5201" >/dev/null
+  bg router "$work/socat.log" socat "TCP-LISTEN:5201,bind=$LAB_ROUTER_CLIENT_V4,fork,reuseaddr" \
+    "TCP:$LAB_SERVER_V4:5201"
   wait_listening router 5201
-  local streams round config bps
-  for streams in 1 4; do
+  local streams round config bps stream_counts=(1 4)
+  # The smoke run checks the harness: one stream count is enough for that.
+  ((quick)) && stream_counts=(1)
+  for streams in "${stream_counts[@]}"; do
     local -A samples=([kernel]="" [finwave]="" [socat]="")
     local ratio_fw=() ratio_socat=()
     for ((round = 1; round <= runs; round++)); do
@@ -296,15 +329,15 @@ churn_run() {
 }
 
 start_churn_server() {
-  lab_bg server "$work/churn-server.log" "$PEER" server --listen :: --port 5000 \
-    --script read-eof,close --quiet >/dev/null
+  bg server "$work/churn-server.log" "$PEER" server --listen :: --port 5000 \
+    --script read-eof,close --quiet
   wait_listening server 5000
 }
 
 bench_churn() {
   echo "== 2. connection churn ($CHURN_CLIENTS clients x $CHURN_PARALLEL parallel x $CHURN_PER_CLIENT, $CHURN_ROUNDS rounds)" >&2
   local round config result rate ok expected failures=0 queued_total=0 conns_total=0
-  local -A samples=([kernel]="" [finwave]="" [bare]="")
+  local -A samples=([kernel]="" [finwave]="" [bare]="") cpu=([finwave]="" [bare]="")
   local ratio_k=() ratio_b=()
   for ((round = 1; round <= CHURN_ROUNDS; round++)); do
     local -A this=()
@@ -321,6 +354,9 @@ bench_churn() {
         queued_total=$((queued_total + $(config_stat .queue.queued)))
         conns_total=$((conns_total + ok))
       fi
+      if [[ $config != kernel ]]; then
+        cpu[$config]+="$(awk -v c="$CONFIG_CPU_NS" -v n="$ok" 'BEGIN { printf "%.2f", n ? c / n / 1000 : 0 }') "
+      fi
       this[$config]=$rate
       samples[$config]+="$rate "
       echo "   round $round: $config $rate conn/s ($ok/$expected ok)" >&2
@@ -336,6 +372,7 @@ bench_churn() {
     --argjson rk_ "$(json_array ${samples[kernel]})" --argjson rf_ "$(json_array ${samples[finwave]})" \
     --argjson rb_ "$(json_array ${samples[bare]})" --argjson rk "$rk" --argjson rb "$rb" \
     --argjson failures "$failures" --argjson per_conn "$per_conn" \
+    --argjson cpu_f "$(median ${cpu[finwave]})" --argjson cpu_b "$(median ${cpu[bare]})" \
     --argjson met_k "$(target_met "$(at_least "$rk" 0.85)")" \
     --argjson met_b "$(target_met "$(at_least "$rb" 0.95)")" \
     --arg load "$CHURN_CLIENTS clients x $CHURN_PARALLEL parallel, send:100,close" \
@@ -344,21 +381,22 @@ bench_churn() {
       ratios: {"finwave/kernel": $rk, "finwave/bare": $rb},
       targets: [{target: "finwave/kernel >= 0.85", met: $met_k}, {target: "finwave/bare >= 0.95", met: $met_b}],
       met: (if $met_k == null then null else ($met_k and $met_b) end),
-      failed_connections: $failures, queued_per_connection: $per_conn}')"
+      failed_connections: $failures, queued_per_connection: $per_conn,
+      consumer_cpu_us_per_connection: {finwave: $cpu_f, bare: $cpu_b}}')"
   ((failures == 0)) || echo "   warning: $failures connections failed" >&2
 }
 
 # --- 3. Added latency --------------------------------------------------------------------------
 
 bench_latency() {
-  echo "== 3. latency ($LATENCY_COUNT connections one at a time, $runs rounds)" >&2
-  lab_bg server "$work/probe-server.log" "$PROBE" server --port 7000 >/dev/null
+  echo "== 3. latency ($LATENCY_COUNT connections one at a time, $LATENCY_ROUNDS rounds)" >&2
+  bg server "$work/probe-server.log" "$PROBE" server --port 7000
   wait_listening server 7000
   local round config file
   local -A p50=([kernel]="" [finwave]="" [bare]="") p99=([kernel]="" [finwave]="" [bare]="")
   local -A fin50=([kernel]="" [finwave]="" [bare]="")
   local add50=() add99=() bare50=() bare99=() fin_add=()
-  for ((round = 1; round <= runs; round++)); do
+  for ((round = 1; round <= LATENCY_ROUNDS; round++)); do
     local -A r50=() r99=() f50=()
     for config in kernel finwave bare; do
       case $config in
@@ -407,68 +445,85 @@ bench_latency() {
 
 # --- 4. Verdict capacity -----------------------------------------------------------------------
 
-# Two loads, both through finwave --capture-all and the bare consumer --capture-all:
-#   small  iperf3 -N -l 128 with autocorking off in the client: one 128-byte segment per write,
-#          so the queue, not the copy of the bytes, is the bottleneck (the target)
-#   bulk   iperf3 with GSO super-segments of up to 64 KiB (F_GSO): mostly the cost of copying
-#          the bytes to user space
+# Two loads, both iperf3 with 4 streams through finwave --capture-all and the bare consumer
+# --capture-all:
+#   nogso  TSO and GSO off on the client's and the server's interface: every segment is queued
+#          on its own (at most 1500 bytes), so the consumer's per-packet cost is the bottleneck
+#          (the target)
+#   bulk   the lab as it is: GSO super-segments of up to 64 KiB (F_GSO); mostly the cost of
+#          copying the bytes to user space (informative)
 verdict_case() {
   local load=$1 seconds=$2 round config bps queued pps file
-  local iperf_args=()
-  [[ $load == small ]] && iperf_args=(-N -l 128)
-  local -A samples=([finwave]="" [bare]="") gbps=([finwave]="" [bare]="")
-  local ratios=()
+  local -A samples=([finwave]="" [bare]="") gbps=([finwave]="" [bare]="") per_cpu=([finwave]="" [bare]="")
+  local ratios=() cpu_ratios=() cpu_pps
   for ((round = 1; round <= runs; round++)); do
-    local -A this=()
+    local -A this=() this_cpu=()
     for config in bare finwave; do
       case $config in
         finwave) config_start finwave --capture-all --rules "$CHURN_RULES" ;;
         bare) config_start bare --capture-all ;;
       esac
       file="$work/verdict.$load.$config.$round.json"
-      lab_exec client iperf3 -c "$LAB_SERVER_V4" -p 5201 -t "$seconds" -P 4 "${iperf_args[@]}" -J \
+      lab_exec client iperf3 -c "$LAB_SERVER_V4" -p 5201 -t "$seconds" -P 4 -J \
         >"$file" 2>"$file.err" || fail "iperf3 ($load, $config) failed: $(cat "$file.err")"
       config_stop "$config"
       bps=$(jq -r '.end.sum_received.bits_per_second' "$file")
       queued=$(config_stat .queue.queued)
       # Packets verdicted per second of the test (the few of iperf3's control connection too).
       pps=$(awk -v q="$queued" -v s="$(jq -r '.end.sum_received.seconds' "$file")" 'BEGIN { printf "%.0f", q / s }')
+      # Packets per second of the consumer's own CPU time: what one queue can take when its
+      # consumer has a core to itself, whatever else competes for the machine's cores.
+      cpu_pps=$(awk -v q="$queued" -v c="$CONFIG_CPU_NS" 'BEGIN { printf "%.0f", c ? q * 1e9 / c : 0 }')
       this[$config]=$pps
+      this_cpu[$config]=$cpu_pps
       samples[$config]+="$pps "
+      per_cpu[$config]+="$cpu_pps "
       gbps[$config]+="$(awk -v b="$bps" 'BEGIN { printf "%.3f", b / 1e9 }') "
-      echo "   round $round, $load: $config $pps packets/s ($queued queued, $(awk -v b="$bps" 'BEGIN { printf "%.2f", b / 1e9 }') Gbit/s)" >&2
+      echo "   round $round, $load: $config $pps packets/s, $cpu_pps per CPU-second ($queued queued, $(awk -v c="$CONFIG_CPU_NS" 'BEGIN { printf "%.2f", c / 1e9 }') CPU-s, $(awk -v b="$bps" 'BEGIN { printf "%.2f", b / 1e9 }') Gbit/s)" >&2
     done
     ratios+=("$(div "${this[finwave]}" "${this[bare]}")")
+    cpu_ratios+=("$(div "${this_cpu[finwave]}" "${this_cpu[bare]}")")
   done
-  local f b r label met
+  local f b r label met rc
   f=$(median ${samples[finwave]}); b=$(median ${samples[bare]}); r=$(median "${ratios[@]}")
-  if [[ $load == small ]]; then
-    label="small segments: iperf3 -P 4 -N -l 128"
-    met=$(target_met "$(at_least "$r" 0.8)")
+  rc=$(median "${cpu_ratios[@]}")
+  if [[ $load == nogso ]]; then
+    label="iperf3 -P 4, TSO/GSO off: one segment per packet"
+    met=$(target_met "$(at_least "$rc" 0.8)")
   else
     label="bulk: iperf3 -P 4, GSO packets"
     met=null
   fi
   record "$(jq -cn --arg case "$label" --arg load "$load" --argjson f "$f" --argjson b "$b" --argjson r "$r" \
+    --argjson rc "$rc" --argjson cf "$(median ${per_cpu[finwave]})" --argjson cb "$(median ${per_cpu[bare]})" \
+    --argjson rcf "$(json_array ${per_cpu[finwave]})" --argjson rcb "$(json_array ${per_cpu[bare]})" \
     --argjson rf "$(json_array ${samples[finwave]})" --argjson rb "$(json_array ${samples[bare]})" \
     --argjson gf "$(median ${gbps[finwave]})" --argjson gb "$(median ${gbps[bare]})" \
     --argjson met "$met" \
     '{bench: "verdict", load: $load, case: $case, unit: "packets/s",
       values: {finwave: $f, bare: $b}, runs: {finwave: $rf, bare: $rb},
+      per_cpu_second: {finwave: $cf, bare: $cb}, runs_per_cpu_second: {finwave: $rcf, bare: $rcb},
       gbit_per_s: {finwave: $gf, bare: $gb},
-      ratios: {"finwave/bare": $r},
-      target: (if $load == "small" then "finwave/bare >= 0.8" else "(informative)" end), met: $met}')"
+      ratios: {"finwave/bare": $r, "finwave/bare per CPU-second": $rc},
+      target: (if $load == "nogso" then "finwave/bare >= 0.8 (per CPU-second)" else "(informative)" end),
+      met: $met}')"
+}
+
+# set_offloads on|off — TSO and GSO of the client's and the server's lab interface.
+set_offloads() {
+  lab_exec client ethtool -K "$LAB_CLIENT_IF" tso "$1" gso "$1"
+  lab_exec server ethtool -K "$LAB_SERVER_IF" tso "$1" gso "$1"
 }
 
 bench_verdict() {
   echo "== 4. verdict capacity (--capture-all, iperf3 4 streams, ${VERDICT_SECONDS} s per run, $runs rounds)" >&2
   [[ -n "$(lab_exec server ss -Hltn 'sport = :5201' 2>/dev/null)" ]] ||
-    { lab_bg server "$work/iperf3-server.log" iperf3 -s -p 5201 >/dev/null; wait_listening server 5201; }
-  # One segment per write: no autocorking behind a segment still in the device queue.
-  lab_exec client sysctl -q -w net.ipv4.tcp_autocorking=0
-  verdict_case small "$VERDICT_SECONDS"
-  lab_exec client sysctl -q -w net.ipv4.tcp_autocorking=1
-  verdict_case bulk "$VERDICT_SECONDS"
+    { bg server "$work/iperf3-server.log" iperf3 -s -p 5201; wait_listening server 5201; }
+  set_offloads off
+  verdict_case nogso "$VERDICT_SECONDS"
+  set_offloads on
+  # Informative only: left out of the smoke run to keep it short.
+  ((quick)) || verdict_case bulk "$VERDICT_SECONDS"
 }
 
 # --- 6. Memory ---------------------------------------------------------------------------------
@@ -480,28 +535,43 @@ tracked_flows() {
   lab_exec router "$CTL" --control "$1" --json stats | jq -r 'select(.ok == true) | .. | objects | select(has("tracked")) | .tracked' | head -1
 }
 
-# hold_open TAG COUNT — opens COUNT more connections and keeps them (one more holder process,
-# its PID appended to HOLD_PIDS); returns once all are connected.
+# hold_open COUNT — opens COUNT more connections and keeps them open. The hard RLIMIT_NOFILE
+# may be low (20 000 on these machines) and each end holds one descriptor per connection, so
+# the connections are spread over pairs of holder processes, a client and a server on a port
+# of its own, at most HOLD_PER_PROCESS each. Their PIDs go to HOLD_PIDS; returns once every
+# connection is established.
 HOLD_PIDS=()
+HOLD_NEXT_PORT=6000
+HOLD_PER_PROCESS=15000
 hold_open() {
-  local tag=$1 count=$2 ready="$work/hold.$1.ready" established failed
-  rm -f "$ready"
-  lab_bg client "$work/hold.$tag.log" "$HOLD" client --connect "$LAB_SERVER_V4" --port 6000 \
-    --ports 4 --count "$count" --inflight 512 --ready-file "$ready" >/dev/null
-  HOLD_PIDS+=("$LAB_LAST_PID")
-  wait_for_file "$ready" 300 || fail "holding $count connections did not finish in 300 s"
-  read -r established failed <"$ready"
-  ((failed == 0 && established == count)) ||
-    fail "holding connections: $established of $count open, $failed failed ($(cat "$work/hold.$tag.log.err"))"
+  local count=$1 n port ready established failed readies=() counts=()
+  while ((count > 0)); do
+    n=$((count < HOLD_PER_PROCESS ? count : HOLD_PER_PROCESS))
+    count=$((count - n))
+    port=$((HOLD_NEXT_PORT++))
+    bg server "$work/hold-server.$port.log" "$HOLD" server --port "$port"
+    HOLD_PIDS+=("$BG_PID")
+    wait_listening server "$port"
+    ready="$work/hold.$port.ready"
+    bg client "$work/hold.$port.log" "$HOLD" client --connect "$LAB_SERVER_V4" --port "$port" \
+      --count "$n" --inflight 512 --ready-file "$ready"
+    HOLD_PIDS+=("$BG_PID")
+    readies+=("$ready")
+    counts+=("$n")
+  done
+  local i
+  for i in "${!readies[@]}"; do
+    wait_for_file "${readies[i]}" 300 || fail "holding ${counts[i]} connections did not finish in 300 s"
+    read -r established failed <"${readies[i]}"
+    ((failed == 0 && established == counts[i])) ||
+      fail "holding connections: $established of ${counts[i]} open, $failed failed ($(cat "${readies[i]%.ready}.log.err"))"
+  done
 }
 
 bench_memory() {
   echo "== 6. memory (RSS with ${MEMORY_STEPS[*]} tracked flows)" >&2
   local socket step held=0 rss0 rss tracked0 tracked
   [[ -n "$(lab_exec server ss -Hltn 'sport = :5000' 2>/dev/null)" ]] || start_churn_server
-  lab_bg server "$work/hold-server.log" "$HOLD" server --port 6000 --ports 4 >/dev/null
-  local hold_server=$LAB_LAST_PID
-  wait_listening server 6003
   config_start finwave --rules "$CHURN_RULES" --max-flows 262144 --settle 0.5
   local fw_pid=$FINWAVE_PID
   socket=$FINWAVE_CONTROL_SOCKET
@@ -513,7 +583,7 @@ bench_memory() {
   for step in "${MEMORY_STEPS[@]}"; do
     local more=$((step - held)) t0 t1
     t0=$(now_ns)
-    hold_open "$step" "$more"
+    hold_open "$more"
     t1=$(now_ns)
     held=$step
     sleep 0.5
@@ -525,66 +595,94 @@ bench_memory() {
       '. + [{held: $h, tracked: $t, rss_kib: $r, bytes_per_flow: $b}]' <<<"$steps_json")
   done
   # Churn while every held flow is tracked, then with a fresh finwave that tracks none of them
-  # (the kernel holds the same connections in both: only finwave's table differs).
-  local with=() without=() result rate round memory_churn_rounds=$((quick ? 1 : 2))
+  # (the kernel holds the same connections in both: only finwave's table differs). These rounds
+  # cannot be interleaved (a restarted finwave has forgotten the held flows), so finwave's own
+  # CPU time per churned connection is recorded too: it does not depend on the rest of the
+  # machine's load.
+  local with=() without=() with_cpu=() without_cpu=() result rate ok round cpu0
+  local memory_churn_rounds=$((quick ? 1 : runs))
   for ((round = 1; round <= memory_churn_rounds; round++)); do
-    result=$(churn_run "memory-full.$round"); read -r rate _ <<<"$result"; with+=("$rate")
-    echo "   churn with $held flows tracked: $rate conn/s" >&2
+    cpu0=$(cpu_ns "$FINWAVE_PID")
+    result=$(churn_run "memory-full.$round"); read -r rate ok _ <<<"$result"; with+=("$rate")
+    with_cpu+=("$(awk -v c="$(($(cpu_ns "$FINWAVE_PID") - cpu0))" -v n="$ok" 'BEGIN { printf "%.2f", n ? c / n / 1000 : 0 }')")
+    echo "   churn with $held flows tracked: $rate conn/s, finwave ${with_cpu[-1]} CPU-us per connection" >&2
   done
   config_stop finwave
   config_start finwave --rules "$CHURN_RULES" --max-flows 262144 --settle 0.5
   for ((round = 1; round <= memory_churn_rounds; round++)); do
-    result=$(churn_run "memory-empty.$round"); read -r rate _ <<<"$result"; without+=("$rate")
-    echo "   churn with 0 flows tracked: $rate conn/s" >&2
+    cpu0=$(cpu_ns "$FINWAVE_PID")
+    result=$(churn_run "memory-empty.$round"); read -r rate ok _ <<<"$result"; without+=("$rate")
+    without_cpu+=("$(awk -v c="$(($(cpu_ns "$FINWAVE_PID") - cpu0))" -v n="$ok" 'BEGIN { printf "%.2f", n ? c / n / 1000 : 0 }')")
+    echo "   churn with 0 flows tracked: $rate conn/s, finwave ${without_cpu[-1]} CPU-us per connection" >&2
   done
   config_stop finwave
-  local w wo r
+  local w wo r wc woc
   w=$(median "${with[@]}"); wo=$(median "${without[@]}"); r=$(div "$w" "$wo")
+  wc=$(median "${with_cpu[@]}"); woc=$(median "${without_cpu[@]}")
   record "$(jq -cn --argjson steps "$steps_json" --argjson b "$bytes_last" --argjson w "$w" \
-    --argjson wo "$wo" --argjson r "$r" --argjson held "$held" \
+    --argjson wo "$wo" --argjson r "$r" --argjson held "$held" --argjson wc "$wc" --argjson woc "$woc" \
+    --argjson rw "$(json_array "${with[@]}")" --argjson rwo "$(json_array "${without[@]}")" \
     --argjson met_b "$(target_met "$(at_most "$bytes_last" 1024)")" \
     --argjson met_c "$(target_met "$(at_least "$r" 0.95)")" \
     '{bench: "memory", case: "flows held open by finwave-perf-hold", unit: "bytes/flow",
       steps: $steps, bytes_per_flow: $b,
-      churn: {with_flows: $w, without_flows: $wo, held: $held, ratio: $r},
+      churn: {with_flows: $w, without_flows: $wo, held: $held, ratio: $r,
+              runs: {with_flows: $rw, without_flows: $rwo},
+              finwave_cpu_us_per_connection: {with_flows: $wc, without_flows: $woc}},
       targets: [{target: "<= 1024 bytes per tracked flow", met: $met_b},
                 {target: "churn with the flows tracked >= 0.95 x with none", met: $met_c}],
       met: (if $met_b == null then null else ($met_b and $met_c) end)}')"
   # Let the held connections go while no finwave runs (it would report 100 k teardowns).
   local pid
-  for pid in "${HOLD_PIDS[@]}" "$hold_server"; do lab_kill "$pid" TERM; done
+  for pid in "${HOLD_PIDS[@]}"; do lab_kill "$pid" TERM; done
   HOLD_PIDS=()
 }
 
 # --- Profiles (--profile) ----------------------------------------------------------------------
 
+# profile_run LABEL PID CMD... — samples process PID for 4 s while CMD runs; prints the top.
 profile_run() {
-  local label=$1
-  shift
+  local label=$1 pid=$2
+  shift 2
   command -v perf >/dev/null || { echo "   perf not installed: apt-get install linux-perf" >&2; return 0; }
   local data="$work/perf.$label.data"
   # No hardware counters in these VMs: sample on the cpu-clock software event.
-  perf record -q -e cpu-clock -g -o "$data" -p "$FINWAVE_PID" -- sleep 3 >/dev/null 2>&1 &
+  perf record -q -e cpu-clock -F 2000 -g -o "$data" -p "$pid" -- sleep 4 >/dev/null 2>&1 &
   local perf_pid=$!
-  "$@" >/dev/null
+  "$@" >/dev/null || true
   wait "$perf_pid" || true
-  echo "-- profile of finwave during $label (perf report, self %, top 25)"
-  perf report -i "$data" --no-children --sort symbol --stdio 2>/dev/null | grep -E '^ +[0-9.]+%' | head -25
+  echo "-- profile during $label: by object"
+  perf report -i "$data" --no-children --sort dso --stdio 2>/dev/null |
+    awk '/^ +[0-9.]+%/ && n++ < 6 { sub(/ +-? +-? *$/, ""); print }' || true
+  echo "-- profile during $label: by symbol (self %, top 25)"
+  # awk reads everything (no SIGPIPE under pipefail) and trims perf's column padding.
+  perf report -i "$data" --no-children --sort dso,symbol --stdio 2>/dev/null |
+    awk '/^ +[0-9.]+%/ && n++ < 25 { sub(/ +-? +-? *$/, ""); print substr($0, 1, 150) }' || true
+}
+
+churn_repeat() {
+  local i
+  for ((i = 1; i <= $1; i++)); do churn_run "profile.$i" >/dev/null; done
 }
 
 bench_profile() {
   echo "== profiles" >&2
   [[ -n "$(lab_exec server ss -Hltn 'sport = :5000' 2>/dev/null)" ]] || start_churn_server
   config_start finwave --rules "$CHURN_RULES"
-  profile_run churn churn_run profile
+  profile_run "churn, finwave" "$FINWAVE_PID" churn_repeat 3
   config_stop finwave
   [[ -n "$(lab_exec server ss -Hltn 'sport = :5201' 2>/dev/null)" ]] ||
-    { lab_bg server "$work/iperf3-server.log" iperf3 -s -p 5201 >/dev/null; wait_listening server 5201; }
+    { bg server "$work/iperf3-server.log" iperf3 -s -p 5201; wait_listening server 5201; }
+  set_offloads off
   config_start finwave --capture-all --rules "$CHURN_RULES"
-  lab_exec client sysctl -q -w net.ipv4.tcp_autocorking=0
-  profile_run verdict lab_exec client iperf3 -c "$LAB_SERVER_V4" -p 5201 -t 3 -P 4 -N -l 128
-  lab_exec client sysctl -q -w net.ipv4.tcp_autocorking=1
+  profile_run "verdict capacity (nogso), finwave" "$FINWAVE_PID" \
+    lab_exec client iperf3 -c "$LAB_SERVER_V4" -p 5201 -t 4 -P 4
   config_stop finwave
+  config_start bare --capture-all
+  profile_run "verdict capacity (nogso), bare consumer" "$BARE_PID" \
+    lab_exec client iperf3 -c "$LAB_SERVER_V4" -p 5201 -t 4 -P 4
+  config_stop bare
+  set_offloads on
 }
 
 # --- Table -------------------------------------------------------------------------------------
@@ -605,7 +703,9 @@ print_table() {
       [ "2 churn (conn/s)",
         "kernel \(.values.kernel|n)  finwave \(.values.finwave|n)  bare \(.values.bare|n)",
         "fw/kernel \(.ratios["finwave/kernel"]|n)", .targets[0].target, (.targets[0].met|yn) ],
-      [ "", "", "fw/bare \(.ratios["finwave/bare"]|n)", .targets[1].target, (.targets[1].met|yn) ]
+      [ "", "", "fw/bare \(.ratios["finwave/bare"]|n)", .targets[1].target, (.targets[1].met|yn) ],
+      [ "2 churn: consumer CPU us/conn", "finwave \(.consumer_cpu_us_per_connection.finwave|n)  bare \(.consumer_cpu_us_per_connection.bare|n)",
+        "", "(informative)", "" ]
     elif .bench == "latency" then
       [ "3 latency p50 (us, connect->reply)",
         "kernel \(.values.kernel_p50|n)  finwave \(.values.finwave_p50|n)  bare \(.values.bare_p50|n)",
@@ -618,14 +718,21 @@ print_table() {
     elif .bench == "verdict" then
       [ "4 verdicts/s, capture-all, \(.load)",
         "finwave \(.values.finwave|n)  bare \(.values.bare|n)",
-        "fw/bare \(.ratios["finwave/bare"]|n)", .target, (.met|yn) ]
+        "fw/bare \(.ratios["finwave/bare"]|n)", "(wall clock: informative)", "" ],
+      [ "4 verdicts/CPU-s, capture-all, \(.load)",
+        "finwave \(.per_cpu_second.finwave|n)  bare \(.per_cpu_second.bare|n)",
+        "fw/bare \(.ratios["finwave/bare per CPU-second"]|n)", .target,
+        (if .load == "nogso" then (.met|yn) else "" end) ]
     elif .bench == "memory" then
       [ "6 memory (RSS KiB)",
         (.steps | map("\(.tracked) flows \(.rss_kib)") | join("  ")),
         "\(.bytes_per_flow|n) B/flow", .targets[0].target, (.targets[0].met|yn) ],
       [ "6 churn with \(.churn.held) flows (conn/s)",
         "tracked \(.churn.with_flows|n)  none \(.churn.without_flows|n)",
-        "ratio \(.churn.ratio|n)", .targets[1].target, (.targets[1].met|yn) ]
+        "ratio \(.churn.ratio|n)", .targets[1].target, (.targets[1].met|yn) ],
+      [ "6 churn: finwave CPU us/conn",
+        "tracked \(.churn.finwave_cpu_us_per_connection.with_flows|n)  none \(.churn.finwave_cpu_us_per_connection.without_flows|n)",
+        "", "(informative)", "" ]
     else empty end | @tsv' "$work/results.jsonl" |
     awk -F'\t' 'BEGIN { printf "%-36s %-52s %-36s %-42s %s\n", "benchmark", "values (median)", "ratio", "target", "";
                         printf "%s\n", "-------------------------------------------------------------------------------------------------------------------------------------------------------------------------" }
@@ -635,6 +742,7 @@ print_table() {
 # --- Main --------------------------------------------------------------------------------------
 
 started=$(now_ns)
+load_at_start=$(cut -d' ' -f1-3 /proc/loadavg)
 lab_begin perf
 work=$LAB_WORK
 : >"$work/results.jsonl"
@@ -663,8 +771,9 @@ elapsed=$(awk -v ns=$(($(now_ns) - started)) 'BEGIN { printf "%.1f", ns / 1e9 }'
 machine=$(jq -cn --arg cpu "$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)" \
   --argjson cores "$(nproc)" --arg kernel "$(uname -r)" \
   --argjson mem "$(awk '/^MemTotal:/ { print int($2 / 1024) }' /proc/meminfo)" \
-  --arg load "$(cut -d' ' -f1-3 /proc/loadavg)" \
-  '{cpu: $cpu, cores: $cores, kernel: $kernel, mem_mib: $mem, loadavg_at_end: $load}')
+  --arg load "$(cut -d' ' -f1-3 /proc/loadavg)" --arg load0 "$load_at_start" \
+  '{cpu: $cpu, cores: $cores, kernel: $kernel, mem_mib: $mem, loadavg_at_start: $load0,
+    loadavg_at_end: $load}')
 mkdir -p "$(dirname "$out")"
 jq -s --argjson machine "$machine" --arg mode "$( ((quick)) && echo quick || echo full)" \
   --argjson runs "$runs" --argjson seconds "$elapsed" --arg date "$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
@@ -673,7 +782,7 @@ jq -s --argjson machine "$machine" --arg mode "$( ((quick)) && echo quick || ech
     results: .}' "$work/results.jsonl" >"$out"
 
 echo
-echo "finwave benchmark ($( ((quick)) && echo "quick: no speed assertions" || echo "full, $runs rounds"); $(nproc) cores, $(uname -r), load $(cut -d' ' -f1-3 /proc/loadavg))"
+echo "finwave benchmark ($( ((quick)) && echo "quick: no speed assertions" || echo "full, $runs rounds"); $(nproc) cores, $(uname -r), load average $load_at_start at start, $(cut -d' ' -f1-3 /proc/loadavg) at end)"
 print_table
 echo
 echo "results: $out (${elapsed} s)"

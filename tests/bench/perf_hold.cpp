@@ -10,7 +10,8 @@
 // spreads N connections over those ports (each port gives a client address about 64 000
 // ephemeral ports once ip_local_port_range is widened), at most M handshakes in flight, then
 // writes "<established> <failed>" to the ready file and keeps the connections until SIGTERM.
-// Both print one JSON summary line on stdout when they stop.
+// Both print one JSON summary line on stdout when they stop. Each holds one descriptor per
+// connection: where the hard RLIMIT_NOFILE cannot be raised, run several of each.
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -139,11 +140,21 @@ int serve(const std::string& listen_text, std::uint16_t port, int ports,
       }
       for (;;) {
         const int fd = accept4(events[i].data.fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0) {
-          if (errno != EAGAIN && errno != EINTR) ++accept_errors;
-          break;
+        if (fd >= 0) {
+          held.push_back(fd);
+          continue;
         }
-        held.push_back(fd);
+        if (errno == EMFILE || errno == ENFILE) {
+          // Out of descriptors: stop listening rather than spin on a listener that stays
+          // readable. Connections the kernel completed stay in the backlog, unaccepted.
+          std::fprintf(stderr, "perf-hold: out of descriptors after %zu connections: %s\n",
+                       held.size(), std::strerror(errno));
+          epoll_ctl(epoll_fd, EPOLL_CTL_DEL, events[i].data.fd, nullptr);
+          ++accept_errors;
+        } else if (errno != EAGAIN && errno != EINTR) {
+          ++accept_errors;
+        }
+        break;
       }
     }
   }

@@ -18,6 +18,11 @@ rules=$FINWAVE_REPO/rules/examples/delay-final-ack.toml
 delay_us=$(( $(sed -n 's/^delay_ms *= *\([0-9]*\).*/\1/p' "$rules") * 1000 ))
 [ "$delay_us" -eq 400000 ] || fail "expected delay_ms = 400 in $rules"
 
+# The wire delay must be the rule's within this (microseconds). On a machine busy with other
+# work a scheduling stall of finwave's thread shows here first; FINWAVE_DELAY_TOLERANCE_US
+# widens it there without touching the rest of the test.
+tolerance_us=${FINWAVE_DELAY_TOLERANCE_US:-1000}
+
 rules_lab rules_delay_final_ack
 rules_finwave "$rules" --settle 0.3 --linger 5
 rules_server read-eof,close 2
@@ -53,7 +58,8 @@ for name in v4 v6; do
     held=$((outs[k] - ins[k]))
     error=$((held - delay_us))
     echo "  $name final ACK $((k + 1)) crossed the router in $held us (error ${error#-} us)"
-    [ "${error#-}" -le 1000 ] || fail "$name: final ACK $((k + 1)) held $held us, not 400 ms +- 1 ms"
+    [ "${error#-}" -le "$tolerance_us" ] ||
+      fail "$name: final ACK $((k + 1)) held $held us, not 400 ms +- $tolerance_us us"
   done
   # What Linux does with the second late ACK, and what finwave makes of it.
   expect "$name result" "$(jq -r .result <<<"$o")" reset

@@ -47,7 +47,7 @@ const std::vector<BadRequest> kBadRequests = {
     {R"({"id":1,"cmd":5})", ControlErrorCode::kBadField, "got an integer", 1},
     {R"({"id":1,"cmd":["status"]})", ControlErrorCode::kBadField, "got an array", 1},
     {R"({"id":1,"cmd":""})", ControlErrorCode::kUnknownCommand, "unknown command ''", 1},
-    {R"({"id":1,"cmd":"stauts"})", ControlErrorCode::kUnknownCommand, "did you mean 'status'?", 1},
+    {R"({"id":1,"cmd":"statuss"})", ControlErrorCode::kUnknownCommand, "did you mean 'status'?", 1},
     {R"({"id":1,"cmd":"STATUS"})", ControlErrorCode::kUnknownCommand, "did you mean 'status'?", 1},
     {R"({"id":1,"cmd":"shutdown"})", ControlErrorCode::kUnknownCommand, "commands: status", 1},
     // Fields a command does not take.

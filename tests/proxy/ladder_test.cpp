@@ -47,10 +47,10 @@ constexpr std::uint64_t kLinger = 120'000'000;
 // The scenarios: one teardown each, after the standard handshake (client ISN 1000, server 5000;
 // the client's FIN at 2001, the server's stream at 9001).
 
-const Row kFin1{kClient, "F.", 2001, 9001, 0, Role::kFin1};
-const Row kAck1{kServer, ".", 9001, 2002, 0, Role::kAck1};
-const Row kFin2{kServer, "F.", 9001, 2002, 0, Role::kFin2};
-const Row kFinalAck{kClient, ".", 2002, 9002, 0, Role::kFinalAck};
+constexpr Row kFin1{kClient, "F.", 2001, 9001, 0, Role::kFin1};
+constexpr Row kAck1{kServer, ".", 9001, 2002, 0, Role::kAck1};
+constexpr Row kFin2{kServer, "F.", 9001, 2002, 0, Role::kFin2};
+constexpr Row kFinalAck{kClient, ".", 2002, 9002, 0, Role::kFinalAck};
 
 Row with(Row row, Verdict verdict, std::string_view rule) {
   row.verdict = verdict;
@@ -72,9 +72,7 @@ Outcome play(const Wire& wire, const std::vector<Row>& rows, std::uint64_t wait_
   return h.outcomes.front();
 }
 
-Outcome four_way_client_first() {
-  return play(wire_v4(), four_way_by_client());
-}
+Outcome four_way_client_first() { return play(wire_v4(), four_way_by_client()); }
 
 Outcome four_way_server_first() {
   return play(wire_v6(), {
@@ -177,15 +175,14 @@ Outcome reset_replacing_fin2() {
 }
 
 Outcome simultaneous_close() {
-  return play(wire_v4(), {
-                             kFin1,
-                             // The server's FIN does not acknowledge the client's: they crossed.
-                             {kServer, "F.", 9001, 2001, 0, Role::kFin2, false, Verdict::kAccept,
-                              {}, 20},
-                             {kClient, ".", 2002, 9002, 0, Role::kFinalAck},
-                             {kServer, ".", 9002, 2002, 0, Role::kAck1, false, Verdict::kAccept,
-                              {}, 20},
-                         });
+  return play(wire_v4(),
+              {
+                  kFin1,
+                  // The server's FIN does not acknowledge the client's: they crossed.
+                  {kServer, "F.", 9001, 2001, 0, Role::kFin2, false, Verdict::kAccept, {}, 20},
+                  {kClient, ".", 2002, 9002, 0, Role::kFinalAck},
+                  {kServer, ".", 9002, 2002, 0, Role::kAck1, false, Verdict::kAccept, {}, 20},
+              });
 }
 
 Outcome rst_answering_retried_fin() {
@@ -217,7 +214,7 @@ struct Scenario {
 };
 
 const std::vector<Scenario>& scenarios() {
-  static const std::vector<Scenario> kScenarios = {
+  static const std::vector<Scenario> list = {
       {"four_way_client_first", four_way_client_first},
       {"four_way_server_first", four_way_server_first},
       {"three_way", three_way},
@@ -233,7 +230,7 @@ const std::vector<Scenario>& scenarios() {
       {"rst_answering_retried_fin", rst_answering_retried_fin},
       {"timeline_cut", timeline_cut},
   };
-  return kScenarios;
+  return list;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -291,10 +288,10 @@ void check_golden(const std::string& file, const std::string& actual) {
   const std::vector<std::string> got = split_lines(actual);
   std::size_t line = 0;
   while (line < want.size() && line < got.size() && want[line] == got[line]) ++line;
-  FAIL_CHECK(file << " differs from its golden file at line " << line + 1 << "\n  expected: "
-                  << (line < want.size() ? want[line] : "(end of file)") << "\n  actual:   "
-                  << (line < got.size() ? got[line] : "(end of file)") << "\nwhole output in "
-                  << std::filesystem::absolute(dump).string()
+  FAIL_CHECK(file << " differs from its golden file at line " << line + 1
+                  << "\n  expected: " << (line < want.size() ? want[line] : "(end of file)")
+                  << "\n  actual:   " << (line < got.size() ? got[line] : "(end of file)")
+                  << "\nwhole output in " << std::filesystem::absolute(dump).string()
                   << "; if the change is intended, rerun with FINWAVE_UPDATE_GOLDEN=1");
 }
 
@@ -355,12 +352,12 @@ void check_svg_structure(const Outcome& o, const std::string& svg) {
   REQUIRE(root != nullptr);
   CHECK(std::string(reinterpret_cast<const char*>(root->name)) == "svg");
   REQUIRE(root->ns != nullptr);
-  CHECK(std::string(reinterpret_cast<const char*>(root->ns->href)) ==
-        "http://www.w3.org/2000/svg");
+  CHECK(std::string(reinterpret_cast<const char*>(root->ns->href)) == "http://www.w3.org/2000/svg");
   const std::size_t entries = o.timeline.size();
   CHECK(xpath_count(doc, "//*[@data-role]") == entries);
-  CHECK(xpath_count(doc, "//*[local-name()='line' and contains(concat(' ', @class, ' '), "
-                         "' segment ')]") == entries);
+  CHECK(xpath_count(doc,
+                    "//*[local-name()='line' and contains(concat(' ', @class, ' '), "
+                    "' segment ')]") == entries);
   CHECK(xpath_count(doc, "//*[@data-verdict='drop']") == entries_with(o, Verdict::kDrop));
   CHECK(xpath_count(doc, "//*[local-name()='path' and @class='lost']") ==
         entries_with(o, Verdict::kDrop));
@@ -370,10 +367,8 @@ void check_svg_structure(const Outcome& o, const std::string& svg) {
   CHECK(xpath_count(doc, "//*[@data-verdict='reset']") == entries_with(o, Verdict::kReset));
   for (std::size_t i = 0; i < entries; ++i) {
     const std::string arrow = "//*[@data-index='" + std::to_string(i) + "']";
-    CHECK(xpath(doc, "string(" + arrow + "/@data-role)") ==
-          rules::to_string(o.timeline[i].role));
-    CHECK(xpath(doc, "string(" + arrow + "/@data-from)") ==
-          rules::to_string(o.timeline[i].from));
+    CHECK(xpath(doc, "string(" + arrow + "/@data-role)") == rules::to_string(o.timeline[i].role));
+    CHECK(xpath(doc, "string(" + arrow + "/@data-from)") == rules::to_string(o.timeline[i].from));
   }
   CHECK(xpath_count(doc, "//*[local-name()='rect' and @class='cut']") ==
         (o.timeline_dropped != 0 ? 1U : 0U));
@@ -381,10 +376,10 @@ void check_svg_structure(const Outcome& o, const std::string& svg) {
 
 // Lines of an ASCII ladder that are arrows: a time in the time column, then the client lifeline.
 std::size_t arrow_rows(const std::string& ladder) {
-  static const std::regex kArrowRow(R"(^ *-?[0-9]+\.[0-9]{3} ms  +\|)");
+  static const std::regex arrow_row(R"(^ *-?[0-9]+\.[0-9]{3} ms  +\|)");
   std::size_t count = 0;
   for (const std::string& line : split_lines(ladder)) {
-    count += std::regex_search(line, kArrowRow) ? 1 : 0;
+    count += std::regex_search(line, arrow_row) ? 1 : 0;
   }
   return count;
 }
@@ -518,7 +513,7 @@ struct Malformed {
 };
 
 std::vector<Malformed> malformed_cases() {
-  const auto set = [](const char* pointer, Json value) {
+  const auto set = [](const char* pointer, const Json& value) {
     return [pointer, value](Json& j) { j[Json::json_pointer(pointer)] = value; };
   };
   const auto erase = [](const char* parent, const char* key) {
@@ -735,7 +730,8 @@ TEST_SUITE("proxy") {
     CHECK(footer == "finwave did: drop final_ack \u00d71 (rule a<b>&\"c'??\ufffd\ufffd(z \u00e9)");
     const std::string ladder = render_ladder(o);
     CHECK(ladder.find("(rule a<b>&\"c'??") != std::string::npos);
-    for (const std::string& line : split_lines(ladder)) CHECK(line.find('\x01') == std::string::npos);
+    for (const std::string& line : split_lines(ladder))
+      CHECK(line.find('\x01') == std::string::npos);
   }
 
   TEST_CASE("ladder: the extreme outcome renders as valid SVG and within the width") {
@@ -816,19 +812,21 @@ TEST_SUITE("proxy") {
         {"[]", "outcome: expected a JSON object, got an array"},
         {"\"outcome\"", "outcome: expected a JSON object, got a string"},
         {"null", "outcome: expected a JSON object, got null"},
-        {"", "not JSON: parse error at line 1, column 1: syntax error while parsing value - "
-             "unexpected end of input; expected '[', '{', or a literal"},
-        {"{\"event\":\"outcome\"", "not JSON: parse error at line 1, column 19: syntax error "
-                                   "while parsing object - unexpected end of input; expected "
-                                   "'}'"},
-        {"client 198.18.1.2:40000 -> server", "not JSON: parse error at line 1, column 1: "
-                                              "syntax error while parsing value - invalid "
-                                              "literal; last read: 'c'"},
+        {"",
+         "not JSON: parse error at line 1, column 1: syntax error while parsing value - "
+         "unexpected end of input; expected '[', '{', or a literal"},
+        {"{\"event\":\"outcome\"",
+         "not JSON: parse error at line 1, column 19: syntax error "
+         "while parsing object - unexpected end of input; expected "
+         "'}'"},
+        {"client 198.18.1.2:40000 -> server",
+         "not JSON: parse error at line 1, column 1: "
+         "syntax error while parsing value - invalid "
+         "literal; last read: 'c'"},
     };
     for (const Line& line : lines) {
       CAPTURE(line.text);
-      CHECK_THROWS_WITH_AS(outcome_from_json_line(line.text), line.message,
-                           std::invalid_argument);
+      CHECK_THROWS_WITH_AS(outcome_from_json_line(line.text), line.message, std::invalid_argument);
     }
   }
 
