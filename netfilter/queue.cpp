@@ -24,7 +24,7 @@ constexpr std::size_t kReceiveBufferSize = 0xffff + 4096;
 // Control messages are small; MNL_SOCKET_BUFFER_SIZE is a sysconf() call, not a constant.
 constexpr std::size_t kControlBufferSize = 8192;
 // One verdict message is 32 bytes; this holds a couple of thousand per write.
-constexpr std::size_t kSendBufferSize = 64 * 1024;
+constexpr std::size_t kSendBufferSize = std::size_t{64} * 1024;
 // Room one message needs in the send buffer, replacement payload excluded.
 constexpr std::size_t kVerdictMessageRoom = 64;
 // Bytes of receive buffer to ask for per queued packet: a small segment's skb truesize.

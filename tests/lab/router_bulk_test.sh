@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Router mode, no rules: a 10 MB transfer client -> server passes intact through finwave, and
 # only its handshake and teardown leave the kernel (at most 10 queued packets, counted by the
-# kernel itself), each with exactly one verdict.
+# kernel itself), each with exactly one verdict, each written to finwave's --pcap file.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
@@ -10,7 +10,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 lab_begin bulk
 work=$LAB_WORK
 
-finwave_start router "$work/finwave.jsonl" --port 5000 --settle 0.3
+finwave_start router "$work/finwave.jsonl" --port 5000 --settle 0.3 --pcap "$work/finwave.pcap"
 lab_bg server "$work/server.jsonl" "$FINWAVE_BIN_PEER" server --listen 198.18.2.2 --port 5000 \
   --connections 1 --script read-eof,close --ready-file "$work/server.ready" >/dev/null
 wait_for_file "$work/server.ready" 10
@@ -41,5 +41,8 @@ queued=$(finwave_stats .queue.queued)
 [ "$(finwave_stats .kernel.queue_dropped)" -eq 0 ] || fail "kernel queue drops"
 [ "$(outcomes | wc -l)" -eq 1 ] || fail "expected exactly one outcome, got: $(outcomes)"
 [ "$(outcomes .result)" = '"clean"' ] || fail "outcome not clean: $(outcomes)"
+# --pcap: every captured segment, readable by libpcap tools.
+in_pcap=$(capture_count "$work/finwave.pcap" "tcp port 5000") || fail "finwave's pcap is unreadable"
+[ "$in_pcap" -eq "$queued" ] || fail "finwave's pcap holds $in_pcap packets, it queued $queued"
 
 pass "10 MB intact; kernel queued $kernel_queued packets, finwave $queued, all accepted"
