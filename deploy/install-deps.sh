@@ -13,9 +13,11 @@ packages=(
   # libraries
   libuv1-dev libnetfilter-queue-dev libmnl-dev libtomlplusplus-dev doctest-dev
   nlohmann-json3-dev libcli11-dev libpcap-dev libxml2-dev
+  # finwavectl shell: line editing and history (editline, BSD licence)
+  libedit-dev
   # the lab and the tests
   iptables iproute2 tcpdump iputils-ping procps jq
-  # the benchmarks (tests/bench/perf.sh)
+  # the benchmarks (tests/bench/perf.sh); socat also for the control-socket tests
   iperf3 socat ethtool
 )
 

@@ -25,13 +25,13 @@ struct LadderOptions {
 ///     flow 1: client 198.18.1.2:40000 -> server 198.18.2.2:5000
 ///     four_way  clean  closer=client  teardown 3.000 ms  ended by settle
 ///
-///                client                                                        server
-///     0.000 ms     |------------------ F. fin1 seq=2001 ack=9001 ------------------>|
-///     1.000 ms     |<------------------ . ack1 seq=9001 ack=2002 -------------------|
+///             client                                                            server
+///      0.000 ms  |------------------ F. fin1 seq=2001 ack=9001 ------------------->|
+///      1.000 ms  |<------------------- . ack1 seq=9001 ack=2002 -------------------|
 ///
 /// Client on the left, server on the right, one arrow per timeline entry with its time in
 /// milliseconds since the first FIN, its flags, role, `retx` / `dup_ack` / `bogus` marks,
-/// sequence numbers and what finwave did to it: DROPPED (the arrow stops at an X before the
+/// sequence numbers and what finwave did to it: DROPPED (the arrow stops at an X short of the
 /// receiver), DELAYED (drawn with ~), DUPLICATED (drawn with =), RESET (sent as RST). The
 /// outcome carries neither the hold time of a delayed segment nor the number of copies of a
 /// duplicated one, so neither is shown. A row marks where segments were left out of the timeline

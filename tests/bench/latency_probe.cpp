@@ -10,13 +10,22 @@
 //
 // so (reply_us with finwave - reply_us without) / 2 is the latency added per queued segment.
 //
+// With --direct-port, connections alternate between --port (captured: finwave or the bare
+// consumer runs with that --port) and the direct port (not captured), one by one, so that both
+// figures come from the same seconds of the same run: on a busy 2-core machine the kernel's own
+// latency wanders between runs far more than a queue trip costs.
+//
 //   finwave-latency-probe server --port P [--listen ADDR] [--ready-file PATH]
-//   finwave-latency-probe client --connect ADDR --port P [--count N] [--warmup N]
-//                                [--samples PATH]
+//   finwave-latency-probe client --connect ADDR --port P [--direct-port P2] [--count N]
+//                                [--warmup N] [--gap-us US] [--samples PATH]
+//
+// --gap-us pauses between connections, so that the teardown of one (its last segments cross the
+// queue after the client has its figures) does not compete with the next for the CPUs.
 //
 // The client prints one JSON line: count, errors and p50/p90/p99/max of each figure in
-// microseconds; --samples writes every connection's figures (one "connect reply fin" line each).
-// The server answers connections one at a time until SIGTERM.
+// microseconds, under "queued" for --port and "direct" for --direct-port; --samples writes every
+// connection's figures (one "port connect reply fin" line each). The server answers connections
+// one at a time until SIGTERM.
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -170,47 +179,63 @@ void print_figure(const char* name, const std::vector<double>& values, bool last
               percentile(values, 100), last ? "" : ",");
 }
 
-int run_client(const std::string& connect_text, std::uint16_t port, int count, int warmup,
-               const std::string& samples_path) {
-  sockaddr_storage address{};
+void print_figures(const char* name, const std::vector<Sample>& samples, bool last) {
+  std::vector<double> connect, reply, fin;
+  for (const Sample& sample : samples) {
+    connect.push_back(sample.connect_us);
+    reply.push_back(sample.reply_us);
+    fin.push_back(sample.fin_us);
+  }
+  std::printf("\"%s\":{\"count\":%zu,", name, samples.size());
+  print_figure("connect_us", connect, false);
+  print_figure("reply_us", reply, false);
+  print_figure("fin_us", fin, true);
+  std::printf("}%s", last ? "" : ",");
+}
+
+int run_client(const std::string& connect_text, std::uint16_t port, std::uint16_t direct_port,
+               int count, int warmup, int gap_us, const std::string& samples_path) {
+  sockaddr_storage queued_address{};
+  sockaddr_storage direct_address{};
   socklen_t length = 0;
-  if (!make_address(connect_text, port, address, length)) {
+  if (!make_address(connect_text, port, queued_address, length) ||
+      !make_address(connect_text, direct_port, direct_address, length)) {
     std::fprintf(stderr, "latency-probe: bad address %s\n", connect_text.c_str());
     return 2;
   }
-  std::vector<Sample> samples;
-  samples.reserve(static_cast<std::size_t>(count));
+  const int per_connection = direct_port != 0 ? 2 : 1;
+  std::vector<Sample> queued;
+  std::vector<Sample> direct;
+  queued.reserve(static_cast<std::size_t>(count));
+  direct.reserve(static_cast<std::size_t>(count));
+  FILE* samples_file = samples_path.empty() ? nullptr : std::fopen(samples_path.c_str(), "w");
   int errors = 0;
   std::string first_error;
-  for (int i = 0; i < warmup + count; ++i) {
+  for (int i = 0; i < (warmup + count) * per_connection; ++i) {
+    const bool is_direct = per_connection == 2 && i % 2 == 1;
+    if (gap_us > 0) {
+      const timespec gap{gap_us / 1'000'000, static_cast<long>(gap_us % 1'000'000) * 1000};
+      nanosleep(&gap, nullptr);
+    }
     Sample sample;
     std::string error;
-    if (!probe_once(address, length, sample, error)) {
+    if (!probe_once(is_direct ? direct_address : queued_address, length, sample, error)) {
       ++errors;
       if (first_error.empty()) first_error = error;
       continue;
     }
-    if (i >= warmup) samples.push_back(sample);
-  }
-  std::vector<double> connect, reply, fin;
-  for (const Sample& s : samples) {
-    connect.push_back(s.connect_us);
-    reply.push_back(s.reply_us);
-    fin.push_back(s.fin_us);
-  }
-  if (!samples_path.empty()) {
-    if (FILE* file = std::fopen(samples_path.c_str(), "w")) {
-      for (const Sample& s : samples) {
-        std::fprintf(file, "%.1f %.1f %.1f\n", s.connect_us, s.reply_us, s.fin_us);
-      }
-      std::fclose(file);
+    if (i / per_connection < warmup) continue;
+    (is_direct ? direct : queued).push_back(sample);
+    if (samples_file != nullptr) {
+      std::fprintf(samples_file, "%u %.1f %.1f %.1f\n", unsigned{is_direct ? direct_port : port},
+                   sample.connect_us, sample.reply_us, sample.fin_us);
     }
   }
-  std::printf("{\"event\":\"latency\",\"count\":%zu,\"errors\":%d,\"first_error\":\"%s\",",
-              samples.size(), errors, first_error.c_str());
-  print_figure("connect_us", connect, false);
-  print_figure("reply_us", reply, false);
-  print_figure("fin_us", fin, true);
+  if (samples_file != nullptr) std::fclose(samples_file);
+  std::printf("{\"event\":\"latency\",\"errors\":%d,\"first_error\":\"%s\",", errors,
+              first_error.c_str());
+  print_figures("queued", queued, per_connection == 1);
+  if (per_connection == 2) print_figures("direct", direct, true);
   std::printf("}\n");
   return errors == 0 ? 0 : 1;
 }
@@ -226,19 +251,25 @@ int main(int argc, char** argv) {
   std::string ready_file;
   std::string samples_path;
   std::uint16_t port = 0;
+  std::uint16_t direct_port = 0;
   int count = 2000;
   int warmup = 50;
+  int gap_us = 0;
   CLI::App* server = app.add_subcommand("server", "answer connections one at a time");
   server->add_option("--listen", listen_text, "address to listen on");
   server->add_option("--port", port, "TCP port")->required();
   server->add_option("--ready-file", ready_file, "file created once listening");
   CLI::App* client = app.add_subcommand("client", "time short connections one after another");
   client->add_option("--connect", connect_text, "server address")->required();
-  client->add_option("--port", port, "TCP port")->required();
+  client->add_option("--port", port, "TCP port (the captured one)")->required();
+  client->add_option("--direct-port", direct_port,
+                     "alternate connections with this port (not captured)");
   client->add_option("--count", count, "timed connections")->check(CLI::PositiveNumber);
   client->add_option("--warmup", warmup, "untimed connections first")->check(CLI::NonNegativeNumber);
+  client->add_option("--gap-us", gap_us, "pause between connections (microseconds)")
+      ->check(CLI::NonNegativeNumber);
   client->add_option("--samples", samples_path, "write every connection's figures here");
   CLI11_PARSE(app, argc, argv);
   if (server->parsed()) return serve(listen_text, port, ready_file);
-  return run_client(connect_text, port, count, warmup, samples_path);
+  return run_client(connect_text, port, direct_port, count, warmup, gap_us, samples_path);
 }

@@ -6,7 +6,7 @@
 // and .svg. After a deliberate change to the rendering, review the new pictures and rewrite the
 // golden files with
 //
-//     FINWAVE_UPDATE_GOLDEN=1 build/finwave_proxy_tests -ts=ladder
+//     FINWAVE_UPDATE_GOLDEN=1 build/finwave_proxy_tests -tc='ladder:*'
 //
 // then look at `git diff tests/proxy/golden`. On a mismatch the test also writes what it got to
 // ladder_golden_actual/<file> in its working directory (the build directory under ctest), for
