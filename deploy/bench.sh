@@ -21,8 +21,16 @@ repo=$(dirname "$here")
 . "$here/common.sh"
 
 BENCHMARKS=(
+  "perf|throughput, churn, latency, verdict capacity, memory: finwave vs kernel, bare consumer, socat"
   "delay|precision of the delay action: requested vs observed hold on the wire, 1 to 1000 ms"
 )
+
+# Issue 7's comparisons: tests/bench/perf.sh, JSON in bench.json (pass -- --quick for a smoke run).
+bench_perf() {
+  local results=$1
+  shift
+  "$repo/tests/bench/perf.sh" --build "${FINWAVE_BUILD:-$repo/build}" --out "$results/bench.json" "$@"
+}
 
 # Delay precision: tests/bench/delay_precision.sh, JSON in bench-delay.json.
 bench_delay() {
