@@ -66,8 +66,9 @@ L3Result parse_ipv4(std::span<const std::uint8_t> packet, std::size_t wire_len,
   std::size_t total_len = load16(p + 2);
   // BIG TCP (Linux >= 6.3) hands over IPv4 GSO packets above 64 KiB with a total length of 0;
   // the real length is the skb's, which is what NFQUEUE delivered.
-  if (total_len == 0 && packet.size() > kMaxIpLength) {
-    total_len = packet.size();
+  // The copy range may have cut such a packet: its length on the wire is what counts.
+  if (total_len == 0 && wire_len > kMaxIpLength) {
+    total_len = wire_len;
   }
   if (total_len < header_len) {
     return {ParseError::kBadIpHeaderLength};
@@ -101,8 +102,8 @@ L3Result parse_ipv6(std::span<const std::uint8_t> packet, std::size_t wire_len,
   std::size_t end = kIpv6Header + load16(p + 4);
   // BIG TCP for IPv6 leaves the payload length at 0 for GSO packets above 64 KiB (the kernel no
   // longer inserts a jumbo hop-by-hop option inside the stack).
-  if (end == kIpv6Header && packet.size() > kIpv6Header + kMaxIpLength) {
-    end = packet.size();
+  if (end == kIpv6Header && wire_len > kIpv6Header + kMaxIpLength) {
+    end = wire_len;
   }
   if (wire_len < end) {
     return {ParseError::kTruncatedIp};

@@ -18,10 +18,11 @@ rules=$FINWAVE_REPO/rules/examples/delay-final-ack.toml
 delay_us=$(( $(sed -n 's/^delay_ms *= *\([0-9]*\).*/\1/p' "$rules") * 1000 ))
 [ "$delay_us" -eq 400000 ] || fail "expected delay_ms = 400 in $rules"
 
-# The wire delay must be the rule's within this (microseconds). On a machine busy with other
-# work a scheduling stall of finwave's thread shows here first; FINWAVE_DELAY_TOLERANCE_US
-# widens it there without touching the rest of the test.
-tolerance_us=${FINWAVE_DELAY_TOLERANCE_US:-1000}
+# The wire delay must be the rule's within this (microseconds). This is a functional check (the
+# segment was held about as long as asked, well past the peer's RTO); precision is measured by
+# deploy/bench.sh delay, not asserted here, because a scheduling stall on a busy 2-core machine
+# shows up first in this figure. FINWAVE_DELAY_TOLERANCE_US tightens or widens it.
+tolerance_us=${FINWAVE_DELAY_TOLERANCE_US:-20000}
 
 rules_lab rules_delay_final_ack
 rules_finwave "$rules" --settle 0.3 --linger 5

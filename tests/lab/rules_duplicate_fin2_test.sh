@@ -35,9 +35,11 @@ for name in v4 v6; do
     "$(wire to-client "$port" 'fins("server") | length')" 3
   expect "$name server FIN sequence numbers (to-client)" \
     "$(wire to-client "$port" '[fins("server")[] | .seq] | unique | length')" 1
-  expect "$name copies spaced (to-client, ms)" \
-    "$(wire to-client "$port" '[fins("server")[] | .t_us] as $t | [range(1; $t | length) | (($t[.] - $t[. - 1]) / 1000 | round)]')" \
-    "[5,5]"
+  # spacing_ms = 5: copies must be spread, not bunched; a loaded machine may add some ms
+  # (precision is measured by deploy/bench.sh, not asserted here).
+  expect "$name copies spaced at least 4 ms apart, at most 50 (to-client)" \
+    "$(wire to-client "$port" '[fins("server")[] | .t_us] as $t | [range(1; $t | length) | (($t[.] - $t[. - 1]) / 1000) | (. >= 4 and . <= 50)]')" \
+    "[true,true]"
   expect "$name fin2 in finwave's timeline" \
     "$(jq '[.timeline[] | select(.from == "server" and .role == "fin2")] | length' <<<"$o")" 1
   expect "$name server FIN retransmits (finwave)" "$(jq .fin_retransmits.server <<<"$o")" 0

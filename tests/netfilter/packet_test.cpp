@@ -144,6 +144,18 @@ TEST_SUITE("netfilter") {
       REQUIRE(parse_tcp_segment(cut, s, whole.size()) == ParseError::kNone);
       CHECK(s.payload_len == payload);
       CHECK(s.has(kFin));
+      // BIG TCP: above 64 KiB the IP length field is 0 and only the wire length tells.
+      auto big = whole;
+      if (v6) {
+        big[4] = 0;
+        big[5] = 0;
+      } else {
+        big[2] = 0;
+        big[3] = 0;
+      }
+      const std::span<const std::uint8_t> big_cut(big.data(), cut.size());
+      REQUIRE(parse_tcp_segment(big_cut, s, 70000) == ParseError::kNone);
+      CHECK(s.has(kFin));
       // Too short for its own headers, the wire length cannot help.
       const std::span<const std::uint8_t> headless(whole.data(), v6 ? 50U : 30U);
       CHECK(parse_tcp_segment(headless, s, whole.size()) != ParseError::kNone);
