@@ -34,6 +34,7 @@ constexpr std::array<std::string_view, 4> kCloserNames = {"client", "server", "b
 constexpr std::array<std::string_view, 3> kEventNames = {"outcome", "rule_hit", "rule_change"};
 
 constexpr std::uint64_t kMaxLimit = 1'000'000;
+constexpr std::size_t kMaxRequestNesting = 32;
 constexpr std::uint64_t kDayMs = 24ULL * 3600 * 1000;
 
 std::string in_quotes(std::string_view text) { return "'" + std::string(text) + "'"; }
@@ -326,6 +327,33 @@ void parse_fields(const nlohmann::json& object, ControlRequest& request) {
   }
 }
 
+// Deepest nesting of arrays and objects in a JSON text (strings skipped). nlohmann parses
+// iteratively but copies and prints recursively: a 64 KiB line of '[' must never get that far.
+std::size_t nesting_depth(std::string_view text) {
+  std::size_t depth = 0;
+  std::size_t deepest = 0;
+  bool in_string = false;
+  bool escaped = false;
+  for (const char c : text) {
+    if (in_string) {
+      if (escaped) {
+        escaped = false;
+      } else if (c == '\\') {
+        escaped = true;
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      deepest = std::max(deepest, ++depth);
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      --depth;
+    }
+  }
+  return deepest;
+}
+
 std::string strip_json_exception_prefix(std::string text) {
   // "[json.exception.parse_error.101] parse error at ..." -> "parse error at ..."
   if (!text.empty() && text[0] == '[') {
@@ -532,6 +560,10 @@ ParsedControlRequest parse_control_request(std::string_view line) {
     if (line.find('\0') != std::string_view::npos) {
       // nlohmann's parser stops at a NUL; the rest of the line must not pass unseen.
       throw error(ControlErrorCode::kBadJson, "not a JSON line: it contains a NUL byte");
+    }
+    if (nesting_depth(line) > kMaxRequestNesting) {
+      throw error(ControlErrorCode::kBadJson, "not a JSON line: nested deeper than " +
+                                                  std::to_string(kMaxRequestNesting) + " levels");
     }
     try {
       object = nlohmann::json::parse(line);

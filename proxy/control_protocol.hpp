@@ -25,7 +25,7 @@ namespace finwave::proxy {
 
 /// Longest request line the server reads (without its newline). Longer lines are answered with
 /// line_too_long and skipped up to their newline.
-inline constexpr std::size_t kMaxRequestLineBytes = 64 * 1024;
+inline constexpr std::size_t kMaxRequestLineBytes = std::size_t{64} * 1024;
 
 /// The commands of the protocol, by their wire names.
 enum class ControlCommand : std::uint8_t {

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <grp.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -95,6 +96,15 @@ std::string peer_credentials(uv_pipe_t* pipe) {
   return "pid " + std::to_string(credentials.pid) + " uid " + std::to_string(credentials.uid);
 }
 
+// After EOF: has the peer closed its socket (rather than only shut down its writing side)?
+// Linux marks our end of a Unix stream socket fully shut down (POLLHUP) when the peer closes.
+bool peer_closed(uv_pipe_t* pipe) {
+  uv_os_fd_t fd = -1;
+  if (uv_fileno(reinterpret_cast<uv_handle_t*>(pipe), &fd) != 0) return true;
+  pollfd p{fd, POLLOUT, 0};
+  return ::poll(&p, 1, 0) == 1 && (p.revents & (POLLHUP | POLLERR)) != 0;
+}
+
 bool blank(const std::string& line) {
   return std::all_of(line.begin(), line.end(),
                      [](char c) { return c == ' ' || c == '\t' || c == '\r'; });
@@ -112,16 +122,21 @@ std::shared_ptr<const std::string> shared_line(std::string line) {
 // stack is left holding a reference to a destroyed Client.
 class ControlServerEntry {
  public:
-  explicit ControlServerEntry(ControlServer& server) noexcept : server_(server) { ++depth_; }
+  explicit ControlServerEntry(ControlServer& server) noexcept : server_(server) { ++depth(); }
   ~ControlServerEntry() {
-    if (--depth_ == 0) server_.reap();
+    if (--depth() == 0) server_.reap();
   }
   ControlServerEntry(const ControlServerEntry&) = delete;
   ControlServerEntry& operator=(const ControlServerEntry&) = delete;
 
  private:
+  // One loop thread: one depth for every server.
+  static int& depth() noexcept {
+    static int value = 0;
+    return value;
+  }
+
   ControlServer& server_;
-  static inline int depth_ = 0;  // One loop thread: one depth for every server.
 };
 
 ControlServer::ControlServer(uv_loop_t* loop, ControlHandler& handler, Config config)
@@ -135,7 +150,18 @@ ControlServer::~ControlServer() {
   listener_.close();
   timer_.close();
   grace_.close();
-  if (socket_inode_ != 0) ::unlink(config_.path.c_str());
+  unlink_socket();
+}
+
+void ControlServer::unlink_socket() noexcept {
+  if (socket_inode_ == 0) return;
+  // Only our own socket: a finwave started after us with the same path owns a new file.
+  struct stat st {};
+  if (::lstat(config_.path.c_str(), &st) == 0 && st.st_ino == socket_inode_ &&
+      st.st_dev == socket_device_) {
+    ::unlink(config_.path.c_str());
+  }
+  socket_inode_ = 0;
 }
 
 std::uint64_t ControlServer::now_us() const noexcept { return uv_hrtime() / 1000; }
@@ -213,15 +239,7 @@ void ControlServer::stop() noexcept {
   stopping_ = true;
   listener_.close();
   timer_.close();
-  if (socket_inode_ != 0) {
-    // Only our own socket: a finwave started after us with the same path owns a new file.
-    struct stat st {};
-    if (::lstat(config_.path.c_str(), &st) == 0 && st.st_ino == socket_inode_ &&
-        st.st_dev == socket_device_) {
-      ::unlink(config_.path.c_str());
-    }
-    socket_inode_ = 0;
-  }
+  unlink_socket();
   std::shared_ptr<const std::string> shutdown_event;
   for (auto& [id, client] : clients_) {
     if (client->dead) continue;
@@ -338,6 +356,11 @@ void ControlServer::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* 
 
 void ControlServer::read(Client& client, ssize_t nread) noexcept {
   if (nread == UV_EOF) {
+    if (peer_closed(client.pipe.get())) {
+      // Closed, not half-closed: its waits and subscription have no one to answer.
+      close_client(client);
+      return;
+    }
     client.eof = true;
     client.framer.finish();
   } else if (nread < 0) {

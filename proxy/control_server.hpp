@@ -71,9 +71,9 @@ class ControlServer final : public RuleHitSink {
   };
 
   /// Per-client limits (bytes of pending output).
-  static constexpr std::size_t kPauseReadingBytes = 256 * 1024;  ///< Stop reading requests.
-  static constexpr std::size_t kEventLimitBytes = 1024 * 1024;   ///< Drop events beyond.
-  static constexpr std::size_t kHardLimitBytes = 32 * 1024 * 1024;  ///< Disconnect beyond.
+  static constexpr std::size_t kPauseReadingBytes = std::size_t{256} * 1024;  ///< Stop reading requests.
+  static constexpr std::size_t kEventLimitBytes = std::size_t{1024} * 1024;  ///< Drop events beyond.
+  static constexpr std::size_t kHardLimitBytes = std::size_t{32} * 1024 * 1024;  ///< Disconnect beyond.
   static constexpr std::size_t kMaxClients = 512;
   static constexpr std::size_t kMaxWaitsPerClient = 64;
 
@@ -173,6 +173,7 @@ class ControlServer final : public RuleHitSink {
   void reap() noexcept;
   void check_deadlines() noexcept;
   void update_rule_hit_interest() noexcept;
+  void unlink_socket() noexcept;
   std::uint64_t now_us() const noexcept;
   void log(const std::string& message) const noexcept;
 
@@ -193,7 +194,7 @@ class ControlServer final : public RuleHitSink {
   std::uint64_t socket_inode_ = 0;  ///< Of the socket file we created: unlinked only if unchanged.
   std::uint64_t socket_device_ = 0;
   ControlCounters counters_;
-  std::array<char, 64 * 1024> read_buffer_{};  ///< Shared: reads are handled one at a time.
+  std::array<char, std::size_t{64} * 1024> read_buffer_{};  ///< Shared: reads are handled one at a time.
 };
 
 }  // namespace finwave::proxy

@@ -268,17 +268,17 @@ void Daemon::reload() noexcept {
     return;
   }
   try {
-    reload_rules("sighup");
+    reload_rules("sighup", "SIGHUP");
   } catch (const std::exception& error) {
     log(std::string("SIGHUP: reload failed, keeping the current rules: ") + error.what());
   }
 }
 
-void Daemon::reload_rules(const std::string& by) {
+void Daemon::reload_rules(const std::string& by, const std::string& who) {
   // All or nothing: a file that fails validation leaves the running rules untouched.
   engine_.replace(rules::load_rules_file(options_.rules_path));
   control_added_.clear();
-  log(by + ": reloaded " + std::to_string(engine_.rules().size()) + " rule(s) from " +
+  log(who + ": reloaded " + std::to_string(engine_.rules().size()) + " rule(s) from " +
       options_.rules_path);
   if (control_) control_->publish_rule_change("reload", "", by, engine_.rules().size());
 }
@@ -421,7 +421,7 @@ nlohmann::json Daemon::on_control_command(const ControlRequest& request,
                            "finwave was started without --rules: there is no file to reload");
       }
       try {
-        reload_rules("control (" + client + ")");
+        reload_rules("control", "control (" + client + ")");
       } catch (const rules::ConfigError& error) {
         log("control (" + client + "): reload failed, keeping the current rules: " +
             error.what());

@@ -61,9 +61,9 @@ class Daemon final : private ControlHandler {
   /// Every counter as one JSON object (the `stats` command and the exit stats line). With
   /// `live_kernel`, the kernel's queue counters are read now rather than taken from shutdown.
   nlohmann::json stats_json(bool live_kernel) const;
-  /// Re-reads the rule file (throws rules::ConfigError, keeping the current rules); `by` names
-  /// who asked, for the log and the rule_change event.
-  void reload_rules(const std::string& by);
+  /// Re-reads the rule file (throws rules::ConfigError, keeping the current rules). `by` is the
+  /// rule_change event's "by" ("sighup" or "control"); `who` names the asker in the log.
+  void reload_rules(const std::string& by, const std::string& who);
 
   // ControlHandler: the commands that read or change the daemon.
   nlohmann::json on_control_command(const ControlRequest& request,

@@ -21,11 +21,11 @@ namespace {
 
 constexpr std::uint64_t kReplyTimeoutMs = 10000;
 
-const std::vector<std::string> kResults = {"clean", "reset", "timeout"};
-const std::vector<std::string> kKinds = {"four_way", "three_way", "simultaneous", "reset",
+const std::vector<std::string> result_choices = {"clean", "reset", "timeout"};
+const std::vector<std::string> kind_choices = {"four_way", "three_way", "simultaneous", "reset",
                                          "incomplete"};
-const std::vector<std::string> kClosers = {"client", "server", "both", "none"};
-const std::vector<std::string> kEvents = {"outcome", "rule_hit", "rule_change"};
+const std::vector<std::string> closer_choices = {"client", "server", "both", "none"};
+const std::vector<std::string> event_choices = {"outcome", "rule_hit", "rule_change"};
 
 void print_line(const std::string& line) {
   std::fwrite(line.data(), 1, line.size(), stdout);
@@ -235,10 +235,10 @@ std::string default_control_path() {
 }
 
 const std::vector<std::string>& command_names() {
-  static const std::vector<std::string> kNames = {
+  static const std::vector<std::string> names = {
       "status", "rules", "enable", "disable", "add",   "remove", "reload",
       "flows",  "outcomes", "watch", "wait",  "stats", "raw",    "shell"};
-  return kNames;
+  return names;
 }
 
 void define_commands(CLI::App& app, Options& o, bool in_shell) {
@@ -279,11 +279,11 @@ void define_commands(CLI::App& app, Options& o, bool in_shell) {
 
   auto filters = [&](CLI::App* sub) {
     sub->add_option("--result", o.result, "clean | reset | timeout")
-        ->check(CLI::IsMember(kResults));
+        ->check(CLI::IsMember(result_choices));
     sub->add_option("--kind", o.kind, "four_way | three_way | simultaneous | reset | incomplete")
-        ->check(CLI::IsMember(kKinds));
+        ->check(CLI::IsMember(kind_choices));
     sub->add_option("--closer", o.closer, "client | server | both | none")
-        ->check(CLI::IsMember(kClosers));
+        ->check(CLI::IsMember(closer_choices));
     sub->add_option("--rule", o.rule, "A rule that acted on the connection");
     sub->add_option("--flow", o.flow,
                     "Flow id, endpoint (198.18.1.2:40000, [2001:db8::2]:5000) or address");
@@ -292,7 +292,7 @@ void define_commands(CLI::App& app, Options& o, bool in_shell) {
                                             "changes (Ctrl-C to stop)");
   filters(watch);
   watch->add_option("--events", o.events, "Only these: outcome, rule_hit, rule_change")
-      ->check(CLI::IsMember(kEvents))
+      ->check(CLI::IsMember(event_choices))
       ->delimiter(',');
   watch->add_option("--count", o.watch_count, "Stop after this many outcomes (default: never)");
   auto* wait = app.add_subcommand(

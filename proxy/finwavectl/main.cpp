@@ -30,12 +30,8 @@ Examples:
   finwavectl wait --result timeout --timeout 20s --since change
   finwavectl watch --events outcome,rule_change)";
 
-}  // namespace
-
-int main(int argc, char** argv) {
+int run(int argc, char** argv) {
   using namespace finwave::proxy::ctl;
-  // The daemon closing the connection must end in a message, not a silent SIGPIPE.
-  std::signal(SIGPIPE, SIG_IGN);
   Options options;
   options.control = default_control_path();
   CLI::App app{"finwavectl: control a running finwave (toggle rules, watch and wait for teardown "
@@ -53,8 +49,20 @@ int main(int argc, char** argv) {
   } catch (const CtlError& error) {
     std::fprintf(stderr, "finwavectl: %s\n", error.what());
     return error.exit_code;
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // The daemon closing the connection must end in a message, not a silent SIGPIPE.
+  std::signal(SIGPIPE, SIG_IGN);
+  try {
+    return run(argc, argv);
   } catch (const std::exception& error) {
     std::fprintf(stderr, "finwavectl: %s\n", error.what());
-    return kExitUsage;
+  } catch (...) {
+    std::fprintf(stderr, "finwavectl: unexpected error\n");
   }
+  return finwave::proxy::ctl::kExitUsage;
 }

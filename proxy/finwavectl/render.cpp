@@ -10,10 +10,10 @@ namespace finwave::proxy::ctl {
 namespace {
 
 const nlohmann::json& field(const nlohmann::json& object, const char* key) {
-  static const nlohmann::json kNull;
-  if (!object.is_object()) return kNull;
+  static const nlohmann::json null_value;
+  if (!object.is_object()) return null_value;
   const auto it = object.find(key);
-  return it == object.end() ? kNull : *it;
+  return it == object.end() ? null_value : *it;
 }
 
 std::string str(const nlohmann::json& value) {

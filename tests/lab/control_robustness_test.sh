@@ -46,6 +46,7 @@ cases=(
   '{"cmd":"flows","limit":0}|bad_field' '{"cmd":"outcomes","since":"then"}|bad_field'
   '{"cmd":"wait","result":"maybe"}|bad_field' '{"cmd":"wait","flow":"nowhere"}|bad_field'
   '{"cmd":"wait","timeout_ms":0}|timeout' '{"cmd":"subscribe","events":["x"]}|bad_field'
+  "$(printf '[%.0s' {1..40})$(printf ']%.0s' {1..40})|bad_json"
 )
 : >"$LAB_DIR/bad.in"
 for c in "${cases[@]}"; do printf '%s\n' "${c%|*}" >>"$LAB_DIR/bad.in"; done

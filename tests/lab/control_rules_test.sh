@@ -89,9 +89,21 @@ expect_status 2 reload_failed ctl reload
 ctl reload >/dev/null
 [ "$(ctl --json rules | jq '.rules | length')" -eq 0 ] || fail "reload did not drop the added rule"
 
+# SIGHUP reloads too, and subscribers hear of it.
+# (lab_bg: a plain `&` job would ignore SIGINT, as every background job of a script does.)
+lab_bg router "$LAB_DIR/changes.jsonl" "$FINWAVE_BUILD/finwavectl" --json watch \
+  --events rule_change >/dev/null
+changes_pid=$LAB_LAST_PID
+sleep 0.5
+kill -HUP "$FINWAVE_PID"
+sleep 0.5
+lab_kill "$changes_pid" INT
+jq -e 'select(.event == "rule_change") | .change == "reload" and .by == "sighup"' \
+  "$LAB_DIR/changes.jsonl" >/dev/null || fail "no rule_change event for SIGHUP: $(cat "$LAB_DIR/changes.jsonl")"
+
 finwave_stop
 for line in "added rule 'lose-fin1-once'" "added rule 'reset-fin2' first" "removed rule 'lose-fin1-once'" \
-  "removed rule 'reset-fin2'" "reload failed" "reloaded 0 rule(s)"; do
+  "removed rule 'reset-fin2'" "reload failed" "reloaded 0 rule(s)" "SIGHUP: reloaded"; do
   grep -q "$line" "$FINWAVE_OUT.err" || fail "not in the log: $line"
 done
 pass "add (TOML and JSON) -> rules -> rule_hit event and outcome -> refusals -> remove -> untouched; shell and reload"

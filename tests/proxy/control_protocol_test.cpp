@@ -152,12 +152,24 @@ TEST_SUITE("control_protocol") {
   }
 
   TEST_CASE("control_protocol: deeply nested JSON is refused without exhausting the stack") {
-    const std::string deep = std::string(20000, '[') + std::string(20000, ']');
-    const ParsedControlRequest parsed = parse_control_request(deep);
-    REQUIRE(parsed.error.has_value());
-    CHECK(parsed.error->code == ControlErrorCode::kNotAnObject);
-    const std::string in_object = "{\"id\":" + deep + ",\"cmd\":\"status\"}";
-    CHECK_FALSE(parse_control_request(in_object).error.has_value());
+    // 32 levels are fine; 33 are refused before nlohmann (whose copies recurse) sees them.
+    auto nested = [](std::size_t levels) {
+      return "{\"cmd\":\"status\",\"id\":" + std::string(levels - 1, '[') +
+             std::string(levels - 1, ']') + "}";
+    };
+    CHECK_FALSE(parse_control_request(nested(32)).error.has_value());
+    const ParsedControlRequest too_deep = parse_control_request(nested(33));
+    REQUIRE(too_deep.error.has_value());
+    CHECK(too_deep.error->code == ControlErrorCode::kBadJson);
+    CHECK(std::string(too_deep.error->what()).find("nested deeper than 32") != std::string::npos);
+    const std::string deep = std::string(kMaxRequestLineBytes / 2, '[') +
+                             std::string(kMaxRequestLineBytes / 2, ']');
+    CHECK(parse_control_request(deep).error->code == ControlErrorCode::kBadJson);
+    // Brackets inside strings do not count, escaped quotes do not end a string.
+    const std::string in_string =
+        R"({"cmd":"enable","name":"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[\"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["})";
+    const ParsedControlRequest quoted = parse_control_request(in_string);
+    CHECK_FALSE(quoted.error.has_value());
   }
 
   TEST_CASE("control_protocol: valid requests fill their fields") {
