@@ -1,6 +1,7 @@
 #include "netfilter/queue.hpp"
 
 #include <arpa/inet.h>
+#include <endian.h>
 #include <libmnl/libmnl.h>
 #include <linux/netfilter.h>
 #include <linux/netfilter/nfnetlink.h>
@@ -184,6 +185,12 @@ void Queue::handle_message(const void* message, PacketHandler& handler) noexcept
   if (attributes[NFQA_PAYLOAD] != nullptr) {
     packet.payload = {static_cast<const std::uint8_t*>(mnl_attr_get_payload(attributes[NFQA_PAYLOAD])),
                       mnl_attr_get_payload_len(attributes[NFQA_PAYLOAD])};
+  }
+  if (attributes[NFQA_TIMESTAMP] != nullptr &&
+      mnl_attr_get_payload_len(attributes[NFQA_TIMESTAMP]) >= sizeof(nfqnl_msg_packet_timestamp)) {
+    nfqnl_msg_packet_timestamp stamp{};
+    std::memcpy(&stamp, mnl_attr_get_payload(attributes[NFQA_TIMESTAMP]), sizeof stamp);
+    packet.arrival_realtime_us = be64toh(stamp.sec) * 1'000'000 + be64toh(stamp.usec);
   }
   packet.original_len = attributes[NFQA_CAP_LEN] != nullptr
                             ? ntohl(mnl_attr_get_u32(attributes[NFQA_CAP_LEN]))

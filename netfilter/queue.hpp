@@ -31,6 +31,10 @@ struct QueuedPacket {
   std::uint32_t mark = 0;
   bool gso = false;               ///< A GSO super-segment (may exceed the MTU).
   std::uint32_t original_len = 0; ///< Length before any truncation to the copy range.
+  /// When the kernel received it (NFQA_TIMESTAMP, CLOCK_REALTIME, µs since the epoch); 0 when
+  /// the kernel did not stamp it (see ArrivalStamps). Forwarded packets carry their arrival on
+  /// the ingress device; locally sent ones the time they were queued.
+  std::uint64_t arrival_realtime_us = 0;
   std::span<const std::uint8_t> payload;  ///< From the IP header on.
 };
 

@@ -131,6 +131,11 @@ void Daemon::start() {
   injector_ = nf::Injector::open(spec.injected_mark);
   delay_fd_ = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
   if (delay_fd_ < 0) throw std::system_error(errno, std::generic_category(), "timerfd_create");
+  arrival_stamps_.emplace();
+  if (!arrival_stamps_->enabled()) {
+    log("cannot turn on the kernel's receive timestamps: delays run from when finwave reads "
+        "the segment, not from its arrival");
+  }
 
   nf::QueueConfig queue_config;
   queue_config.queue_num = options_.queue_num;
@@ -196,27 +201,41 @@ void Daemon::on_delay_timer(uv_poll_t* handle, int status, int /*events*/) noexc
   if (self == nullptr || status < 0) return;
   std::uint64_t expirations = 0;
   [[maybe_unused]] const auto ignored = ::read(self->delay_fd_, &expirations, sizeof expirations);
-  self->delay_armed_us_ = 0;
+  if (self->delay_fires_us_ != 0) {
+    const std::uint64_t now = self->now_us();
+    self->timer_lead_.record(now > self->delay_fires_us_ ? now - self->delay_fires_us_ : 0);
+  }
+  self->delay_due_us_ = 0;
+  self->delay_fires_us_ = 0;
   self->run_due();
 }
 
 void Daemon::run_due() noexcept {
   if (!queue_ || !dataplane_) return;
-  dataplane_->on_due(now_us());
+  // The timer was armed lead_us() early to absorb its own wake-up latency: what falls due
+  // within that margin goes now, which is when it would otherwise have been woken for.
+  const std::uint64_t now = now_us();
+  dataplane_->on_due(now, now + timer_lead_.lead_us());
   queue_->flush();
   arm_delay_timer();
 }
 
 void Daemon::arm_delay_timer() noexcept {
   const std::optional<std::uint64_t> due = delays_.next_due();
-  if (!due || *due == delay_armed_us_) return;
+  if (!due || *due == delay_due_us_) return;
   // An absolute CLOCK_MONOTONIC deadline: uv_hrtime() reads the same clock. A deadline already
   // past fires at once. Zero would disarm, hence the max.
+  const std::uint64_t now = now_us();
+  const std::uint64_t lead = timer_lead_.lead_us();
+  const std::uint64_t at = std::max<std::uint64_t>(*due > lead ? *due - lead : 0, 1);
   itimerspec when{};
-  const std::uint64_t at = std::max<std::uint64_t>(*due, 1);
   when.it_value.tv_sec = static_cast<time_t>(at / 1'000'000);
   when.it_value.tv_nsec = static_cast<long>((at % 1'000'000) * 1000);
-  if (timerfd_settime(delay_fd_, TFD_TIMER_ABSTIME, &when, nullptr) == 0) delay_armed_us_ = *due;
+  if (timerfd_settime(delay_fd_, TFD_TIMER_ABSTIME, &when, nullptr) == 0) {
+    delay_due_us_ = *due;
+    // A deadline already past fires at once: its lateness counts from now.
+    delay_fires_us_ = std::max(at, now);
+  }
 }
 
 void Daemon::on_tick(uv_timer_t* handle) noexcept {

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "netfilter/arrival_stamps.hpp"
 #include "netfilter/capture_chains.hpp"
 #include "netfilter/injector.hpp"
 #include "netfilter/queue.hpp"
@@ -21,6 +22,7 @@
 #include "proxy/options.hpp"
 #include "proxy/outcome.hpp"
 #include "proxy/pcap_writer.hpp"
+#include "proxy/timer_lead.hpp"
 #include "proxy/uv_handle.hpp"
 #include "rules/engine.hpp"
 #include "rules/rng.hpp"
@@ -101,7 +103,10 @@ class Daemon final : private ControlHandler {
   std::time_t started_at_ = 0;
 
   int delay_fd_ = -1;  // timerfd: libuv's millisecond timers are too coarse for delays
-  std::uint64_t delay_armed_us_ = 0;  // what delay_fd_ is armed for; 0 = disarmed
+  std::uint64_t delay_due_us_ = 0;    // the due time delay_fd_ is armed for; 0 = disarmed
+  std::uint64_t delay_fires_us_ = 0;  // when it should fire: due minus the lead, or when armed
+  TimerLead timer_lead_;
+  std::optional<nf::ArrivalStamps> arrival_stamps_;  // delays run from the kernel's arrival time
 
   UvHandle<uv_poll_t> poll_;
   UvHandle<uv_poll_t> delay_poll_;

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <array>
+#include <ctime>
 
 #include "netfilter/craft.hpp"
 
@@ -11,6 +12,21 @@ namespace finwave::proxy {
 namespace {
 
 std::uint64_t monotonic_us() noexcept { return uv_hrtime() / 1000; }
+
+// When the segment reached this host, on the monotonic clock: the kernel's receive stamp
+// (realtime) moved by its age, or `now_us` when there is no stamp or it cannot be right (a
+// clock step, a stamp from the future, or one older than a second).
+std::uint64_t arrival_us(const nf::QueuedPacket& packet, std::uint64_t now_us) noexcept {
+  constexpr std::uint64_t kMaxAgeUs = 1'000'000;
+  if (packet.arrival_realtime_us == 0) return now_us;
+  timespec realtime{};
+  if (clock_gettime(CLOCK_REALTIME, &realtime) != 0) return now_us;
+  const auto real_now_us = static_cast<std::uint64_t>(realtime.tv_sec) * 1'000'000 +
+                           static_cast<std::uint64_t>(realtime.tv_nsec) / 1000;
+  if (packet.arrival_realtime_us > real_now_us) return now_us;
+  const std::uint64_t age_us = real_now_us - packet.arrival_realtime_us;
+  return age_us < kMaxAgeUs && age_us < now_us ? now_us - age_us : now_us;
+}
 
 }  // namespace
 
@@ -47,7 +63,9 @@ void Dataplane::on_packet(const nf::QueuedPacket& packet) noexcept {
       verdict = Verdict::kDrop;
       break;
     case rules::Action::kDelay:
-      if (schedule(packet, segment, classified, decision, now_us + decision.delay_us, true) ==
+      // From the segment's arrival: the trip through the queue to here is part of the delay.
+      if (schedule(packet, segment, classified, decision,
+                   arrival_us(packet, now_us) + decision.delay_us, true) ==
           DelayLine::kNone) {
         p_.queue.accept(packet.id);
         break;
@@ -133,9 +151,9 @@ std::uint32_t Dataplane::schedule(const nf::QueuedPacket& packet, const nf::TcpS
   return slot;
 }
 
-void Dataplane::on_due(std::uint64_t now_us) noexcept {
-  for (std::uint32_t slot = p_.delays.pop_due(now_us); slot != DelayLine::kNone;
-       slot = p_.delays.pop_due(now_us)) {
+void Dataplane::on_due(std::uint64_t now_us, std::uint64_t horizon_us) noexcept {
+  for (std::uint32_t slot = p_.delays.pop_due(horizon_us); slot != DelayLine::kNone;
+       slot = p_.delays.pop_due(horizon_us)) {
     HeldSegment& held = p_.delays.at(slot);
     if (held.holding) {
       p_.queue.release(held.queue_id, nf::KernelVerdict::kAccept);
