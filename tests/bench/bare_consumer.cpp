@@ -45,6 +45,7 @@ struct Options {
   bool capture_all = false;
   std::uint32_t queue_len = 4096;
   std::string ready_file;
+  bool spin = false;
 };
 
 /// Accepts everything; counts GSO super-segments and bytes so the figures can be compared with
@@ -134,7 +135,8 @@ int run(const Options& options) {
   std::uint64_t wakeups = 0;
   pollfd fds[2] = {{queue.fd(), POLLIN, 0}, {signal_fd, POLLIN, 0}};
   for (;;) {
-    const int ready = ::poll(fds, 2, -1);
+    // --spin never sleeps: what the queue costs when no wake-up is needed (a CPU burnt).
+    const int ready = ::poll(fds, 2, options.spin ? 0 : -1);
     if (ready < 0) {
       if (errno == EINTR) continue;
       std::fprintf(stderr, "bare-consumer: poll: %s\n", std::strerror(errno));
@@ -169,6 +171,8 @@ int main(int argc, char** argv) {
   app.add_option("--port", options.ports, "Only connections with this port (repeatable)")
       ->check(CLI::Range(1, 65535));
   app.add_flag("--capture-all", options.capture_all, "Queue every TCP segment, not only teardown");
+  app.add_flag("--spin", options.spin,
+               "Poll without sleeping (burns a CPU): the queue's cost without a wake-up");
   app.add_option("--queue-len", options.queue_len, "Packets the kernel may queue")
       ->check(CLI::Range(16, 1 << 20));
   app.add_option("--ready-file", options.ready_file,

@@ -30,6 +30,8 @@
 #                 seconds); SYN and SYN-ACK are queued on that path, so added latency per queued
 #                 segment = (captured - uncaptured) / 2, p50 and p99; the same with the bare
 #                 consumer, and with no consumer as a control.
+#                 The bare consumer once more with --spin (it never sleeps): what the queue
+#                 costs without the consumer's wake-up (informative).
 #                                                          targets p50 <= 25 us, p99 <= 100 us
 #   4 verdict     packets/s verdicted from one queue with every segment captured (--capture-all),
 #                 iperf3 with 4 streams and TSO/GSO off in client and server (one segment per
@@ -420,16 +422,17 @@ bench_latency() {
   local round config file q50 q99 d50 d99 qf df
   local -A add50=() add99=() addfin=() queued50=() direct50=() queued99=() direct99=()
   for ((round = 1; round <= LATENCY_ROUNDS; round++)); do
-    for config in kernel finwave bare; do
+    for config in kernel finwave bare spin; do
       case $config in
         finwave) config_start finwave --port 7000 --rules "$CHURN_RULES" ;;
         bare) config_start bare --port 7000 ;;
+        spin) config_start bare --port 7000 --spin ;;
       esac
       file="$work/latency.$config.$round.json"
       lab_exec client "$PROBE" client --connect "$LAB_SERVER_V4" --port 7000 --direct-port 7001 \
         --count "$LATENCY_COUNT" --warmup "$LATENCY_WARMUP" --gap-us 1000 >"$file" 2>"$file.err" ||
         fail "latency probe ($config) failed: $(cat "$file" "$file.err")"
-      config_stop "$config"
+      config_stop "${config/spin/bare}"
       q50=$(jq -r .queued.reply_us.p50 "$file"); d50=$(jq -r .direct.reply_us.p50 "$file")
       q99=$(jq -r .queued.reply_us.p99 "$file"); d99=$(jq -r .direct.reply_us.p99 "$file")
       qf=$(jq -r .queued.fin_us.p50 "$file"); df=$(jq -r .direct.fin_us.p50 "$file")
@@ -442,7 +445,7 @@ bench_latency() {
     done
   done
   local -A m50=() m99=() mfin=()
-  for config in kernel finwave bare; do
+  for config in kernel finwave bare spin; do
     m50[$config]=$(median ${add50[$config]})
     m99[$config]=$(median ${add99[$config]})
     mfin[$config]=$(median ${addfin[$config]})
@@ -456,6 +459,7 @@ bench_latency() {
     --argjson a50 "${m50[finwave]}" --argjson a99 "${m99[finwave]}" --argjson afin "${mfin[finwave]}" \
     --argjson b50 "${m50[bare]}" --argjson b99 "${m99[bare]}" --argjson bfin "${mfin[bare]}" \
     --argjson k50 "${m50[kernel]}" --argjson k99 "${m99[kernel]}" \
+    --argjson s50 "${m50[spin]}" --argjson s99 "${m99[spin]}" \
     --argjson r50 "$(json_array ${add50[finwave]})" --argjson r99 "$(json_array ${add99[finwave]})" \
     --argjson rb50 "$(json_array ${add50[bare]})" --argjson rb99 "$(json_array ${add99[bare]})" \
     --argjson met50 "$(target_met "$(latency_verdict "${m50[finwave]}" 25 "${m50[kernel]}" 10)")" \
@@ -467,7 +471,8 @@ bench_latency() {
                kernel_control: {port7000_p50: $kq50, port7001_p50: $kd50}},
       added_per_segment: {finwave_p50: $a50, finwave_p99: $a99, finwave_fin_p50: $afin,
                           bare_p50: $b50, bare_p99: $b99, bare_fin_p50: $bfin,
-                          control_p50: $k50, control_p99: $k99},
+                          control_p50: $k50, control_p99: $k99,
+                          spinning_bare_p50: $s50, spinning_bare_p99: $s99},
       runs: {finwave_p50: $r50, finwave_p99: $r99, bare_p50: $rb50, bare_p99: $rb99},
       targets: [{target: "added p50 <= 25 us per queued segment", met: $met50},
                 {target: "added p99 <= 100 us per queued segment", met: $met99}],
@@ -749,7 +754,9 @@ print_table() {
         "added/seg \(.added_per_segment.finwave_p99|n) (bare \(.added_per_segment.bare_p99|n), ctl \(.added_per_segment.control_p99|n))",
         .targets[1].target, (.targets[1].met|yn) ],
       [ "3 latency reply->FIN p50 (1 queued)", "", "added \(.added_per_segment.finwave_fin_p50|n) (bare \(.added_per_segment.bare_fin_p50|n))",
-        "(informative)", "" ]
+        "(informative)", "" ],
+      [ "3 latency, bare consumer spinning", "", "added/seg p50 \(.added_per_segment.spinning_bare_p50|n) p99 \(.added_per_segment.spinning_bare_p99|n)",
+        "(informative: the queue without a wake-up)", "" ]
     elif .bench == "verdict" then
       [ "4 verdicts/s, capture-all, \(.load)",
         "finwave \(.values.finwave|n)  bare \(.values.bare|n)",
