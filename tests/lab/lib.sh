@@ -184,6 +184,9 @@ lab_bg() {
   (
     ip netns exec "$ns" env --default-signal=INT,QUIT "$@" >"$log" 2>"$log.err" </dev/null &
     child=$!
+    # PIDs wrap (32768 on a 2-core machine): an exit status left by an earlier process with
+    # this PID must go before the PID is handed out, or lab_wait would return it.
+    rm -f "$LAB_DIR/rc.$child"
     echo "$child" >"$token.tmp" && mv "$token.tmp" "$token"
     rc=0
     wait "$child" || rc=$?
