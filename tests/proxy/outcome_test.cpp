@@ -117,6 +117,16 @@ TEST_SUITE("proxy") {
     }
   }
 
+  TEST_CASE("outcome: the JSON line holds the same JSON as to_json") {
+    Outcome odd = sample_outcome();
+    // Text that needs escaping, in the one free-text field (rule names).
+    for (ActionRecord& a : odd.actions) a.rule = "quote\" back\\slash \t caf\xC3\xA9";
+    odd.teardown_us = 123456789;
+    for (const Outcome& o : {sample_outcome(), reset_outcome(), odd}) {
+      CHECK(Json::parse(to_json_line(o)) == to_json(o));
+    }
+  }
+
   TEST_CASE("outcome: JSON values match the teardown") {
     const Json j = Json::parse(to_json_line(sample_outcome()));
     CHECK(j["flow"]["client"] == "[2001:db8:1::2]:40000");
