@@ -127,9 +127,16 @@ std::vector<std::string> split_words(std::string_view line) {
   return words;
 }
 
-/// Removes chain `chain` and every jump rule into it from one family's mangle table. Returns
-/// the number of rules removed, or -1 when the family's tools are not installed.
-int remove_family(const std::string& chain, int family) {
+/// What remove_family() takes away.
+enum class Removal : std::uint8_t {
+  kEverything,   ///< The chain and every jump rule into it.
+  kChainRules,   ///< Only the chain's own rules: jumps land in an empty chain and return.
+};
+
+/// Removes chain `chain` and every jump rule into it (or, with kChainRules, only the chain's
+/// rules) from one family's mangle table. Returns the number of rules removed, or -1 when the
+/// family's tools are not installed.
+int remove_family(const std::string& chain, int family, Removal removal = Removal::kEverything) {
   const Tools tools = tools_for(family);
   const auto save = find_executable(tools.save);
   const auto restore = find_executable(tools.restore);
@@ -168,7 +175,7 @@ int remove_family(const std::string& chain, int family) {
       ++removed;  // Flushed with the chain below.
       continue;
     }
-    for (std::size_t i = 2; i + 1 < words.size(); ++i) {
+    for (std::size_t i = 2; removal == Removal::kEverything && i + 1 < words.size(); ++i) {
       if ((words[i] == "-j" || words[i] == "-g") && words[i + 1] == chain) {
         // iptables-save writes rules exactly as iptables-restore reads them, so the saved text
         // after "-A" is a rule specification that -D matches.
@@ -185,7 +192,8 @@ int remove_family(const std::string& chain, int family) {
   }
   std::string input = "*mangle\n" + deletes;
   if (chain_exists) {
-    input += "-F " + chain + "\n-X " + chain + "\n";
+    input += "-F " + chain + "\n";
+    if (removal == Removal::kEverything) input += "-X " + chain + "\n";
   }
   input += "COMMIT\n";
   const SubprocessResult result = run_subprocess({*restore, "--noflush", "--wait", "10"}, input);
@@ -198,14 +206,15 @@ int remove_family(const std::string& chain, int family) {
 
 /// remove_stale() for both families. A family listed in `required` must have its tools. Both
 /// families are attempted even when the first fails; the errors are reported together.
-int remove_both(std::uint16_t queue_num, bool required4, bool required6) {
+int remove_both(std::uint16_t queue_num, bool required4, bool required6,
+                Removal removal = Removal::kEverything) {
   const std::string chain = capture_chain_name(queue_num);
   int total = 0;
   int missing = 0;
   std::string errors;
   for (const int family : {4, 6}) {
     try {
-      const int removed = remove_family(chain, family);
+      const int removed = remove_family(chain, family, removal);
       if (removed >= 0) {
         total += removed;
         continue;
@@ -425,6 +434,21 @@ CaptureChains& CaptureChains::operator=(CaptureChains&& other) noexcept {
 }
 
 CaptureChains::~CaptureChains() { remove(); }
+
+void CaptureChains::stop_capturing() noexcept {
+  if (!installed_) {
+    return;
+  }
+  try {
+    remove_both(queue_num_, false, false, Removal::kChainRules);
+  } catch (const std::exception& error) {
+    std::fprintf(stderr, "finwave: emptying capture chain FINWAVE-Q%u failed: %s\n",
+                 unsigned{queue_num_}, error.what());
+  } catch (...) {
+    std::fprintf(stderr, "finwave: emptying capture chain FINWAVE-Q%u failed\n",
+                 unsigned{queue_num_});
+  }
+}
 
 void CaptureChains::remove() noexcept {
   if (!installed_) {

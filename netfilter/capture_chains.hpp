@@ -75,6 +75,13 @@ class CaptureChains {
   CaptureChains& operator=(const CaptureChains&) = delete;
   ~CaptureChains();
 
+  /// Empties the chains but leaves them and their jump rules in place: nothing more is queued,
+  /// and nothing already queued is dropped. Shutdown calls this first, gives every queued packet
+  /// its verdict, then calls remove() — removing a chain (and with it, when it was the last,
+  /// the table's hooks) makes the kernel drop whatever is still queued through it. Never throws
+  /// (failures are written to stderr).
+  void stop_capturing() noexcept;
+
   /// Removes the rules; idempotent, never throws (failures are written to stderr, since the
   /// caller is usually shutting down and cannot do better).
   void remove() noexcept;

@@ -476,6 +476,18 @@ TEST_SUITE("lab") {
         CaptureChains again = CaptureChains::install(spec);
         check_installed("second install");
 
+        // Stopping the capture empties the chains and keeps them and their jumps.
+        chains.stop_capturing();
+        CHECK(chains.installed());
+        for (const int family : {4, 6}) {
+          CAPTURE(family);
+          const std::string text = save(family);
+          CHECK(count(text, ":" + lab_chain + " ") == 1);
+          CHECK(count(text, "-A " + lab_chain + " ") == 0);
+          CHECK(count(text, "-j " + lab_chain + "\n") == 4);
+          CHECK(count(text, foreign_rule) == 1);
+        }
+
         chains.remove();
         CHECK(!chains.installed());
         check_removed("after remove");
