@@ -4,13 +4,10 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <cstdio>
-#include <cstring>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <stdexcept>
-#include <system_error>
 #include <utility>
 
 #include "proxy/ladder.hpp"

@@ -56,7 +56,7 @@ class OutcomeSink {
 class QueueWorker final : private RuleHitSink {
  public:
   struct Config {
-    std::size_t index = 0;  ///< 0 .. count-1; queue_num + index is its queue.
+    std::size_t index = 0;  ///< 0 .. count-1; worker 0 runs on the control loop.
     std::size_t count = 1;
     std::uint16_t queue_num = 0;  ///< This worker's queue.
     std::uint32_t queue_len = 4096;
