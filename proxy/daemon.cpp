@@ -1,20 +1,17 @@
 #include "proxy/daemon.hpp"
 
 #include <fcntl.h>
-#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <cstdio>
-#include <cstring>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <stdexcept>
-#include <system_error>
 #include <utility>
 
 #include "proxy/ladder.hpp"
+#include "proxy/worker_counters.hpp"
 #include "rules/config_error.hpp"
 #include "rules/rule.hpp"
 #include "rules/rule_loader.hpp"
@@ -23,9 +20,6 @@
 namespace finwave::proxy {
 namespace {
 
-// How often resolved teardowns are looked for. The settle and linger windows are a second and
-// more, so 50 ms of lateness is invisible in outcomes and costs nothing measurable.
-constexpr std::uint64_t kTickMs = 50;
 // Outcomes the control socket keeps for `outcomes` and `wait --since` (a few KiB each).
 constexpr std::size_t kOutcomeHistory = 1000;
 
@@ -45,6 +39,7 @@ nf::CaptureSpec capture_spec(const DaemonOptions& options) {
   nf::CaptureSpec spec;
   spec.mode = options.mode;
   spec.queue_num = options.queue_num;
+  spec.queue_count = options.queue_count;
   spec.ports = options.ports;
   spec.addresses = options.addresses;
   spec.capture_all = options.capture_all;
@@ -60,26 +55,29 @@ nlohmann::json flow_counters_json(const TrackerCounters& c) {
           {"outcomes_lost", c.outcomes_lost}};
 }
 
-}  // namespace
-
-Daemon::Daemon(DaemonOptions options)
-    : options_(std::move(options)),
-      flows_(tracker_config(options_)),
-      delays_(options_.max_held) {
-  if (options_.seed) rng_.reseed(*options_.seed);
+nlohmann::json kernel_stats_json(const std::optional<nf::KernelQueueStats>& kernel) {
+  if (!kernel) return nullptr;
+  return {{"queue_total", kernel->queue_total},
+          {"queue_dropped", kernel->queue_dropped},
+          {"user_dropped", kernel->user_dropped},
+          {"id_sequence", kernel->id_sequence}};
 }
 
+}  // namespace
+
+Daemon::Daemon(DaemonOptions options) : options_(std::move(options)) {}
+
 Daemon::~Daemon() {
-  // run() normally leaves nothing behind; this covers a set-up failure half-way.
+  // run() normally leaves nothing behind; this covers a set-up failure half-way. Held packets
+  // go before the chains, and worker threads are joined before what they post to goes.
   if (control_) control_->stop();
-  poll_.close();
-  delay_poll_.close();
-  tick_.close();
   sigint_.close();
   sigterm_.close();
   sighup_.close();
+  for (auto& worker : workers_) worker->finish();
   chains_.remove();
-  if (delay_fd_ >= 0) ::close(delay_fd_);
+  workers_.clear();
+  if (handoff_) handoff_->close();
   if (loop_initialized_) {
     uv_run(&loop_, UV_RUN_DEFAULT);
     uv_loop_close(&loop_);
@@ -107,16 +105,22 @@ int Daemon::run() {
                  uv_strerror(closed));
     return 1;
   }
+  if (const int error = loop_errors(); error != 0) {
+    std::fprintf(stderr,
+                 "finwave: a queue worker's event loop still had open handles at exit: %s\n",
+                 uv_strerror(error));
+    return 1;
+  }
   return 0;
 }
 
 void Daemon::start() {
   started_us_ = now_us();
   started_at_ = std::time(nullptr);
+  rules::Engine engine;
   if (!options_.rules_path.empty()) {
-    engine_.replace(rules::load_rules_file(options_.rules_path));
-    log("loaded " + std::to_string(engine_.rules().size()) + " rule(s) from " +
-        options_.rules_path);
+    engine.replace(rules::load_rules_file(options_.rules_path));
+    log("loaded " + std::to_string(engine.rules().size()) + " rule(s) from " + options_.rules_path);
   }
   // Before anything is installed: a control socket another finwave owns ends the start-up
   // with nothing to undo.
@@ -126,37 +130,16 @@ void Daemon::start() {
                                            kOutcomeHistory, options_.quiet});
     control_->start();
   }
-  if (!options_.pcap_path.empty()) pcap_ = PcapWriter(options_.pcap_path);
-  const nf::CaptureSpec spec = capture_spec(options_);
-  injector_ = nf::Injector::open(spec.injected_mark);
-  delay_fd_ = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-  if (delay_fd_ < 0) throw std::system_error(errno, std::generic_category(), "timerfd_create");
   arrival_stamps_.emplace();
   if (!arrival_stamps_->enabled()) {
     log("cannot turn on the kernel's receive timestamps: delays run from when finwave reads "
         "the segment, not from its arrival");
   }
-
-  nf::QueueConfig queue_config;
-  queue_config.queue_num = options_.queue_num;
-  queue_config.max_len = options_.queue_len;
-  queue_ = nf::Queue::open(queue_config);
-  dataplane_.emplace(Dataplane::Parts{*queue_, flows_, engine_, rng_, delays_, &*injector_,
-                                      pcap_.is_open() ? &pcap_ : nullptr});
-
-  // Bind first, capture second: with --queue-bypass a packet queued before the bind would pass
-  // unseen, never be lost; the other order cannot do better.
-  chains_ = nf::CaptureChains::install(spec);
+  start_workers(engine);
 
   auto check = [](int error, const char* what) {
     if (error != 0) throw std::runtime_error(std::string(what) + ": " + uv_strerror(error));
   };
-  check(poll_.init(uv_poll_init, &loop_, this, queue_->fd()), "cannot poll the NFQUEUE socket");
-  check(uv_poll_start(poll_.get(), UV_READABLE, &Daemon::on_readable), "cannot poll");
-  check(delay_poll_.init(uv_poll_init, &loop_, this, delay_fd_), "cannot poll the delay timer");
-  check(uv_poll_start(delay_poll_.get(), UV_READABLE, &Daemon::on_delay_timer), "cannot poll");
-  check(tick_.init(uv_timer_init, &loop_, this), "cannot create a timer");
-  check(uv_timer_start(tick_.get(), &Daemon::on_tick, kTickMs, kTickMs), "cannot start a timer");
   check(sigint_.init(uv_signal_init, &loop_, this), "cannot watch SIGINT");
   check(uv_signal_start(sigint_.get(), &Daemon::on_signal, SIGINT), "cannot watch SIGINT");
   check(sigterm_.init(uv_signal_init, &loop_, this), "cannot watch SIGTERM");
@@ -166,9 +149,13 @@ void Daemon::start() {
 
   std::string ports;
   for (const auto port : options_.ports) ports += (ports.empty() ? "" : ",") + std::to_string(port);
+  const unsigned last_queue = unsigned{options_.queue_num} + options_.queue_count - 1U;
   log(std::string("capturing teardown in ") +
-      (options_.mode == nf::CaptureMode::kRouter ? "router" : "local") + " mode on queue " +
-      std::to_string(options_.queue_num) + (ports.empty() ? ", all ports" : ", ports " + ports));
+      (options_.mode == nf::CaptureMode::kRouter ? "router" : "local") + " mode on queue" +
+      (options_.queue_count == 1 ? " " + std::to_string(options_.queue_num)
+                                 : "s " + std::to_string(options_.queue_num) + "-" +
+                                       std::to_string(last_queue) + " (a thread each)") +
+      (ports.empty() ? ", all ports" : ", ports " + ports));
 
   if (!options_.ready_file.empty()) {
     const int fd = ::open(options_.ready_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -179,75 +166,47 @@ void Daemon::start() {
   }
 }
 
-void Daemon::on_readable(uv_poll_t* handle, int status, int /*events*/) noexcept {
-  auto* self = static_cast<Daemon*>(handle->data);
-  if (self == nullptr) return;
-  if (status < 0) {
-    self->log(std::string("NFQUEUE socket error: ") + uv_strerror(status));
-    return;
+void Daemon::start_workers(const rules::Engine& engine) {
+  const nf::CaptureSpec spec = capture_spec(options_);
+  const std::size_t count = options_.queue_count;
+  if (count > 1) handoff_.emplace(&loop_, static_cast<OutcomeSink&>(*this));
+  QueueWorker::Config config;
+  config.count = count;
+  config.queue_len = options_.queue_len;
+  config.tracker = tracker_config(options_);
+  config.max_held = options_.max_held;
+  config.injected_mark = spec.injected_mark;
+  config.quiet = options_.quiet;
+  for (std::size_t index = 0; index < count; ++index) {
+    config.index = index;
+    config.queue_num = static_cast<std::uint16_t>(options_.queue_num + index);
+    // Worker 0 draws what one queue always drew; the others start elsewhere, so that a
+    // probability rule does not decide alike on every queue. --seed S gives worker i S + i.
+    config.rng_seed.reset();
+    if (options_.seed) {
+      config.rng_seed = *options_.seed + index;
+    } else if (index > 0) {
+      config.rng_seed = index;
+    }
+    config.pcap_path = index == 0 ? options_.pcap_path : std::string();
+    // Each worker decides with an engine of its own rather than one shared under a lock:
+    // decide() counts hits, so a shared engine would need the lock for every decision of every
+    // queue, and Decision::rule_name points into the engine's rules, so it would have to be
+    // held until the tracker has copied the name too. Copies cost a rule set per queue, and
+    // a control change is applied to each (change_rules()).
+    OutcomeSink& outcomes = index == 0 ? static_cast<OutcomeSink&>(*this) : *handoff_;
+    workers_.push_back(std::make_unique<QueueWorker>(config, engine, outcomes));
   }
-  self->drain();
+  kernel_stats_.assign(count, std::nullopt);
+
+  // Bind first, capture second: with --queue-bypass a packet queued before the bind would pass
+  // unseen, never be lost; the other order cannot do better. With --queue-balance every queue
+  // of the range must be bound, or its share of the connections would pass unseen.
+  chains_ = nf::CaptureChains::install(spec);
+  for (auto& worker : workers_) worker->start(&loop_);
 }
 
-void Daemon::drain() noexcept {
-  if (!queue_ || !dataplane_) return;
-  const int result = queue_->drain(*dataplane_);
-  if (result < 0) log(std::string("NFQUEUE read failed: ") + std::strerror(-result));
-  arm_delay_timer();
-}
-
-void Daemon::on_delay_timer(uv_poll_t* handle, int status, int /*events*/) noexcept {
-  auto* self = static_cast<Daemon*>(handle->data);
-  if (self == nullptr || status < 0) return;
-  std::uint64_t expirations = 0;
-  [[maybe_unused]] const auto ignored = ::read(self->delay_fd_, &expirations, sizeof expirations);
-  if (self->delay_fires_us_ != 0) {
-    const std::uint64_t now = self->now_us();
-    self->timer_lead_.record(now > self->delay_fires_us_ ? now - self->delay_fires_us_ : 0);
-  }
-  self->delay_due_us_ = 0;
-  self->delay_fires_us_ = 0;
-  self->run_due();
-}
-
-void Daemon::run_due() noexcept {
-  if (!queue_ || !dataplane_) return;
-  // The timer was armed lead_us() early to absorb its own wake-up latency: what falls due
-  // within that margin goes now, which is when it would otherwise have been woken for.
-  const std::uint64_t now = now_us();
-  dataplane_->on_due(now, now + timer_lead_.lead_us());
-  queue_->flush();
-  arm_delay_timer();
-}
-
-void Daemon::arm_delay_timer() noexcept {
-  const std::optional<std::uint64_t> due = delays_.next_due();
-  if (!due || *due == delay_due_us_) return;
-  // An absolute CLOCK_MONOTONIC deadline: uv_hrtime() reads the same clock. A deadline already
-  // past fires at once. Zero would disarm, hence the max.
-  const std::uint64_t now = now_us();
-  const std::uint64_t lead = timer_lead_.lead_us();
-  const std::uint64_t at = std::max<std::uint64_t>(*due > lead ? *due - lead : 0, 1);
-  itimerspec when{};
-  when.it_value.tv_sec = static_cast<time_t>(at / 1'000'000);
-  when.it_value.tv_nsec = static_cast<long>((at % 1'000'000) * 1000);
-  if (timerfd_settime(delay_fd_, TFD_TIMER_ABSTIME, &when, nullptr) == 0) {
-    delay_due_us_ = *due;
-    // A deadline already past fires at once: its lateness counts from now.
-    delay_fires_us_ = std::max(at, now);
-  }
-}
-
-void Daemon::on_tick(uv_timer_t* handle) noexcept {
-  auto* self = static_cast<Daemon*>(handle->data);
-  if (self != nullptr) self->tick();
-}
-
-void Daemon::tick() noexcept {
-  flows_.advance(now_us(), outcomes_);
-  emit(outcomes_);
-  pcap_.flush();
-}
+void Daemon::on_outcomes(std::vector<Outcome>& outcomes) noexcept { emit(outcomes); }
 
 void Daemon::emit(std::vector<Outcome>& outcomes) noexcept {
   for (Outcome& outcome : outcomes) {
@@ -295,55 +254,67 @@ void Daemon::reload() noexcept {
 
 void Daemon::reload_rules(const std::string& by, const std::string& who) {
   // All or nothing: a file that fails validation leaves the running rules untouched.
-  engine_.replace(rules::load_rules_file(options_.rules_path));
+  const rules::RuleSet loaded = rules::load_rules_file(options_.rules_path);
+  change_rules([&](rules::Engine& engine) { engine.replace(loaded); });
   control_added_.clear();
-  log(who + ": reloaded " + std::to_string(engine_.rules().size()) + " rule(s) from " +
+  log(who + ": reloaded " + std::to_string(loaded.rules.size()) + " rule(s) from " +
       options_.rules_path);
-  if (control_) control_->publish_rule_change("reload", "", by, engine_.rules().size());
+  if (control_) control_->publish_rule_change("reload", "", by, loaded.rules.size());
+}
+
+template <typename Change>
+void Daemon::change_rules(const Change& change) {
+  for (auto& worker : workers_) worker->change_rules(change);
+}
+
+std::vector<rules::RuleStatus> Daemon::rule_statuses() const {
+  if (workers_.empty()) return {};
+  std::vector<rules::RuleStatus> statuses = workers_.front()->rules();
+  for (std::size_t i = 1; i < workers_.size(); ++i) add_rule_hits(statuses, workers_[i]->rules());
+  return statuses;
 }
 
 void Daemon::shutdown() noexcept {
   if (stopping_) return;
   stopping_ = true;
-  poll_.close();
   // Every packet still queued must get its verdict before the capture chains go: removing them
   // makes the kernel drop what is queued through them (a held FIN was lost that way), and so
-  // does closing the socket. So: read what is queued and release everything held, remove the
-  // chains, then read once more for what came in meanwhile (packets queued in the moment
-  // between the two steps are the only ones at risk).
-  if (queue_ && dataplane_) {
-    queue_->drain(*dataplane_);
-    dataplane_->release_all(now_us());
-    queue_->flush();
-  }
+  // does closing the socket. So: every worker stops reading, reads what is queued and releases
+  // everything held; the chains go; then every worker reads once more for what came in
+  // meanwhile (packets queued in the moment between the two steps are the only ones at risk)
+  // and finishes its flows.
+  for (auto& worker : workers_) worker->stop_reading();
   chains_.remove();
-  if (queue_ && dataplane_) {
-    queue_->drain(*dataplane_);
-    dataplane_->release_all(now_us());
-    queue_->flush();
+  for (auto& worker : workers_) worker->finish();
+  // Every thread is joined: what they handed over comes first, then what finish() reported.
+  if (handoff_) handoff_->deliver();
+  for (auto& worker : workers_) {
+    std::vector<Outcome> outcomes = worker->take_final_outcomes();
+    emit(outcomes);
   }
-  flows_.finish_all(now_us(), outcomes_);
-  emit(outcomes_);
-  pcap_.close();
-  if (queue_) kernel_stats_ = nf::read_kernel_queue_stats(queue_->queue_num());
+  for (std::size_t i = 0; i < workers_.size(); ++i) {
+    kernel_stats_[i] = nf::read_kernel_queue_stats(workers_[i]->queue_num());
+  }
   print_stats();
   // Waits are answered, subscribers told, the socket file removed; clients close once their
   // last lines are written.
   if (control_) control_->stop();
-  if (dataplane_) dataplane_->set_rule_hit_sink(nullptr);
-  delay_poll_.close();
-  tick_.close();
+  if (handoff_) handoff_->close();
   sigint_.close();
   sigterm_.close();
   sighup_.close();
-  dataplane_.reset();
-  queue_.reset();
-  if (delay_fd_ >= 0) ::close(delay_fd_);
-  delay_fd_ = -1;
+  for (auto& worker : workers_) worker->close_queue();
+}
+
+int Daemon::loop_errors() const noexcept {
+  for (const auto& worker : workers_) {
+    if (worker->loop_close_error() != 0) return worker->loop_close_error();
+  }
+  return 0;
 }
 
 void Daemon::print_stats() noexcept {
-  if (!queue_ || !dataplane_) return;
+  if (workers_.empty()) return;
   try {
     const std::string line = dump_line(stats_json(false));
     if (options_.json) {
@@ -357,9 +328,32 @@ void Daemon::print_stats() noexcept {
 }
 
 nlohmann::json Daemon::stats_json(bool live_kernel) const {
-  if (!queue_ || !dataplane_) return {{"event", "stats"}};
-  const nf::QueueCounters& q = queue_->counters();
-  const DataplaneCounters& d = dataplane_->counters();
+  if (workers_.empty()) return {{"event", "stats"}};
+  WorkerCounters total;
+  std::optional<nf::KernelQueueStats> kernel_total;
+  nlohmann::json queues = nlohmann::json::array();
+  for (std::size_t i = 0; i < workers_.size(); ++i) {
+    const QueueWorker& worker = *workers_[i];
+    const WorkerCounters counters = worker.counters();
+    add(total, counters);
+    const std::optional<nf::KernelQueueStats> kernel =
+        live_kernel ? nf::read_kernel_queue_stats(worker.queue_num()) : kernel_stats_[i];
+    if (kernel && kernel_total) {
+      add(*kernel_total, *kernel);
+    } else if (kernel) {
+      kernel_total = kernel;
+    }
+    queues.push_back({{"queue", worker.queue_num()},
+                      {"queued", counters.queue.queued},
+                      {"segments", counters.dataplane.segments},
+                      {"rule_hits", counters.dataplane.rule_hits},
+                      {"flows", counters.flows.flows_tracked},
+                      {"flows_created", counters.flows.flows_created},
+                      {"outcomes", counters.flows.outcomes_emitted},
+                      {"kernel", kernel_stats_json(kernel)}});
+  }
+  const nf::QueueCounters& q = total.queue;
+  const DataplaneCounters& d = total.dataplane;
   nlohmann::json parse_errors = nlohmann::json::object();
   for (std::size_t i = 1; i < d.parse_errors.size(); ++i) {
     if (d.parse_errors[i] != 0) {
@@ -388,17 +382,18 @@ nlohmann::json Daemon::stats_json(bool live_kernel) const {
                    {"reset_errors", d.reset_errors},
                    {"held_overflow", d.held_overflow}}},
       {"parse_errors", parse_errors},
-      {"flows", flow_counters_json(flows_.counters())},
+      {"flows", flow_counters_json(total.flows)},
   };
-  const std::optional<nf::KernelQueueStats> kernel =
-      live_kernel ? nf::read_kernel_queue_stats(queue_->queue_num()) : kernel_stats_;
-  if (kernel) {
-    stats["kernel"] = {{"queue_total", kernel->queue_total},
-                       {"queue_dropped", kernel->queue_dropped},
-                       {"user_dropped", kernel->user_dropped},
-                       {"id_sequence", kernel->id_sequence}};
-  } else {
-    stats["kernel"] = nullptr;
+  // With several queues: the sums of the queues whose kernel counters could be read.
+  stats["kernel"] = kernel_stats_json(kernel_total);
+  stats["queues"] = std::move(queues);
+  if (handoff_) {
+    const HandoffCounters h = handoff_->counters();
+    stats["handoff"] = {{"outcomes", h.outcomes},
+                        {"outcomes_lost", h.outcomes_lost},
+                        {"rule_hits", h.rule_hits},
+                        {"rule_hits_dropped", h.rule_hits_dropped},
+                        {"wakeups", h.wakeups}};
   }
   if (control_) {
     const ControlCounters& c = control_->counters();
@@ -419,7 +414,13 @@ nlohmann::json Daemon::stats_json(bool live_kernel) const {
 // --- Control commands (loop thread; may throw ControlError) ---------------------------------
 
 void Daemon::on_rule_hit_interest(bool wanted) noexcept {
-  if (dataplane_) dataplane_->set_rule_hit_sink(wanted && control_ ? &*control_ : nullptr);
+  RuleHitSink* sink = wanted && control_ ? &*control_ : nullptr;
+  // Worker 0 shares this thread and tells the control server itself; the others go through
+  // the Handoff, which tells it here.
+  if (handoff_) handoff_->set_rule_hit_sink(sink);
+  for (auto& worker : workers_) {
+    worker->set_rule_hit_sink(worker->index() == 0 || sink == nullptr ? sink : &*handoff_);
+  }
 }
 
 nlohmann::json Daemon::on_control_command(const ControlRequest& request,
@@ -448,7 +449,7 @@ nlohmann::json Daemon::on_control_command(const ControlRequest& request,
                            std::string(error.what()) + " (the current rules are kept)");
       }
       return {{"source", options_.rules_path},
-              {"rules", engine_.rules().size()},
+              {"rules", rule_statuses().size()},
               {"outcome_seq", control_ ? control_->last_outcome_seq() : 0}};
     case ControlCommand::kFlows:
       return flows_json(request);
@@ -468,14 +469,17 @@ nlohmann::json Daemon::status_json() const {
     std::strftime(started, sizeof started, "%Y-%m-%dT%H:%M:%SZ", &utc);
   }
   std::size_t enabled = 0;
-  const std::vector<rules::RuleStatus> statuses = engine_.rules();
+  const std::vector<rules::RuleStatus> statuses = rule_statuses();
   for (const auto& rule : statuses) enabled += rule.enabled ? 1 : 0;
-  const TrackerCounters& t = flows_.counters();
+  WorkerCounters total;
+  for (const auto& worker : workers_) add(total, worker->counters());
+  const TrackerCounters& t = total.flows;
   nlohmann::json status = {
       {"version", FINWAVE_VERSION},
       {"pid", getpid()},
       {"mode", options_.mode == nf::CaptureMode::kRouter ? "router" : "local"},
       {"queue", options_.queue_num},
+      {"queue_count", options_.queue_count},
       {"ports", options_.ports},
       {"addresses", options_.addresses},
       {"started", started},
@@ -488,12 +492,12 @@ nlohmann::json Daemon::status_json() const {
       {"linger_s", options_.linger_s},
       {"flows", {{"tracked", t.flows_tracked}, {"outcomes", t.outcomes_emitted}}},
   };
-  if (queue_ && dataplane_) {
-    status["segments"] = dataplane_->counters().segments;
-    status["rule_hits"] = dataplane_->counters().rule_hits;
-    status["queue_counters"] = {{"queued", queue_->counters().queued},
-                                {"dropped", queue_->counters().dropped},
-                                {"held", queue_->counters().held}};
+  if (!workers_.empty()) {
+    status["segments"] = total.dataplane.segments;
+    status["rule_hits"] = total.dataplane.rule_hits;
+    status["queue_counters"] = {{"queued", total.queue.queued},
+                                {"dropped", total.queue.dropped},
+                                {"held", total.queue.held}};
   }
   if (control_) {
     const ControlCounters& c = control_->counters();
@@ -510,7 +514,7 @@ nlohmann::json Daemon::status_json() const {
 nlohmann::json Daemon::rules_json() const {
   nlohmann::json list = nlohmann::json::array();
   std::size_t position = 0;
-  for (const rules::RuleStatus& rule : engine_.rules()) {
+  for (const rules::RuleStatus& rule : rule_statuses()) {
     list.push_back({{"position", ++position},
                     {"name", rule.name},
                     {"enabled", rule.enabled},
@@ -521,12 +525,12 @@ nlohmann::json Daemon::rules_json() const {
   return {{"rules", std::move(list)},
           {"source", options_.rules_path.empty() ? nlohmann::json(nullptr)
                                                  : nlohmann::json(options_.rules_path)},
-          {"generation", engine_.generation()}};
+          {"generation", workers_.empty() ? 0 : workers_.front()->rule_generation()}};
 }
 
 nlohmann::json Daemon::rule_json(const std::string& name) const {
   std::size_t position = 0;
-  for (const rules::RuleStatus& rule : engine_.rules()) {
+  for (const rules::RuleStatus& rule : rule_statuses()) {
     ++position;
     if (rule.name == name) {
       return {{"position", position},
@@ -541,7 +545,7 @@ nlohmann::json Daemon::rule_json(const std::string& name) const {
 }
 
 void Daemon::require_rule(const std::string& name) const {
-  const std::vector<rules::RuleStatus> statuses = engine_.rules();
+  const std::vector<rules::RuleStatus> statuses = rule_statuses();
   std::vector<std::string_view> names;
   for (const auto& rule : statuses) {
     if (rule.name == name) return;
@@ -569,7 +573,9 @@ nlohmann::json Daemon::change_rule(const ControlRequest& request, const std::str
       change = enable ? "enable" : "disable";
       // A no-op must not restart every flow's rule counts (each change is a new generation).
       changed = rule_json(name).at("enabled").get<bool>() != enable;
-      if (changed) engine_.set_enabled(name, enable);
+      if (changed) {
+        change_rules([&](rules::Engine& engine) { engine.set_enabled(name, enable); });
+      }
       log(by + ": " + change + (changed ? "d" : "d (already)") + " rule '" + name + "'");
       break;
     }
@@ -590,8 +596,9 @@ nlohmann::json Daemon::change_rule(const ControlRequest& request, const std::str
       }
       const std::string summary = rules::describe(rule);
       try {
-        engine_.add(std::move(rule), request.add_first ? rules::Engine::Placement::kFirst
-                                                       : rules::Engine::Placement::kLast);
+        const auto where =
+            request.add_first ? rules::Engine::Placement::kFirst : rules::Engine::Placement::kLast;
+        change_rules([&](rules::Engine& engine) { engine.add(rule, where); });
       } catch (const rules::ConfigError& error) {
         throw ControlError(ControlErrorCode::kInvalidRule, error.message);
       }
@@ -603,7 +610,7 @@ nlohmann::json Daemon::change_rule(const ControlRequest& request, const std::str
     case ControlCommand::kRemove:
       change = "remove";
       require_rule(name);
-      engine_.remove(name);
+      change_rules([&](rules::Engine& engine) { engine.remove(name); });
       control_added_.erase(name);
       log(by + ": removed rule '" + name + "'");
       break;
@@ -611,11 +618,11 @@ nlohmann::json Daemon::change_rule(const ControlRequest& request, const std::str
       throw ControlError(ControlErrorCode::kInternal, "not a rule change");
   }
   if (changed && control_) {
-    control_->publish_rule_change(change, name, "control", engine_.rules().size());
+    control_->publish_rule_change(change, name, "control", rule_statuses().size());
   }
   nlohmann::json reply = {{"change", change},
                           {"changed", changed},
-                          {"rules", engine_.rules().size()},
+                          {"rules", rule_statuses().size()},
                           {"outcome_seq", control_ ? control_->last_outcome_seq() : 0}};
   reply["rule"] = request.command == ControlCommand::kRemove ? nlohmann::json(name)
                                                              : rule_json(name);
@@ -627,7 +634,7 @@ nlohmann::json Daemon::flows_json(const ControlRequest& request) const {
   const std::uint64_t limit = request.limit.value_or(kDefaultFlowLimit);
   const std::uint64_t now = now_us();
   std::vector<FlowSummary> flows;
-  flows_.for_each_flow([&](const FlowSummary& flow) { flows.push_back(flow); });
+  for (const auto& worker : workers_) worker->append_flows(flows);
   std::sort(flows.begin(), flows.end(),
             [](const FlowSummary& a, const FlowSummary& b) { return a.id < b.id; });
   nlohmann::json list = nlohmann::json::array();
@@ -636,15 +643,19 @@ nlohmann::json Daemon::flows_json(const ControlRequest& request) const {
   };
   for (const FlowSummary& flow : flows) {
     if (list.size() >= limit) break;
-    list.push_back({{"id", flow.id},
-                    {"client", to_string(flow.client)},
-                    {"server", to_string(flow.server)},
-                    {"sides_known", flow.sides_known},
-                    {"stage", std::string(flow.stage)},
-                    {"closer", std::string(to_string(flow.closer))},
-                    {"segments", flow.segments},
-                    {"age_ms", ms(flow.first_seen_us, now)},
-                    {"idle_ms", ms(flow.last_segment_us, now)}});
+    nlohmann::json entry = {{"id", flow.id},
+                            {"client", to_string(flow.client)},
+                            {"server", to_string(flow.server)},
+                            {"sides_known", flow.sides_known},
+                            {"stage", std::string(flow.stage)},
+                            {"closer", std::string(to_string(flow.closer))},
+                            {"segments", flow.segments},
+                            {"age_ms", ms(flow.first_seen_us, now)},
+                            {"idle_ms", ms(flow.last_segment_us, now)}};
+    if (workers_.size() > 1) {
+      entry["queue"] = options_.queue_num + worker_of_flow(flow.id, workers_.size());
+    }
+    list.push_back(std::move(entry));
   }
   return {{"flows", std::move(list)},
           {"count", flows.size()},

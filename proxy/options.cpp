@@ -3,6 +3,7 @@
 #include <CLI/CLI.hpp>
 
 #include <map>
+#include <string>
 
 namespace finwave::proxy {
 
@@ -31,7 +32,14 @@ ParsedOptions parse_daemon_options(int argc, char** argv) {
       ->check(CLI::Range(1, 65535));
   app.add_option("--address", o.addresses,
                  "Only connections with an endpoint in this CIDR prefix (repeatable)");
-  app.add_option("--queue", o.queue_num, "NFQUEUE number")->check(CLI::Range(0, 65535));
+  app.add_option("--queue", o.queue_num, "NFQUEUE number (the first one with --queues)")
+      ->check(CLI::Range(0, 65535));
+  app.add_option("--queues", o.queue_count,
+                 "Spread the capture over N queues (--queue .. --queue+N-1), a thread each; about "
+                 "one per core that should give verdicts. The kernel picks the queue from the two "
+                 "addresses, not the ports: connections between the same two addresses share one. "
+                 "--queue-len, --max-held and --max-flows are per queue")
+      ->check(CLI::Range(1, int{kMaxQueues}));
   app.add_option("--queue-len", o.queue_len, "Packets the kernel may queue for finwave")
       ->check(CLI::Range(16, 1 << 20));
   app.add_option("--control", o.control_path,
@@ -63,6 +71,21 @@ ParsedOptions parse_daemon_options(int argc, char** argv) {
   app.add_option("--ready-file", o.ready_file,
                  "Create this file once the queue is bound and the capture is installed");
   app.add_flag("-q,--quiet", o.quiet, "Log only errors");
+  // Checks that involve two options, once all are parsed.
+  app.callback([&o] {
+    const unsigned last_queue = unsigned{o.queue_num} + o.queue_count - 1U;
+    if (last_queue > 65535U) {
+      throw CLI::ValidationError("--queues", std::to_string(o.queue_count) +
+                                                 " queues from --queue " +
+                                                 std::to_string(o.queue_num) + " would end at " +
+                                                 std::to_string(last_queue) +
+                                                 "; the last queue is 65535");
+    }
+    if (o.queue_count > 1 && !o.pcap_path.empty()) {
+      throw CLI::ValidationError(
+          "--pcap", "one pcap file is written by one thread: use --pcap with --queues 1");
+    }
+  });
 
   try {
     app.parse(argc, argv);

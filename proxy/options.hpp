@@ -9,6 +9,9 @@
 
 namespace finwave::proxy {
 
+/// Most queues (and so threads) --queues accepts: far more than the cores that could use them.
+inline constexpr std::uint16_t kMaxQueues = 64;
+
 /// Everything `finwave` is told on its command line (see `finwave --help`).
 struct DaemonOptions {
   std::string rules_path;  ///< Empty: run with no rules (observe only).
@@ -17,6 +20,8 @@ struct DaemonOptions {
   std::vector<std::uint16_t> ports;
   std::vector<std::string> addresses;
   std::uint16_t queue_num = 0;
+  /// --queues N: queues queue_num .. queue_num + N - 1, one thread each.
+  std::uint16_t queue_count = 1;
   std::uint32_t queue_len = 4096;
   std::string control_path = "/run/finwave/control.sock";  ///< "none": no control socket.
   std::string control_group;  ///< Empty: socket mode 0600; else group-owned, mode 0660.

@@ -1,0 +1,204 @@
+#!/usr/bin/env bash
+# finwave --queues 2 in router mode. The kernel's --queue-balance hash covers the two addresses
+# (not the ports), so:
+#  1. many client addresses (32 IPv4, 8 IPv6), 8 short connections each: every connection is
+#     reported exactly once, whole (sides known, never incomplete: its two directions met on one
+#     queue), every connection of one address on one queue, both queues busy, no kernel drops,
+#     every packet one verdict; the distribution over the queues is printed;
+#  2. a rule added over the control socket reaches both queues' engines: every connection of 16
+#     addresses loses its first final ACK and the outcomes say so; rule hits are summed over the
+#     queues in `rules`, and the rule_hit events of both queues reach a subscriber with the
+#     outcomes' flow ids;
+#  3. one client address only: every connection lands on one queue, the other sees nothing.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/lib.sh"
+. "$here/finwave.sh"
+
+lab_begin queues
+work=$LAB_WORK
+ctl() { "$FINWAVE_BUILD/finwavectl" --control "$work/control.sock" "$@"; }
+port=5000
+per_address=8
+
+# Extra client addresses, inside the client namespace only (the router reaches them on-link).
+v4_addresses=()
+for i in $(seq 10 41); do v4_addresses+=("198.18.1.$i"); done
+v6_addresses=()
+for i in $(seq 10 17); do v6_addresses+=("2001:db8:1::$i"); done
+{
+  for a in "${v4_addresses[@]}"; do echo "addr add $a/24 dev $LAB_CLIENT_IF"; done
+  for a in "${v6_addresses[@]}"; do echo "addr add $a/64 dev $LAB_CLIENT_IF nodad"; done
+} | lab_exec client ip -batch - || fail "cannot add the client addresses"
+
+# run_clients NAME CONNECTIONS SCRIPT ADDRESS... — one finwave-peer client per address (the
+# server's family follows the address's), at most 8 at a time; fails unless all succeeded.
+run_clients() {
+  local name=$1 connections=$2 script=$3 address server pid i=0
+  shift 3
+  local pids=()
+  for address in "$@"; do
+    server=$LAB_SERVER_V4
+    [[ "$address" == *:* ]] && server=$LAB_SERVER_V6
+    pid=$(lab_bg client "$work/$name-$i.jsonl" "$FINWAVE_BIN_PEER" client --connect "$server" \
+      --bind "$address" --port "$port" --connections "$connections" --parallel 2 \
+      --script "$script" --quiet)
+    pids+=("$pid:$i:$address")
+    i=$((i + 1))
+    if ((${#pids[@]} % 8 == 0)); then wait_clients "$name" "$connections" "${pids[@]}"; pids=(); fi
+  done
+  wait_clients "$name" "$connections" "${pids[@]}"
+}
+wait_clients() {
+  local name=$1 connections=$2 entry pid i address ok
+  shift 2
+  for entry in "$@"; do
+    IFS=: read -r pid i address <<<"$entry"
+    lab_wait "$pid" 60 || fail "client from $address failed: $(cat "$work/$name-$i.jsonl"*)"
+    ok=$(jq -r 'select(.event == "summary") | .ok' "$work/$name-$i.jsonl")
+    [ "$ok" -eq "$connections" ] || fail "$ok of $connections connections from $address succeeded"
+  done
+}
+start_server() {  # start_server CONNECTIONS SCRIPT
+  rm -f "$work/server.ready"
+  lab_bg server "$work/server.jsonl" "$FINWAVE_BIN_PEER" server --listen :: --port "$port" \
+    --connections "$1" --script "$2" --quiet --ready-file "$work/server.ready" >/dev/null
+  SERVER_PID=$LAB_LAST_PID
+  wait_for_file "$work/server.ready" 10 || fail "the server did not start"
+}
+wait_outcomes() {  # wait_outcomes N SECONDS
+  local deadline=$((SECONDS + $2))
+  until [ "$(outcomes | wc -l)" -ge "$1" ]; do
+    [ $SECONDS -lt $deadline ] || fail "$(outcomes | wc -l) outcomes after $2 s, expected $1"
+    sleep 0.2
+  done
+}
+# The kernel's own count of packets queued on queue Q so far (finwave must still be bound).
+kernel_queued() { kernel_queue_field router "$1" 8; }
+# Outcome ids interleave over the queues: (id - 1) % 2 is the worker, so the queue.
+queue_of='((.id - 1) % 2)'
+address_of='(.flow.client | sub(":[0-9]+$"; ""))'
+# Each address with the set of queues its connections were reported from.
+queues_by_address() {
+  outcomes "{a: $address_of, q: $queue_of}" |
+    jq -sc "group_by(.a) | map({address: .[0].a, queues: (map(.q) | unique)})"
+}
+unclean='select(.result != "clean" and (.rst == null or .rst.stage != "time_wait"))'
+
+# --- 1. Many client addresses, no rules --------------------------------------------------------
+addresses=("${v4_addresses[@]}" "${v6_addresses[@]}")
+total=$((${#addresses[@]} * per_address))
+start_server "$total" read-eof,close
+finwave_start router "$work/many.jsonl" --queues 2 --port "$port" --settle 0.2 \
+  --control "$work/control.sock"
+status=$(ctl --json status)
+[ "$(jq .queue_count <<<"$status")" -eq 2 ] || fail "status: $status"
+started=$(date +%s%N)
+run_clients many "$per_address" send:200,close "${addresses[@]}"
+elapsed_ms=$((($(date +%s%N) - started) / 1000000))
+lab_wait "$SERVER_PID" 20 || fail "the server failed: $(cat "$work/server.jsonl.err")"
+wait_outcomes "$total" 15
+live=$(ctl --json stats)
+[ "$(jq '.queues | length' <<<"$live")" -eq 2 ] || fail "live stats have no per-queue array: $live"
+kernel0=$(kernel_queued 0)
+kernel1=$(kernel_queued 1)
+finwave_stop
+check_verdict_accounting
+
+reported=$(outcomes | wc -l)
+[ "$reported" -eq "$total" ] || fail "$reported outcomes for $total connections"
+distinct=$(outcomes .flow.client | sort -u | wc -l)
+[ "$distinct" -eq "$total" ] || fail "$distinct distinct client endpoints in $total outcomes"
+split=$(outcomes 'select(.kind == "incomplete" or .sides_known == false)' | wc -l)
+[ "$split" -eq 0 ] || fail "$split outcomes incomplete or without known sides (a connection split across queues?), e.g. $(outcomes 'select(.kind == "incomplete" or .sides_known == false)' | head -1)"
+bad=$(outcomes "$unclean" | wc -l)
+[ "$bad" -eq 0 ] || fail "$bad outcomes neither clean nor a TIME_WAIT reset, e.g. $(outcomes "$unclean" | head -1)"
+v6=$(outcomes 'select(.flow.client | startswith("["))' | wc -l)
+[ "$v6" -eq $((${#v6_addresses[@]} * per_address)) ] || fail "$v6 IPv6 outcomes"
+
+by_address=$(queues_by_address)
+[ "$(jq length <<<"$by_address")" -eq "${#addresses[@]}" ] || fail "outcomes from $(jq length <<<"$by_address") addresses"
+spread=$(jq -c '[.[] | select(.queues | length != 1)]' <<<"$by_address")
+[ "$spread" = "[]" ] || fail "one address's connections on several queues: $spread"
+
+[ "$(finwave_stats '.queues | length')" -eq 2 ] || fail "exit stats: not two queues"
+for q in 0 1; do
+  segments=$(finwave_stats ".queues[$q].segments")
+  [ "$segments" -gt 0 ] || fail "queue $q handled no segments"
+  [ "$(finwave_stats ".queues[$q].kernel.queue_dropped")" -eq 0 ] || fail "queue $q: kernel queue drops"
+  [ "$(finwave_stats ".queues[$q].kernel.user_dropped")" -eq 0 ] || fail "queue $q: kernel socket-buffer drops"
+done
+queued=$(finwave_stats .queue.queued)
+[ "$queued" -eq $((kernel0 + kernel1)) ] || fail "finwave counted $queued queued, the kernel $kernel0 + $kernel1"
+[ "$(finwave_stats .queues[0].queued)" -eq "$kernel0" ] || fail "queue 0: finwave and kernel disagree"
+[ "$(finwave_stats .queues[1].queued)" -eq "$kernel1" ] || fail "queue 1: finwave and kernel disagree"
+
+echo "distribution of $total connections from ${#addresses[@]} addresses over 2 queues ($elapsed_ms ms):"
+for q in 0 1; do
+  echo "  queue $q: $(jq "[.[] | select(.queues == [$q])] | length" <<<"$by_address") addresses," \
+    "$(outcomes "select($queue_of == $q)" | wc -l) connections," \
+    "$(finwave_stats ".queues[$q].segments") segments," \
+    "$(finwave_stats ".queues[$q].kernel.id_sequence") packets queued by the kernel"
+done
+
+# --- 2. A rule added over the control socket reaches both queues --------------------------------
+rule_addresses=("${v4_addresses[@]:0:16}")
+rule_connections=3
+rule_total=$((${#rule_addresses[@]} * rule_connections))
+start_server "$rule_total" read-eof,close
+finwave_start router "$work/rule.jsonl" --queues 2 --port "$port" --settle 0.3 --linger 5 \
+  --control "$work/control.sock"
+ctl add - <<<'{ name = "lose-first-final-ack", role = "final_ack", first = 1, action = "drop" }' \
+  >/dev/null || fail "cannot add the rule"
+lab_bg router "$work/hits.jsonl" "$FINWAVE_BUILD/finwavectl" --control "$work/control.sock" \
+  --json watch --events rule_hit >/dev/null
+watch_pid=$LAB_LAST_PID
+sleep 0.3
+run_clients rule "$rule_connections" send:100,close "${rule_addresses[@]}"
+lab_wait "$SERVER_PID" 20 || fail "the server failed: $(cat "$work/server.jsonl.err")"
+wait_outcomes "$rule_total" 20
+hits=$(ctl --json rules | jq '.rules[0].hits')
+sleep 0.3
+lab_kill "$watch_pid" INT
+finwave_stop
+check_verdict_accounting
+
+[ "$(outcomes | wc -l)" -eq "$rule_total" ] || fail "$(outcomes | wc -l) outcomes for $rule_total connections"
+rule_acted='.actions == [{"rule": "lose-first-final-ack", "role": "final_ack", "action": "drop", "count": 1}] and .final_acks.dropped == 1'
+missed=$(outcomes "select(($rule_acted) | not)" | wc -l)
+[ "$missed" -eq 0 ] || fail "$missed outcomes without the rule's one drop, e.g. $(outcomes "select(($rule_acted) | not)" | head -1)"
+bad=$(outcomes "$unclean" | wc -l)
+[ "$bad" -eq 0 ] || fail "$bad outcomes neither clean nor a TIME_WAIT reset, e.g. $(outcomes "$unclean" | head -1)"
+[ "$hits" -eq "$rule_total" ] || fail "rules lists $hits hits, expected $rule_total (summed over the queues)"
+[ "$(finwave_stats .actions.dropped)" -eq "$rule_total" ] || fail "stats actions.dropped $(finwave_stats .actions.dropped)"
+for q in 0 1; do
+  [ "$(finwave_stats ".queues[$q].rule_hits")" -gt 0 ] || fail "the rule never acted on queue $q"
+done
+event_ids=$(jq -c 'select(.event == "rule_hit") | .flow_id' "$work/hits.jsonl" | sort -n | jq -sc .)
+outcome_ids=$(outcomes .id | sort -n | jq -sc .)
+[ "$event_ids" = "$outcome_ids" ] || fail "rule_hit flow ids $event_ids, outcome ids $outcome_ids"
+echo "rule on both queues: $(finwave_stats '.queues[0].rule_hits') + $(finwave_stats '.queues[1].rule_hits') hits," \
+  "$(jq -c 'select(.event == "rule_hit")' "$work/hits.jsonl" | wc -l) rule_hit events, handoff $(finwave_stats '.handoff | tojson')"
+
+# --- 3. One client address: one queue -----------------------------------------------------------
+single=40
+start_server "$single" read-eof,close
+finwave_start router "$work/single.jsonl" --queues 2 --port "$port" --settle 0.2 \
+  --control "$work/control.sock"
+run_clients single "$single" send:200,close "$LAB_CLIENT_V4"
+lab_wait "$SERVER_PID" 20 || fail "the server failed"
+wait_outcomes "$single" 15
+finwave_stop
+check_verdict_accounting
+[ "$(outcomes | wc -l)" -eq "$single" ] || fail "$(outcomes | wc -l) outcomes for $single connections"
+used=$(outcomes "$queue_of" | sort -u | jq -sc .)
+[ "$(jq length <<<"$used")" -eq 1 ] || fail "one address's connections on queues $used"
+busy=$(jq '.[0]' <<<"$used")
+idle=$((1 - busy))
+[ "$(finwave_stats ".queues[$busy].segments")" -gt 0 ] || fail "queue $busy has no segments"
+[ "$(finwave_stats ".queues[$idle].segments")" -eq 0 ] || fail "queue $idle has segments too"
+[ "$(finwave_stats ".queues[$idle].kernel.id_sequence")" -eq 0 ] || fail "the kernel queued on queue $idle too"
+echo "one address ($LAB_CLIENT_V4 -> $LAB_SERVER_V4): $single connections, queue $busy" \
+  "$(finwave_stats ".queues[$busy].segments") segments, queue $idle 0"
+
+pass "--queues 2: $total connections from ${#addresses[@]} addresses reported once each, one queue per address, both queues used; a control-added rule acted on both; one address stays on one queue"
