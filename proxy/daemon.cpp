@@ -279,10 +279,11 @@ void Daemon::shutdown() noexcept {
   stopping_ = true;
   // Every packet still queued must get its verdict before the capture chains go: removing them
   // makes the kernel drop what is queued through them (a held FIN was lost that way), and so
-  // does closing the socket. So: every worker stops reading, reads what is queued and releases
-  // everything held; the chains go; then every worker reads once more for what came in
-  // meanwhile (packets queued in the moment between the two steps are the only ones at risk)
+  // does closing the socket. So: the chains are emptied first (nothing more is queued, nothing
+  // queued is dropped); every worker stops reading, reads what is queued and releases
+  // everything held; the chains go; then every worker reads once more (nothing should be left)
   // and finishes its flows.
+  chains_.stop_capturing();
   for (auto& worker : workers_) worker->stop_reading();
   chains_.remove();
   for (auto& worker : workers_) worker->finish();
