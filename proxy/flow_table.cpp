@@ -88,6 +88,11 @@ struct FlowTable::FlowRecord {
     bool data_start_seen = false;
     bool acked_peer_fin = false;  ///< Sent (whatever the verdict) an ACK of the peer's FIN.
     bool fin_acked = false;       ///< The peer's ACK of this side's FIN went out.
+    /// A retransmission of this side's FIN reached the peer (accepted, duplicated, or held and
+    /// released): a peer whose socket is gone answers it with an RST.
+    bool fin_retx_delivered = false;
+    bool fin_retx_had_ack = false;   ///< That retransmission carried the ACK flag.
+    std::uint32_t fin_retx_ack = 0;  ///< Its acknowledgment number (the latest one delivered).
   };
   struct TimelineSlot {
     std::uint64_t t_us = 0;
@@ -110,6 +115,7 @@ struct FlowTable::FlowRecord {
   static constexpr std::uint8_t kRetx = 2;
   static constexpr std::uint8_t kDupAck = 4;
   static constexpr std::uint8_t kBogus = 8;
+  static constexpr std::uint8_t kReleased = 16;  ///< A held (kDelay) segment that went out.
 
   std::array<rules::Endpoint, 2> ends{};  ///< Client, server.
   std::uint64_t id = 0;
@@ -135,12 +141,8 @@ struct FlowTable::FlowRecord {
   bool fin1_seen = false;
   bool reset = false;
   bool rst_answers = false;
-  bool last_seen = false;
-  bool last_fin_retx_delivered =
-      false;  ///< The last segment was a FIN retransmission that went out.
   Side fin1_side = Side::kClient;
   Side rst_from = Side::kClient;
-  Side last_from = Side::kClient;
   Stage rst_stage = Stage::kBeforeFin;
   Shape shape = Shape::kNone;
   ListId list = ListId::kNone;
@@ -155,6 +157,33 @@ struct FlowTable::FlowRecord {
   }
   static bool acks_beyond_fin(const nf::TcpSegment& segment, const SideState& peer) noexcept {
     return segment.has(flag::kAck) && peer.fin_seen && seq_after(segment.ack, peer.fin_seq + 1U);
+  }
+
+  /// Is `rst`, sent by `from`, the answer of a host with no socket to a retransmission of the
+  /// peer's FIN that reached it? Such a host answers a segment with the ACK flag by an RST whose
+  /// sequence number is that segment's acknowledgment number, and one without by an RST|ACK that
+  /// acknowledges it (RFC 793, "Reset Generation"; Linux's tcp_v4_send_reset). Any retransmission
+  /// that went out counts, not only the latest: one finwave held and released after later ones
+  /// were dropped is answered after them. All of a side's FIN retransmissions share the FIN's
+  /// sequence number, and in practice their acknowledgment number, so the latest one delivered
+  /// stands for all.
+  bool answers_fin_retransmit(Side from, const nf::TcpSegment& rst) const noexcept {
+    const SideState& them = side(rules::peer_of(from));
+    if (!them.fin_retx_delivered) {
+      return false;
+    }
+    if (them.fin_retx_had_ack) {
+      return rst.seq == them.fin_retx_ack;
+    }
+    return rst.has(flag::kAck) && rst.ack == them.fin_seq + 1U;
+  }
+
+  /// Notes that a retransmission of `from`'s FIN went out.
+  void fin_retransmit_delivered(Side from, const nf::TcpSegment& fin) noexcept {
+    SideState& me = side(from);
+    me.fin_retx_delivered = true;
+    me.fin_retx_had_ack = fin.has(flag::kAck);
+    me.fin_retx_ack = fin.ack;
   }
 
   SideState& side(Side s) noexcept { return sides[index_of(s)]; }
@@ -201,6 +230,31 @@ struct FlowTable::FlowRecord {
       return rst_us;
     }
     return created_us;
+  }
+
+  /// The timeline entry of a held segment that went out now: the oldest entry still held with
+  /// the same sender, flags, sequence numbers and length (held segments of one rule go out in
+  /// the order they came). Null when that entry was left out of the timeline.
+  TimelineSlot* held_entry(Side from, const nf::TcpSegment& segment) noexcept {
+    const std::uint8_t from_bit = from == Side::kServer ? kFromServer : 0;
+    const auto matches = [&](const TimelineSlot& entry) {
+      return entry.verdict == Verdict::kDelay && (entry.bits & kReleased) == 0 &&
+             (entry.bits & kFromServer) == from_bit && entry.flags == segment.flags &&
+             entry.seq == segment.seq && entry.ack == segment.ack &&
+             entry.len == segment.payload_len;
+    };
+    const std::uint32_t total = timeline_total;
+    const std::uint32_t head = std::min<std::uint32_t>(total, kTimelineHead);
+    for (std::uint32_t i = 0; i < head; ++i) {
+      if (matches(timeline[i])) return &timeline[i];
+    }
+    const std::uint32_t tail_begin =
+        total > kTimelineCapacity ? total - static_cast<std::uint32_t>(kTimelineTail) : head;
+    for (std::uint32_t i = tail_begin; i < total; ++i) {
+      TimelineSlot& entry = timeline[kTimelineHead + (i - kTimelineHead) % kTimelineTail];
+      if (matches(entry)) return &entry;
+    }
+    return nullptr;
   }
 
   void add_timeline(const Classified& c, const nf::TcpSegment& segment, Verdict verdict,
@@ -675,8 +729,7 @@ void FlowTable::commit(const Classified& classified, const nf::TcpSegment& segme
   bool answers = false;
   if ((rst || verdict == Verdict::kReset) && !flow->reset) {
     stage = flow->stage(from);
-    answers = rst && flow->last_seen && flow->last_from == rules::peer_of(from) &&
-              flow->last_fin_retx_delivered;
+    answers = rst && flow->answers_fin_retransmit(from, segment);
   }
   observe(*flow, slot, classified, segment, verdict, now_us);
   if (verdict == Verdict::kReset) {
@@ -688,10 +741,9 @@ void FlowTable::commit(const Classified& classified, const nf::TcpSegment& segme
       deliver(*flow, slot, from, segment, now_us);
     }
   }
-  flow->last_seen = true;
-  flow->last_from = from;
-  flow->last_fin_retx_delivered =
-      segment.has(flag::kFin) && classified.facts.retx && delivers(verdict);
+  if (segment.has(flag::kFin) && !rst && classified.facts.retx && delivers(verdict)) {
+    flow->fin_retransmit_delivered(from, segment);
+  }
   touch(*flow, slot, now_us);
 }
 
@@ -711,12 +763,24 @@ bool FlowTable::release(FlowRef ref, const nf::TcpSegment& segment, std::uint64_
   } else {
     return false;
   }
+  FlowRecord::TimelineSlot* held = flow->held_entry(from, segment);
+  // Was it a retransmission when it was held? Without its entry, a FIN from a side that has
+  // retransmitted its FIN is taken for one.
+  const bool retx = held != nullptr ? (held->bits & FlowRecord::kRetx) != 0
+                                    : flow->side(from).fin_retransmits > 0;
+  if (held != nullptr) {
+    held->bits |= FlowRecord::kReleased;
+  }
   if (segment.has(flag::kRst)) {
     if (!flow->reset) {
-      reset_flow(*flow, ref.slot, from, flow->stage(from), false, now_us);
+      reset_flow(*flow, ref.slot, from, flow->stage(from),
+                 flow->answers_fin_retransmit(from, segment), now_us);
     }
   } else {
     deliver(*flow, ref.slot, from, segment, now_us);
+    if (segment.has(flag::kFin) && retx) {
+      flow->fin_retransmit_delivered(from, segment);
+    }
   }
   touch(*flow, ref.slot, now_us);
   return true;

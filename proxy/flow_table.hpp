@@ -176,8 +176,10 @@ class FlowTable {
               std::string_view rule_name, std::uint64_t now_us) noexcept;
 
   /// A segment committed with Verdict::kDelay went out now: applies it as an accepted segment
-  /// would have been (no new timeline entry). Returns false if the flow is no longer tracked.
-  /// Not calling it for a held segment that is finally discarded is correct.
+  /// would have been (no new timeline entry; its entry is marked released). A released FIN
+  /// retransmission can be answered by an RST like one that went out at once, whatever went by
+  /// while it was held. Returns false if the flow is no longer tracked. Not calling it for a
+  /// held segment that is finally discarded is correct.
   bool release(FlowRef flow, const nf::TcpSegment& segment, std::uint64_t now_us) noexcept;
 
   /// Appends the outcome of every flow whose teardown resolved by `now_us`, and evicts idle flows

@@ -41,7 +41,8 @@ struct ActionRecord {
 struct RstInfo {
   rules::Side from = rules::Side::kClient;
   Stage stage = Stage::kBeforeFin;
-  /// The RST answered a retransmitted FIN from the other side: the sender's socket was gone.
+  /// The RST answered a retransmitted FIN from the other side that reached its sender (any of
+  /// them, not only the latest): the sender had no socket for the connection any more.
   bool answers_fin_retransmit = false;
 };
 

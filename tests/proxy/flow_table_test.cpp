@@ -369,6 +369,84 @@ TEST_SUITE("proxy") {
     CHECK_FALSE(h.only().rst->answers_fin_retransmit);
   }
 
+  // Scenario 5b: the final ACK is lost, the first fin2 retransmission is held 1.5 s and the later
+  // ones are dropped; when the held one goes out, a new socket on the client's port answers it.
+  TEST_CASE("flow_table: an RST answering an earlier, delayed FIN retransmission is recognised") {
+    Harness h;
+    const Wire wire = wire_v4();
+    h.play(wire, handshake() + std::vector<Row>{
+                                   {kClient, "F.", 2001, 9001, 0, Role::kFin1},
+                                   {kServer, ".", 9001, 2002, 0, Role::kAck1},
+                                   {kServer, "F.", 9001, 2002, 0, Role::kFin2},
+                                   {kClient, ".", 2002, 9002, 0, Role::kFinalAck, false,
+                                    Verdict::kDrop, "lose-first-final-ack"},
+                               });
+    const Classified held = h.send(wire, {kServer, "F.", 9001, 2002, 0, Role::kFin2, true,
+                                          Verdict::kDelay, "hold-fin2-retransmission", 211 * kMs});
+    const nf::TcpSegment held_segment = h.last_segment;
+    h.play(wire, {
+                     {kServer, "F.", 9001, 2002, 0, Role::kFin2, true, Verdict::kDrop,
+                      "lose-later-fin2-retransmissions", 211 * kMs},
+                     {kServer, "F.", 9001, 2002, 0, Role::kFin2, true, Verdict::kDrop,
+                      "lose-later-fin2-retransmissions", 439 * kMs},
+                 });
+    h.now += 850 * kMs;
+    REQUIRE(h.table.release(held.flow, held_segment, h.now));
+    // The new socket has no connection: it answers the FIN's ACK with an RST at that number.
+    h.play(wire, {{kClient, "R", 2002, 0, 0, Role::kRst}});
+    CHECK(h.wait(kSettle) == 1);
+    const Outcome& o = h.only();
+    check_shape(o, Closer::kClient, TeardownKind::kFourWay, TeardownResult::kReset);
+    CHECK(o.fin_retransmits_server == 3);
+    REQUIRE(o.rst.has_value());
+    CHECK(name(o.rst->from) == "client");
+    CHECK(name(o.rst->stage) == "after_close");
+    CHECK(o.rst->answers_fin_retransmit);
+  }
+
+  TEST_CASE("flow_table: which RSTs answer a FIN retransmission") {
+    const Row fin1{kClient, "F.", 2001, 9001, 0, Role::kFin1};
+    const Row ack1{kServer, ".", 9001, 2002, 0, Role::kAck1};
+    const Row fin2{kServer, "F.", 9001, 2002, 0, Role::kFin2};
+    const Row lost_final_ack{kClient, ".", 2002, 9002, 0, Role::kFinalAck, false, Verdict::kDrop};
+    const Row fin2_retx{kServer, "F.", 9001, 2002, 0, Role::kFin2, true};
+    Row fin2_retx_lost = fin2_retx;
+    fin2_retx_lost.verdict = Verdict::kDrop;
+    Row fin2_retx_copied = fin2_retx;
+    fin2_retx_copied.verdict = Verdict::kDuplicate;
+    const Row rst{kClient, "R", 2002, 0, 0, Role::kRst};
+    struct Case {
+      const char* name;
+      std::vector<Row> rows;
+      bool answers;
+    };
+    const std::vector<Case> cases = {
+        {"the latest retransmission", {fin2_retx, rst}, true},
+        {"an earlier retransmission, later ones lost", {fin2_retx, fin2_retx_lost, rst}, true},
+        {"a duplicated retransmission", {fin2_retx_copied, rst}, true},
+        {"only lost retransmissions", {fin2_retx_lost, fin2_retx_lost, rst}, false},
+        {"an RST at another sequence number",
+         {fin2_retx, {kClient, "R", 7777, 0, 0, Role::kRst}},
+         false},
+        {"an RST|ACK acknowledging a retransmission without ACK",
+         {{kServer, "F", 9001, 0, 0, Role::kFin2, true}, {kClient, "R.", 0, 9002, 0, Role::kRst}},
+         true},
+        {"an RST|ACK acknowledging something else",
+         {{kServer, "F", 9001, 0, 0, Role::kFin2, true}, {kClient, "R.", 0, 9001, 0, Role::kRst}},
+         false},
+    };
+    for (const Case& c : cases) {
+      SUBCASE(c.name) {
+        Harness h;
+        h.play(wire_v4(),
+               handshake() + std::vector<Row>{fin1, ack1, fin2, lost_final_ack} + c.rows);
+        CHECK(h.wait(kSettle) == 1);
+        REQUIRE(h.only().rst.has_value());
+        CHECK(h.only().rst->answers_fin_retransmit == c.answers);
+      }
+    }
+  }
+
   TEST_CASE(
       "flow_table: a dropped final ACK does not acknowledge fin2 and the flow times out after "
       "linger") {
