@@ -100,8 +100,13 @@ void Dataplane::on_packet(const nf::QueuedPacket& packet) noexcept {
   // without the rule: the outcome's actions list only what finwave did.
   const bool acted = decision.matched() && (verdict != Verdict::kAccept ||
                                             decision.action == rules::Action::kPass);
+  VerdictAmounts amounts;
+  if (verdict == Verdict::kDelay) amounts.delay_us = decision.delay_us;
+  if ((verdict == Verdict::kDelay || verdict == Verdict::kDuplicate) && p_.injector != nullptr) {
+    amounts.copies = decision.copies;
+  }
   p_.flows.commit(classified, segment, verdict, acted ? decision.rule_name : std::string_view{},
-                  now_us);
+                  now_us, amounts);
   if (p_.rule_hits != nullptr && decision.matched()) {
     p_.rule_hits->on_rule_hit(
         RuleHit{decision.rule_name, classified.facts, classified.flow_id, verdict});

@@ -94,16 +94,28 @@ struct FlowTable::FlowRecord {
     bool fin_retx_had_ack = false;   ///< That retransmission carried the ACK flag.
     std::uint32_t fin_retx_ack = 0;  ///< Its acknowledgment number (the latest one delivered).
   };
+  /// One timeline entry in 24 bytes: the time and the hold share 64 bits, the length and the
+  /// copies 32, so that a record with its 28 entries stays within 1 KiB.
   struct TimelineSlot {
-    std::uint64_t t_us = 0;
+    static constexpr std::uint64_t kMaxTime = (std::uint64_t{1} << 43) - 1;  // about 100 days
+    static constexpr std::uint32_t kMaxHoldMs = (1U << 21) - 1;  // about 35 min; rules stop at 20
+    static constexpr std::uint32_t kMaxLen = (1U << 24) - 1;     // a BIG TCP segment is < 512 KiB
+
+    std::uint64_t since_created_us : 43 = 0;  ///< Saturates at kMaxTime.
+    /// kDelay: the delay the rule asked for, then, once the segment went out (kReleased), how
+    /// long it was held; in milliseconds, saturating at kMaxHoldMs.
+    std::uint64_t hold_ms : 21 = 0;
     std::uint32_t seq = 0;
     std::uint32_t ack = 0;
-    std::uint32_t len = 0;
+    std::uint32_t len : 24 = 0;    ///< Payload bytes, saturating at kMaxLen.
+    std::uint32_t copies : 8 = 0;  ///< Copies sent behind the segment (a rule sends <= 100).
     std::uint8_t flags = 0;
     Role role = Role::kAck;
     std::uint8_t bits = 0;  ///< kFromServer | kRetx | kDupAck | kBogus.
     Verdict verdict = Verdict::kAccept;
   };
+  // The timeline is most of the per-flow budget (flow_record_bytes(), tested).
+  static_assert(sizeof(TimelineSlot) == 24, "a timeline entry grew: the record outgrows 1 KiB");
   struct ActionSlot {
     std::uint32_t count = 0;
     std::uint16_t rule = kNoRule;
@@ -241,7 +253,7 @@ struct FlowTable::FlowRecord {
       return entry.verdict == Verdict::kDelay && (entry.bits & kReleased) == 0 &&
              (entry.bits & kFromServer) == from_bit && entry.flags == segment.flags &&
              entry.seq == segment.seq && entry.ack == segment.ack &&
-             entry.len == segment.payload_len;
+             entry.len == std::min(segment.payload_len, TimelineSlot::kMaxLen);
     };
     const std::uint32_t total = timeline_total;
     const std::uint32_t head = std::min<std::uint32_t>(total, kTimelineHead);
@@ -257,16 +269,34 @@ struct FlowTable::FlowRecord {
     return nullptr;
   }
 
+  /// Microseconds to milliseconds, rounded, saturating at the timeline's limit.
+  static std::uint32_t hold_ms_of(std::uint64_t us) noexcept {
+    return static_cast<std::uint32_t>(
+        std::min<std::uint64_t>((us + 500) / 1000, TimelineSlot::kMaxHoldMs));
+  }
+
+  std::uint64_t time_of(const TimelineSlot& entry) const noexcept {
+    return created_us + entry.since_created_us;
+  }
+
   void add_timeline(const Classified& c, const nf::TcpSegment& segment, Verdict verdict,
-                    std::uint64_t now_us) noexcept {
+                    VerdictAmounts amounts, std::uint64_t now_us) noexcept {
     const std::uint32_t n = timeline_total;
     const std::size_t pos =
         n < kTimelineHead ? n : kTimelineHead + (n - kTimelineHead) % kTimelineTail;
     TimelineSlot& entry = timeline[pos];
-    entry.t_us = now_us;
+    // now_us never goes back (clamp_now), so it is at or after created_us.
+    // Saturated, then masked: the mask tells the compiler the value fits its bit-field.
+    entry.since_created_us =
+        std::min(now_us - created_us, TimelineSlot::kMaxTime) & TimelineSlot::kMaxTime;
+    entry.hold_ms =
+        verdict == Verdict::kDelay ? hold_ms_of(amounts.delay_us) & TimelineSlot::kMaxHoldMs : 0U;
     entry.seq = segment.seq;
     entry.ack = segment.ack;
-    entry.len = segment.payload_len;
+    entry.len = std::min(segment.payload_len, TimelineSlot::kMaxLen) & TimelineSlot::kMaxLen;
+    entry.copies = verdict == Verdict::kDelay || verdict == Verdict::kDuplicate
+                       ? static_cast<std::uint8_t>(std::min<std::uint16_t>(amounts.copies, 0xff))
+                       : 0U;
     entry.flags = segment.flags;
     entry.role = c.facts.role;
     entry.bits = static_cast<std::uint8_t>((c.facts.from == Side::kServer ? kFromServer : 0) |
@@ -704,7 +734,8 @@ void FlowTable::name_segment(const FlowRecord& flow, Side from, const nf::TcpSeg
 // Commit, release.
 
 void FlowTable::commit(const Classified& classified, const nf::TcpSegment& segment, Verdict verdict,
-                       std::string_view rule_name, std::uint64_t now_us) noexcept {
+                       std::string_view rule_name, std::uint64_t now_us,
+                       VerdictAmounts amounts) noexcept {
   FlowRecord* flow = resolve(classified.flow);
   if (flow == nullptr) {
     return;
@@ -714,7 +745,7 @@ void FlowTable::commit(const Classified& classified, const nf::TcpSegment& segme
   if (flow->segments != 0xffffffffU) {
     ++flow->segments;
   }
-  flow->add_timeline(classified, segment, verdict, now_us);
+  flow->add_timeline(classified, segment, verdict, amounts, now_us);
   if (!rule_name.empty()) {
     record_action(*flow, rule_name, classified.facts.role, verdict);
   }
@@ -770,6 +801,8 @@ bool FlowTable::release(FlowRef ref, const nf::TcpSegment& segment, std::uint64_
                                     : flow->side(from).fin_retransmits > 0;
   if (held != nullptr) {
     held->bits |= FlowRecord::kReleased;
+    held->hold_ms = FlowRecord::hold_ms_of(now_us - std::min(now_us, flow->time_of(*held))) &
+                    FlowRecord::TimelineSlot::kMaxHoldMs;
   }
   if (segment.has(flag::kRst)) {
     if (!flow->reset) {
@@ -1019,7 +1052,7 @@ Outcome FlowTable::build_outcome(const FlowRecord& flow, EndReason reason) const
 
   auto add_entry = [&](const FlowRecord::TimelineSlot& slot) {
     TimelineEntry entry;
-    entry.t_us = static_cast<std::int64_t>(slot.t_us) - static_cast<std::int64_t>(origin);
+    entry.t_us = static_cast<std::int64_t>(flow.time_of(slot)) - static_cast<std::int64_t>(origin);
     entry.from = (slot.bits & FlowRecord::kFromServer) != 0 ? Side::kServer : Side::kClient;
     entry.role = slot.role;
     entry.retx = (slot.bits & FlowRecord::kRetx) != 0;
@@ -1030,6 +1063,11 @@ Outcome FlowTable::build_outcome(const FlowRecord& flow, EndReason reason) const
     entry.ack = slot.ack;
     entry.len = slot.len;
     entry.verdict = slot.verdict;
+    if (slot.verdict == Verdict::kDelay) {
+      entry.hold_ms = static_cast<std::uint32_t>(slot.hold_ms);
+      entry.released = (slot.bits & FlowRecord::kReleased) != 0;
+    }
+    entry.copies = static_cast<std::uint16_t>(slot.copies);
     outcome.timeline.push_back(entry);
   };
   const std::size_t total = flow.timeline_total;

@@ -68,6 +68,13 @@ struct Classified {
   rules::FlowRuleState* rule_state = nullptr;
 };
 
+/// What a delay or duplicate verdict amounted to, as the data path carried it out.
+struct VerdictAmounts {
+  std::uint32_t delay_us = 0;  ///< kDelay: the hold the rule asked for.
+  /// kDuplicate, or kDelay followed by duplication: copies sent behind the segment.
+  std::uint16_t copies = 0;
+};
+
 /// Counters for `stats`. All cumulative except flows_tracked.
 struct TrackerCounters {
   std::uint64_t flows_tracked = 0;  ///< Flows in the table now.
@@ -170,13 +177,17 @@ class FlowTable {
   /// - kDelay: as kDrop until release() says the held segment went out;
   /// - kReset: the segment was replaced by an RST from the same sender: the flow is reset.
   /// A non-empty `rule_name` records an action (rule, role, verdict) on the flow; the name is
-  /// copied (interned once per distinct name). Bogus segments only get a timeline entry.
-  /// Does nothing for an untracked segment.
+  /// copied (interned once per distinct name). `amounts` go into the timeline entry: the delay
+  /// asked for (kDelay; release() replaces it with the time the segment was held) and the copies
+  /// (kDuplicate, kDelay). Bogus segments only get a timeline entry. Does nothing for an
+  /// untracked segment.
   void commit(const Classified& classified, const nf::TcpSegment& segment, Verdict verdict,
-              std::string_view rule_name, std::uint64_t now_us) noexcept;
+              std::string_view rule_name, std::uint64_t now_us,
+              VerdictAmounts amounts = {}) noexcept;
 
   /// A segment committed with Verdict::kDelay went out now: applies it as an accepted segment
-  /// would have been (no new timeline entry; its entry is marked released). A released FIN
+  /// would have been (no new timeline entry; its entry is marked released, with the time it was
+  /// held from its commit() to now in place of the delay asked for). A released FIN
   /// retransmission can be answered by an RST like one that went out at once, whatever went by
   /// while it was held. Returns false if the flow is no longer tracked. Not calling it for a
   /// held segment that is finally discarded is correct.

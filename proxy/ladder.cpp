@@ -29,20 +29,52 @@ std::string format_ms(std::int64_t us) {
   return text;
 }
 
-std::string_view action_text(Verdict verdict) {
-  switch (verdict) {
+// What finwave did, with its amounts when the outcome has them: "DELAYED 300 ms",
+// "DUPLICATED x2" (two copies sent behind the segment; `times` is "x" or "×").
+std::string action_text(const TimelineEntry& e, std::string_view times) {
+  std::string text;
+  const auto copies = [&] {
+    if (e.copies != 0) text += " " + std::string(times) + std::to_string(e.copies);
+  };
+  switch (e.verdict) {
     case Verdict::kAccept:
-      return {};
+      break;
     case Verdict::kDrop:
-      return "DROPPED";
+      text = "DROPPED";
+      break;
     case Verdict::kDelay:
-      return "DELAYED";
+      text = "DELAYED";
+      if (e.hold_ms) {
+        text += " " + std::to_string(*e.hold_ms) + " ms";
+        // The outcome was built before the segment went out: the delay the rule asked for.
+        if (!e.released) text += " (still held)";
+      }
+      if (e.copies != 0) {
+        text += ", DUPLICATED";
+        copies();
+      }
+      break;
     case Verdict::kDuplicate:
-      return "DUPLICATED";
+      text = "DUPLICATED";
+      copies();
+      break;
     case Verdict::kReset:
-      return "RESET (sent as RST)";
+      text = "RESET (sent as RST)";
+      break;
   }
-  return {};
+  return text;
+}
+
+// The amounts of a delay or duplicate for a tooltip: ", held 300 ms, 2 copies".
+std::string amounts_text(const TimelineEntry& e) {
+  std::string text;
+  if (e.hold_ms) {
+    text += e.released ? ", held " : ", still held, asked for ";
+    text += std::to_string(*e.hold_ms) + " ms";
+  }
+  if (e.copies != 0)
+    text += ", " + std::to_string(e.copies) + (e.copies == 1 ? " copy" : " copies");
+  return text;
 }
 
 // The words on one arrow, in three parts so that a narrow ladder can move `numbers` to a line of
@@ -59,7 +91,7 @@ void append_word(std::string& text, std::string_view word) {
   text += word;
 }
 
-ArrowText arrow_text(const TimelineEntry& e) {
+ArrowText arrow_text(const TimelineEntry& e, std::string_view times) {
   ArrowText text;
   text.head = nf::flags_to_string(e.flags);
   append_word(text.head, rules::to_string(e.role));
@@ -70,7 +102,7 @@ ArrowText arrow_text(const TimelineEntry& e) {
   // Without the ACK flag the acknowledgment field means nothing (a bare RST, a SYN).
   if ((e.flags & nf::tcp_flag::kAck) != 0) text.numbers += " ack=" + std::to_string(e.ack);
   if (e.len != 0) text.numbers += " len=" + std::to_string(e.len);
-  text.action = action_text(e.verdict);
+  text.action = action_text(e, times);
   return text;
 }
 
@@ -368,7 +400,7 @@ class AsciiLadder {
   }
 
   void segment(const TimelineEntry& e) {
-    const ArrowText words = arrow_text(e);
+    const ArrowText words = arrow_text(e, glyphs_.times);
     const bool lost = e.verdict == Verdict::kDrop;
     const std::size_t span = g_.span();
     // A lost arrow stops short of the receiver at an X, two thirds of the way or further if its
@@ -717,7 +749,7 @@ class SvgLadder {
     const double ye = y + kSlope * reach;
     const double stroke = is_handshake(e) ? 1.2 : 1.6;
 
-    const ArrowText words = arrow_text(e);
+    const ArrowText words = arrow_text(e, "\u00d7");
     std::string out;
     out += "<line class=\"segment verdict-" + std::string(to_string(e.verdict)) +
            "\" data-index=\"" + std::to_string(index) + "\" data-role=\"" +
@@ -732,7 +764,7 @@ class SvgLadder {
            xml_escape(format_ms(e.t_us) + "  " + std::string(rules::to_string(e.from)) +
                       (to_server ? " \u2192 server  " : " \u2192 client  ") +
                       join_words({words.head, words.numbers}) + "  verdict " +
-                      std::string(to_string(e.verdict))) +
+                      std::string(to_string(e.verdict)) + amounts_text(e)) +
            "</title></line>\n";
     if (e.verdict == Verdict::kDuplicate) {
       // The copy finwave injects behind the segment.

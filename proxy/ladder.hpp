@@ -32,9 +32,10 @@ struct LadderOptions {
 /// Client on the left, server on the right, one arrow per timeline entry with its time in
 /// milliseconds since the first FIN, its flags, role, `retx` / `dup_ack` / `bogus` marks,
 /// sequence numbers and what finwave did to it: DROPPED (the arrow stops at an X short of the
-/// receiver), DELAYED (drawn with ~), DUPLICATED (drawn with =), RESET (sent as RST). The
-/// outcome carries neither the hold time of a delayed segment nor the number of copies of a
-/// duplicated one, so neither is shown. A row marks where segments were left out of the timeline
+/// receiver), DELAYED 300 ms (drawn with ~; the time it was held, or "(still held)" and the delay
+/// asked for when the outcome was built first), DUPLICATED x2 (drawn with =; the copies sent
+/// behind it, "×2" in Unicode), RESET (sent as RST); an amount the outcome lacks (JSON from an
+/// older finwave) is left out. A row marks where segments were left out of the timeline
 /// (`timeline_dropped`); a footer gives the RST, the counters and the rules' actions.
 /// Pure function, any thread.
 std::string render_ladder(const Outcome& outcome, const LadderOptions& options = {});
@@ -42,7 +43,8 @@ std::string render_ladder(const Outcome& outcome, const LadderOptions& options =
 /// The same diagram as a standalone SVG 1.1 document (UTF-8, all text escaped): two vertical
 /// lifelines, one sloped arrow per timeline entry whose vertical position follows time (gaps are
 /// compressed logarithmically, and gaps of 50 ms or more are marked with their length), each
-/// labelled with time, flags, role, marks and action, and coloured by verdict: red and cut short
+/// labelled with time, flags, role, marks and action (with its amount, as in the ASCII ladder),
+/// and coloured by verdict: red and cut short
 /// with an X for dropped, orange and dashed for delayed, blue and doubled for duplicated, purple
 /// for reset. Every arrow is a `<line class="segment verdict-…">` with `data-index`, `data-role`,
 /// `data-from` and `data-verdict` attributes and a `<title>` tooltip; nothing else carries

@@ -65,6 +65,12 @@ Json build(const Outcome& o) {
     entry["ack"] = e.ack;
     entry["len"] = e.len;
     entry["verdict"] = str(to_string(e.verdict));
+    // Only where they say something: a delay's hold, copies behind a segment.
+    if (e.hold_ms) {
+      entry["hold_ms"] = *e.hold_ms;
+      entry["released"] = e.released;
+    }
+    if (e.copies != 0) entry["copies"] = e.copies;
     timeline.push_back(std::move(entry));
   }
   j["timeline"] = std::move(timeline);

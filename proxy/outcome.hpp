@@ -27,6 +27,15 @@ struct TimelineEntry {
   std::uint32_t ack = 0;
   std::uint32_t len = 0;  ///< Payload bytes.
   Verdict verdict = Verdict::kAccept;
+  /// kDelay: how long finwave held the segment, in whole milliseconds: the time from when it was
+  /// held to when it went out if `released`, else the delay the rule asked for (the outcome was
+  /// built while the segment was still held). Unknown (nullopt) for other verdicts, and in JSON
+  /// from producers that did not write it.
+  std::optional<std::uint32_t> hold_ms;
+  bool released = false;  ///< kDelay: the held segment went out before the outcome was built.
+  /// Copies finwave sent behind the segment (kDuplicate, or kDelay followed by duplication);
+  /// 0 otherwise, or unknown.
+  std::uint16_t copies = 0;
 };
 
 /// A rule's effect on one flow: how many of its segments `rule` turned into `action` as `role`.

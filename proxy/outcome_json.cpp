@@ -223,6 +223,14 @@ TimelineEntry get_timeline_entry(const Json& value, const std::string& path) {
   e.ack = u32_at(j, path, "ack");
   e.len = u32_at(j, path, "len");
   e.verdict = get_enum(member(j, path, "verdict"), join(path, "verdict"), Verdict::kReset);
+  if (const Json* hold = optional_member(j, "hold_ms")) {
+    e.hold_ms = get_u32(*hold, join(path, "hold_ms"));
+  }
+  e.released = optional_bool(j, path, "released", false);
+  if (const Json* copies = optional_member(j, "copies")) {
+    e.copies = static_cast<std::uint16_t>(
+        get_unsigned(*copies, join(path, "copies"), std::numeric_limits<std::uint16_t>::max()));
+  }
   return e;
 }
 

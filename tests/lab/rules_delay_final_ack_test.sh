@@ -62,6 +62,18 @@ for name in v4 v6; do
     [ "${error#-}" -le "$tolerance_us" ] ||
       fail "$name: final ACK $((k + 1)) held $held us, not 400 ms +- $tolerance_us us"
   done
+  # The outcome says how long each was held (from its capture to its release, in ms).
+  holds=$(jq -r '[.timeline[] | select(.verdict == "delay") | .hold_ms] | @tsv' <<<"$o")
+  expect "$name delayed timeline entries released" \
+    "$(jq -c '[.timeline[] | select(.verdict == "delay") | .released]' <<<"$o")" '[true,true]'
+  read -r -a hold_ms <<<"$holds"
+  [[ ${#hold_ms[@]} -eq 2 && "${hold_ms[*]}" =~ ^[0-9\ ]+$ ]] || fail "$name: hold_ms '$holds'"
+  for k in 0 1; do
+    error=$((hold_ms[k] * 1000 - delay_us))
+    echo "  $name final ACK $((k + 1)): outcome hold_ms ${hold_ms[k]}"
+    [ "${error#-}" -le "$tolerance_us" ] ||
+      fail "$name: final ACK $((k + 1)) hold_ms ${hold_ms[k]}, not 400 +- $((tolerance_us / 1000))"
+  done
   # What Linux does with the second late ACK, and what finwave makes of it.
   expect "$name result" "$(jq -r .result <<<"$o")" reset
   expect "$name rst" "$(jq -c '.rst | {from, stage}' <<<"$o")" '{"from":"server","stage":"time_wait"}'

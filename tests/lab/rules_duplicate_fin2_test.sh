@@ -42,6 +42,9 @@ for name in v4 v6; do
     "[true,true]"
   expect "$name fin2 in finwave's timeline" \
     "$(jq '[.timeline[] | select(.from == "server" and .role == "fin2")] | length' <<<"$o")" 1
+  expect "$name fin2 duplicated with 2 copies (finwave's timeline)" \
+    "$(jq -c '[.timeline[] | select(.role == "fin2") | {verdict, copies}]' <<<"$o")" \
+    '[{"verdict":"duplicate","copies":2}]'
   expect "$name server FIN retransmits (finwave)" "$(jq .fin_retransmits.server <<<"$o")" 0
   expect "$name final ACKs seen (finwave = to-client)" "$(jq .final_acks.seen <<<"$o")" \
     "$(wire to-client "$port" 'final_acks("client") | length')"

@@ -57,6 +57,16 @@ Row with(Row row, Verdict verdict, std::string_view rule) {
   row.rule = rule;
   return row;
 }
+Row held_for(Row row, std::uint64_t delay_us, std::string_view rule) {
+  row = with(row, Verdict::kDelay, rule);
+  row.delay_us = static_cast<std::uint32_t>(delay_us);
+  return row;
+}
+Row copied(Row row, std::uint16_t copies, std::string_view rule) {
+  row = with(row, Verdict::kDuplicate, rule);
+  row.copies = copies;
+  return row;
+}
 Row retransmitted(Row row, std::uint64_t gap_us) {
   row.retx = true;
   row.gap_us = gap_us;
@@ -139,7 +149,7 @@ Outcome duplicated_fin2() {
   return play(wire_v4(), {
                              kFin1,
                              kAck1,
-                             with(kFin2, Verdict::kDuplicate, "duplicate-fin2"),
+                             copied(kFin2, 2, "duplicate-fin2"),
                              kFinalAck,
                              // The client in TIME_WAIT acknowledges the copy again.
                              kFinalAck,
@@ -150,7 +160,7 @@ Outcome delayed_final_ack_crossing_fin2_retransmission() {
   Harness h;
   const Wire wire = wire_v4();
   h.play(wire, handshake() + std::vector<Row>{kFin1, kAck1, kFin2});
-  const Classified held = h.send(wire, with(kFinalAck, Verdict::kDelay, "delay-final-ack"));
+  const Classified held = h.send(wire, held_for(kFinalAck, 300 * kMs, "delay-final-ack"));
   const nf::TcpSegment held_segment = h.last_segment;
   // The server gives up waiting before the held ACK is released, and retransmits fin2; the
   // client answers it while its first answer is still held.
@@ -197,6 +207,26 @@ Outcome rst_answering_retried_fin() {
                          });
 }
 
+// Scenario 5b: the first fin2 retransmission is held 1.5 s, the later ones are lost, and when the
+// held one goes out a new socket on the client's port answers it with an RST.
+Outcome rst_answering_delayed_fin_retransmission() {
+  Harness h;
+  const Wire wire = wire_v4(40123);
+  h.play(wire, handshake() + std::vector<Row>{kFin1, kAck1, kFin2,
+                                              with(kFinalAck, Verdict::kDrop, "lose-final-ack")});
+  const Classified held = h.send(
+      wire, held_for(retransmitted(kFin2, 211 * kMs), 1500 * kMs, "hold-fin2-retransmission"));
+  const nf::TcpSegment held_segment = h.last_segment;
+  const Row lost = with(kFin2, Verdict::kDrop, "lose-later-fin2-retransmissions");
+  h.play(wire, {retransmitted(lost, 211 * kMs), retransmitted(lost, 439 * kMs)});
+  h.now += 851 * kMs;  // 1501 ms after it was held
+  CHECK(h.table.release(held.flow, held_segment, h.now));
+  h.play(wire, {{kClient, "R", 2002, 0, 0, Role::kRst}});
+  h.wait(kSettle);
+  REQUIRE(h.outcomes.size() == 1);
+  return h.outcomes.front();
+}
+
 // More segments than the tracker keeps: the timeline has a gap after its head.
 Outcome timeline_cut() {
   std::vector<Row> rows = {kFin1, kAck1, kFin2};
@@ -228,6 +258,7 @@ const std::vector<Scenario>& scenarios() {
       {"reset_replacing_fin2", reset_replacing_fin2},
       {"simultaneous_close", simultaneous_close},
       {"rst_answering_retried_fin", rst_answering_retried_fin},
+      {"rst_answering_delayed_fin_retransmission", rst_answering_delayed_fin_retransmission},
       {"timeline_cut", timeline_cut},
   };
   return list;
@@ -446,6 +477,9 @@ void check_same(const Outcome& a, const Outcome& b) {
     CHECK(x.ack == y.ack);
     CHECK(x.len == y.len);
     CHECK(x.verdict == y.verdict);
+    CHECK(x.hold_ms == y.hold_ms);
+    CHECK(x.released == y.released);
+    CHECK(x.copies == y.copies);
   }
 }
 
@@ -495,6 +529,12 @@ Outcome extreme_outcome() {
     e.ack = 0xfffffffeU - static_cast<std::uint32_t>(role);
     e.len = static_cast<std::uint32_t>(role) * 100U;
     e.verdict = verdicts[role % 5];
+    if (e.verdict == Verdict::kDelay) {
+      e.hold_ms = role == 2 ? 0xffffffffU : 0U;
+      e.released = role == 2;
+      e.copies = role == 2 ? 0 : 100;
+    }
+    if (e.verdict == Verdict::kDuplicate) e.copies = 0xffff;
     o.timeline.push_back(e);
   }
   return o;
@@ -621,6 +661,14 @@ std::vector<Malformed> malformed_cases() {
       {"entry verdict dropped", set("/timeline/5/verdict", "dropped"),
        "timeline[5].verdict: unknown value \"dropped\" (expected one of accept, drop, delay, "
        "duplicate, reset)"},
+      {"entry hold_ms negative", set("/timeline/5/hold_ms", -1),
+       "timeline[5].hold_ms: expected an unsigned integer, got the integer -1"},
+      {"entry hold_ms fractional", set("/timeline/5/hold_ms", 300.5),
+       "timeline[5].hold_ms: expected an unsigned integer, got the number 300.5"},
+      {"entry released a string", set("/timeline/5/released", "yes"),
+       "timeline[5].released: expected a boolean, got a string"},
+      {"entry copies beyond 16 bits", set("/timeline/5/copies", 65536),
+       "timeline[5].copies: out of range: 65536 > 65535"},
       {"timeline_dropped a boolean", set("/timeline_dropped", true),
        "timeline_dropped: expected an unsigned integer, got a boolean"},
   };
@@ -692,6 +740,29 @@ TEST_SUITE("proxy") {
     }
   }
 
+  TEST_CASE("ladder: delays and duplicates are marked with their amounts") {
+    const Outcome delayed = delayed_final_ack_crossing_fin2_retransmission();
+    CHECK(render_ladder(delayed).find("DELAYED 300 ms") != std::string::npos);
+    CHECK(render_ladder_svg(delayed).find(">DELAYED 300 ms</tspan>") != std::string::npos);
+    const Outcome duplicated = duplicated_fin2();
+    CHECK(render_ladder(duplicated).find("DUPLICATED x2") != std::string::npos);
+    LadderOptions unicode;
+    unicode.unicode = true;
+    CHECK(render_ladder(duplicated, unicode).find("DUPLICATED \u00d72") != std::string::npos);
+    CHECK(render_ladder_svg(duplicated).find(">DUPLICATED \u00d72</tspan>") != std::string::npos);
+
+    Outcome still_held = delayed;
+    for (TimelineEntry& e : still_held.timeline) {
+      if (e.verdict == Verdict::kDelay) {
+        e.released = false;
+        e.hold_ms = 1500;
+        e.copies = 3;
+      }
+    }
+    CHECK(render_ladder(still_held).find("DELAYED 1500 ms (still held), DUPLICATED x3") !=
+          std::string::npos);
+  }
+
   TEST_CASE("ladder: actions are marked on their arrows") {
     const std::string lost = render_ladder(final_ack_lost_once());
     CHECK(lost.find(" . final_ack seq=2002 ack=9002 -----X DROPPED ") != std::string::npos);
@@ -699,9 +770,9 @@ TEST_SUITE("proxy") {
     CHECK(lost.find("finwave did: drop final_ack x1 (rule lose-first-final-ack)") !=
           std::string::npos);
     const std::string delayed = render_ladder(delayed_final_ack_crossing_fin2_retransmission());
-    CHECK(delayed.find("~ . final_ack seq=2002 ack=9002 DELAYED ~") != std::string::npos);
+    CHECK(delayed.find("~ . final_ack seq=2002 ack=9002 DELAYED 300 ms ~") != std::string::npos);
     const std::string duplicated = render_ladder(duplicated_fin2());
-    CHECK(duplicated.find(" F. fin2 seq=9001 ack=2002 DUPLICATED ==") != std::string::npos);
+    CHECK(duplicated.find(" F. fin2 seq=9001 ack=2002 DUPLICATED x2 ==") != std::string::npos);
     CHECK(duplicated.find(". final_ack dup_ack seq=2002 ack=9002") != std::string::npos);
     const std::string reset = render_ladder(reset_replacing_fin2());
     CHECK(reset.find("F. fin2 seq=9001 ack=2002 RESET (sent as RST)") != std::string::npos);
@@ -777,6 +848,9 @@ TEST_SUITE("proxy") {
       entry.erase("dup_ack");
       entry.erase("bogus");
     }
+    // An entry of an older finwave: a delay and a duplicate without their amounts.
+    j["timeline"][3]["verdict"] = "delay";
+    j["timeline"][4]["verdict"] = "duplicate";
     j["from_the_future"] = {{"x", 1}};
     const Outcome o = outcome_from_json(j);
     const Outcome defaults;
@@ -788,6 +862,13 @@ TEST_SUITE("proxy") {
     CHECK_FALSE(o.rst->answers_fin_retransmit);
     CHECK(o.timeline.size() == 8);
     CHECK(o.result == TeardownResult::kReset);
+    CHECK_FALSE(o.timeline[3].hold_ms.has_value());
+    CHECK_FALSE(o.timeline[3].released);
+    CHECK(o.timeline[4].copies == 0);
+    // Drawn without amounts.
+    const std::string ladder = render_ladder(o);
+    CHECK(ladder.find("DELAYED ~") != std::string::npos);
+    CHECK(ladder.find("DUPLICATED =") != std::string::npos);
   }
 
   TEST_CASE("outcome_json: malformed outcomes are refused with the field and the problem") {

@@ -122,6 +122,8 @@ struct Row {
   Verdict verdict = Verdict::kAccept;
   std::string_view rule = {};   ///< Rule name recorded with the verdict.
   std::uint64_t gap_us = 1000;  ///< Time since the previous row.
+  std::uint32_t delay_us = 0;   ///< kDelay: the delay the rule asked for.
+  std::uint16_t copies = 0;     ///< kDuplicate (or kDelay): copies sent behind the segment.
 };
 
 /// The standard handshake: client ISN `client_isn`, server ISN `server_isn`.
@@ -171,7 +173,7 @@ class Harness {
     now += row.gap_us;
     const nf::TcpSegment s = segment(wire, row);
     Classified c = table.classify(s, now);
-    table.commit(c, s, row.verdict, row.rule, now);
+    table.commit(c, s, row.verdict, row.rule, now, VerdictAmounts{row.delay_us, row.copies});
     last_segment = s;
     return c;
   }
