@@ -67,7 +67,7 @@ std::vector<std::string_view> control_command_fields(ControlCommand command) {
     case ControlCommand::kFlows:
       return {"limit"};
     case ControlCommand::kOutcomes:
-      return {"limit", "since"};
+      return {"limit", "since", "rule", "result", "kind", "closer", "flow"};
     case ControlCommand::kSubscribe:
       return {"events", "rule", "result", "kind", "closer", "flow"};
     case ControlCommand::kWait:
@@ -295,8 +295,9 @@ void parse_fields(const nlohmann::json& object, ControlRequest& request) {
       if (object.contains("limit")) {
         request.limit = get_uint(object, "limit", 1, kMaxLimit);
       }
-      if (request.command == ControlCommand::kOutcomes && object.contains("since")) {
-        request.since = get_since(object);
+      if (request.command == ControlCommand::kOutcomes) {
+        if (object.contains("since")) request.since = get_since(object);
+        parse_filter(object, request.filter);
       }
       break;
     case ControlCommand::kSubscribe:

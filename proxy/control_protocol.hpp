@@ -37,7 +37,7 @@ enum class ControlCommand : std::uint8_t {
   kRemove,       ///< "remove" {name}.
   kReload,       ///< "reload": re-read the rule file.
   kFlows,        ///< "flows" {limit?}: live flows and their teardown stage.
-  kOutcomes,     ///< "outcomes" {limit?, since?}: the most recent outcomes.
+  kOutcomes,     ///< "outcomes" {limit?, since?, filter fields}: the most recent outcomes.
   kSubscribe,    ///< "subscribe" {events?, filter fields}: a stream of events.
   kUnsubscribe,  ///< "unsubscribe".
   kWait,         ///< "wait" {filter fields, timeout_ms?, since?, count?}.
@@ -88,8 +88,8 @@ struct ControlError : std::runtime_error {
   ControlErrorCode code;
 };
 
-/// Which outcomes a `wait` or `subscribe` wants. Empty fields match everything; all given
-/// fields must match.
+/// Which outcomes an `outcomes`, `wait` or `subscribe` wants. Empty fields match everything; all
+/// given fields must match.
 struct OutcomeFilter {
   std::string rule;     ///< A rule that acted on the flow (in the outcome's `actions`).
   std::string result;   ///< clean | reset | timeout.
@@ -144,7 +144,7 @@ struct ControlRequest {
   bool add_first = false;       ///< add: "position": "first" (default "last").
   std::optional<std::uint64_t> limit;  ///< flows, outcomes.
   Since since;                         ///< outcomes, wait.
-  OutcomeFilter filter;                ///< wait, subscribe.
+  OutcomeFilter filter;                ///< outcomes, wait, subscribe.
   std::uint64_t timeout_ms = 5000;     ///< wait.
   std::uint32_t count = 1;             ///< wait: outcomes to match before replying.
   std::uint8_t events = kEventAll;     ///< subscribe.

@@ -481,19 +481,27 @@ nlohmann::json ControlServer::outcomes_reply(const ControlRequest& request) cons
   const std::uint64_t limit = request.limit.value_or(kDefaultOutcomeLimit);
   nlohmann::json list = nlohmann::json::array();
   bool more = false;
+  const OutcomeFilter& filter = request.filter;
   if (request.since.from == Since::From::kNow) {
-    // The most recent `limit`, oldest first.
-    const std::size_t skip =
-        ring_.size() > limit ? ring_.size() - static_cast<std::size_t>(limit) : 0;
-    more = skip > 0;
-    for (std::size_t i = skip; i < ring_.size(); ++i) {
-      list.push_back(outcome_event_json(ring_[i].seq, ring_[i].outcome));
+    // The most recent `limit` that match, oldest first.
+    std::vector<const RingEntry*> newest;
+    for (auto it = ring_.rbegin(); it != ring_.rend(); ++it) {
+      if (!filter.matches(it->outcome)) continue;
+      if (newest.size() >= limit) {
+        more = true;
+        break;
+      }
+      newest.push_back(&*it);
+    }
+    for (auto it = newest.rbegin(); it != newest.rend(); ++it) {
+      list.push_back(outcome_event_json((*it)->seq, (*it)->outcome));
     }
   } else {
-    // The first `limit` after `since`, for paging: ask again with since = the last seq.
+    // The first `limit` that match after `since`, for paging: ask again with since = the last
+    // seq.
     const std::uint64_t since = resolve_since(request.since);
     for (const RingEntry& entry : ring_) {
-      if (entry.seq <= since) continue;
+      if (entry.seq <= since || !filter.matches(entry.outcome)) continue;
       if (list.size() >= limit) {
         more = true;
         break;
@@ -501,11 +509,14 @@ nlohmann::json ControlServer::outcomes_reply(const ControlRequest& request) cons
       list.push_back(outcome_event_json(entry.seq, entry.outcome));
     }
   }
-  return {{"outcomes", std::move(list)},
-          {"last_seq", last_outcome_seq()},
-          {"oldest_seq", ring_.empty() ? nlohmann::json(nullptr) : nlohmann::json(ring_.front().seq)},
-          {"more", more},
-          {"history", config_.history}};
+  nlohmann::json reply = {
+      {"outcomes", std::move(list)},
+      {"last_seq", last_outcome_seq()},
+      {"oldest_seq", ring_.empty() ? nlohmann::json(nullptr) : nlohmann::json(ring_.front().seq)},
+      {"more", more},
+      {"history", config_.history}};
+  if (!filter.empty()) reply["filter"] = filter.to_json();
+  return reply;
 }
 
 void ControlServer::handle_subscribe(Client& client, const ControlRequest& request) {

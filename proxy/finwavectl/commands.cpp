@@ -15,6 +15,8 @@
 #include "proxy/finwavectl/connection.hpp"
 #include "proxy/finwavectl/render.hpp"
 #include "proxy/finwavectl/shell.hpp"
+#include "proxy/ladder.hpp"
+#include "proxy/outcome_json.hpp"
 
 namespace finwave::proxy::ctl {
 namespace {
@@ -188,6 +190,73 @@ int run_watch(const Options& o) {
   return status;
 }
 
+// Why `show` found no outcome for the flow: a live flow that matches has not finished its
+// teardown yet; otherwise the flow is unknown or its outcome has left the daemon's history.
+std::string no_outcome_reason(Connection& connection, const Options& o, const OutcomeFilter& filter,
+                              const nlohmann::json& outcomes_reply) {
+  const nlohmann::json flows = connection.call({{"cmd", "flows"}}, kReplyTimeoutMs);
+  for (const auto& flow : flows.value("flows", nlohmann::json::array())) {
+    const auto client = endpoint_from_string(flow.value("client", ""));
+    const auto server = endpoint_from_string(flow.value("server", ""));
+    if (!client || !server ||
+        !filter.matches_flow(flow.value("id", std::uint64_t{0}), *client, *server)) {
+      continue;
+    }
+    return "flow " + o.flow + " (id " + flow.value("id", nlohmann::json()).dump() + ", stage " +
+           flow.value("stage", "?") +
+           ") has not finished its teardown: no outcome yet (`finwavectl wait --flow " + o.flow +
+           "` waits for it)";
+  }
+  return "no outcome for flow " + o.flow + " among the " +
+         outcomes_reply.value("history", nlohmann::json()).dump() +
+         " most recent ones the daemon keeps, and no live flow matches";
+}
+
+// show: the ladder of the most recent outcome of one flow, fetched from the daemon.
+int run_show(const Options& o) {
+  OutcomeFilter filter;
+  if (!filter.set_flow(o.flow)) {
+    throw CtlError(kExitUsage,
+                   "FLOW must be a flow id (17), an endpoint (198.18.1.2:40000, "
+                   "[2001:db8:1::2]:40000) or an address (198.18.2.2); got '" +
+                       o.flow + "'");
+  }
+  const Style err_style = make_style(o.color, stderr);
+  Connection connection = Connection::open(o.control);
+  const nlohmann::json reply =
+      connection.call({{"cmd", "outcomes"}, {"flow", o.flow}, {"limit", 1}}, kReplyTimeoutMs);
+  if (!reply.value("ok", false)) return report_error(reply, o, err_style);
+  const nlohmann::json list = reply.value("outcomes", nlohmann::json::array());
+  if (list.empty()) throw CtlError(kExitUsage, no_outcome_reason(connection, o, filter, reply));
+  const nlohmann::json& event = list.back();
+  Outcome outcome;
+  try {
+    outcome = outcome_from_json(event);
+  } catch (const std::invalid_argument& error) {
+    throw CtlError(kExitUsage, std::string("the daemon sent an outcome finwavectl cannot read: ") +
+                                   error.what());
+  }
+  if (!o.svg.empty()) {
+    std::ofstream svg(o.svg, std::ios::binary | std::ios::trunc);
+    svg << render_ladder_svg(outcome);
+    svg.close();
+    if (!svg) throw CtlError(kExitUsage, "cannot write " + o.svg);
+    std::fprintf(stderr, "finwavectl: wrote %s (flow %llu, client %s)\n", o.svg.c_str(),
+                 static_cast<unsigned long long>(outcome.id), to_string(outcome.client).c_str());
+  }
+  if (o.json) {
+    print_line(event.dump());
+  } else if (!o.quiet) {
+    LadderOptions options;
+    options.width = o.width != 0 ? o.width : terminal_width(stdout, kMinLadderWidth);
+    options.unicode = o.unicode;
+    const std::string ladder = render_ladder(outcome, options);
+    std::fwrite(ladder.data(), 1, ladder.size(), stdout);
+    std::fflush(stdout);
+  }
+  return kExitOk;
+}
+
 int run_raw(const Options& o) {
   Connection connection = Connection::open(o.control);
   int status = kExitOk;
@@ -235,9 +304,9 @@ std::string default_control_path() {
 }
 
 const std::vector<std::string>& command_names() {
-  static const std::vector<std::string> names = {
-      "status", "rules", "enable", "disable", "add",   "remove", "reload",
-      "flows",  "outcomes", "watch", "wait",  "stats", "raw",    "shell"};
+  static const std::vector<std::string> names = {"status", "rules",  "enable", "disable",  "add",
+                                                 "remove", "reload", "flows",  "outcomes", "show",
+                                                 "watch",  "wait",   "stats",  "raw",      "shell"};
   return names;
 }
 
@@ -273,10 +342,6 @@ void define_commands(CLI::App& app, Options& o, bool in_shell) {
   app.add_subcommand("reload", "Re-read the rule file (rules added with `add` are dropped)");
   app.add_subcommand("flows", "Live flows and their teardown stage")
       ->add_option("--limit", o.limit, "At most this many (default 1000)");
-  auto* outcomes = app.add_subcommand("outcomes", "The most recent outcomes (kept: 1000)");
-  outcomes->add_option("--limit", o.limit, "How many (default 20)");
-  outcomes->add_option("--since", o.since, "Only those after this outcome seq (or 'change')");
-
   auto filters = [&](CLI::App* sub) {
     sub->add_option("--result", o.result, "clean | reset | timeout")
         ->check(CLI::IsMember(result_choices));
@@ -288,6 +353,20 @@ void define_commands(CLI::App& app, Options& o, bool in_shell) {
     sub->add_option("--flow", o.flow,
                     "Flow id, endpoint (198.18.1.2:40000, [2001:db8::2]:5000) or address");
   };
+  auto* outcomes = app.add_subcommand("outcomes", "The most recent outcomes (kept: 1000)");
+  outcomes->add_option("--limit", o.limit, "How many (default 20)");
+  outcomes->add_option("--since", o.since, "Only those after this outcome seq (or 'change')");
+  filters(outcomes);
+  auto* show = app.add_subcommand(
+      "show", "Draw a flow's teardown (its most recent outcome) as a ladder diagram");
+  show->add_option("FLOW", o.flow,
+                   "Flow id, endpoint (198.18.1.2:40000, [2001:db8::2]:5000) or address")
+      ->required();
+  show->add_option("--svg", o.svg, "Also write the diagram as SVG to FILE")->type_name("FILE");
+  show->add_option("--width", o.width, "Columns of the ASCII ladder (default: the terminal's)")
+      ->check(CLI::Range(kMinLadderWidth, std::size_t{1000}));
+  show->add_flag("--unicode", o.unicode, "Box-drawing lines and arrows instead of ASCII");
+  show->add_flag("-q,--quiet", o.quiet, "Do not print the ASCII ladder (with --svg)");
   auto* watch = app.add_subcommand("watch", "Stream events live: outcomes, rule hits, rule "
                                             "changes (Ctrl-C to stop)");
   filters(watch);
@@ -367,12 +446,14 @@ int run_parsed(const CLI::App& app, Options& o) {
     nlohmann::json request = {{"cmd", "outcomes"}};
     if (o.limit != 0) request["limit"] = o.limit;
     if (!o.since.empty()) request["since"] = since_field(o.since);
+    add_filter(request, o);
     return simple(o, request, [](const nlohmann::json& reply, const Style& style) {
       const nlohmann::json list = reply.value("outcomes", nlohmann::json::array());
       if (list.empty()) std::printf("no outcomes yet\n");
       for (const auto& outcome : list) print_line(outcome_line(outcome, style));
     });
   }
+  if (command == "show") return run_show(o);
   if (command == "watch") return run_watch(o);
   if (command == "wait") return run_wait(o);
   if (command == "stats") {

@@ -1,7 +1,7 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
-
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -26,6 +26,10 @@ struct Options {
   std::uint32_t watch_count = 0;   // watch: stop after this many outcomes (0: never)
   std::vector<std::string> events;  // watch
   std::vector<std::string> lines;   // raw
+  std::string svg;                  // show: also write the ladder as SVG here
+  std::size_t width = 0;            // show: ASCII ladder columns (0: the terminal's, or 80)
+  bool unicode = false;             // show
+  bool quiet = false;               // show: no ASCII ladder (with --svg)
 };
 
 /// The default control socket: $FINWAVE_CONTROL, else finwave's default path.

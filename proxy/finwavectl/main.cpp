@@ -13,7 +13,8 @@ namespace {
 constexpr const char* kFooter = R"(Exit status:
   0  success
   1  wait timed out (no matching outcome in time)
-  2  usage or protocol error (bad arguments, or the daemon refused: unknown rule, invalid rule...)
+  2  usage or protocol error (bad arguments, or the daemon refused: unknown rule, invalid rule,
+     no outcome for the flow `show` asked for...)
   3  cannot reach the daemon (no socket, nobody listening, permission denied, connection lost)
 
 Waiting without a race: `wait` matches outcomes reported after it starts. An outcome reported
@@ -28,6 +29,7 @@ Examples:
   finwavectl enable lose-final-ack
   echo '{ name = "lose-fin2", role = "fin2", action = "drop" }' | finwavectl add -
   finwavectl wait --result timeout --timeout 20s --since change
+  finwavectl show 198.18.1.2:40000 --svg teardown.svg
   finwavectl watch --events outcome,rule_change)";
 
 int run(int argc, char** argv) {

@@ -1,5 +1,6 @@
 #include "proxy/finwavectl/render.hpp"
 
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -62,6 +63,16 @@ Style make_style(std::string_view mode, std::FILE* stream) {
                     (term == nullptr || std::string_view(term) != "dumb");
   }
   return style;
+}
+
+std::size_t terminal_width(std::FILE* stream, std::size_t minimum) {
+  winsize size{};
+  const int fd = ::fileno(stream);
+  if (fd >= 0 && ::isatty(fd) == 1 && ::ioctl(fd, TIOCGWINSZ, &size) == 0 &&
+      size.ws_col >= minimum) {
+    return size.ws_col;
+  }
+  return 80;
 }
 
 std::size_t visible_width(std::string_view text) {

@@ -39,6 +39,10 @@ class Table {
   std::vector<std::vector<std::string>> rows_;
 };
 
+/// The width of the terminal `stream` writes to, or 80 when it is not a terminal (so that piped
+/// output does not depend on the terminal it was run from) or narrower than `minimum`.
+std::size_t terminal_width(std::FILE* stream, std::size_t minimum);
+
 /// Characters a terminal shows for `text` (UTF-8 code points, colour escapes not counted).
 std::size_t visible_width(std::string_view text);
 

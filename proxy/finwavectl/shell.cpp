@@ -20,6 +20,7 @@ namespace {
 
 // Completion state: libedit's callbacks are plain functions, so it lives here.
 std::vector<std::string> g_rule_names;
+std::vector<std::string> g_flow_names;  // Client endpoints of recent outcomes, newest first.
 std::vector<std::string> g_candidates;
 std::size_t g_next_candidate = 0;
 
@@ -29,7 +30,7 @@ std::vector<std::string> options_of(const std::string& command) {
   static const std::vector<std::string> filters = {"--result", "--kind", "--closer", "--rule",
                                                     "--flow"};
   std::vector<std::string> options = {"--json"};
-  if (command == "wait" || command == "watch") {
+  if (command == "wait" || command == "watch" || command == "outcomes") {
     options.insert(options.end(), filters.begin(), filters.end());
   }
   if (command == "wait") {
@@ -42,6 +43,8 @@ std::vector<std::string> options_of(const std::string& command) {
     options.emplace_back("--limit");
   } else if (command == "add") {
     options.emplace_back("--first");
+  } else if (command == "show") {
+    options.insert(options.end(), {"--svg", "--width", "--unicode", "--quiet"});
   }
   return options;
 }
@@ -53,6 +56,7 @@ std::vector<std::string> values_of(const std::string& option) {
   if (option == "--events") return {"outcome", "rule_hit", "rule_change"};
   if (option == "--since") return {"change", "now"};
   if (option == "--rule") return g_rule_names;
+  if (option == "--flow") return g_flow_names;
   return {};
 }
 
@@ -89,35 +93,51 @@ char** complete(const char* text, int start, int /*end*/) {
   } else if (before.front() == "enable" || before.front() == "disable" ||
              before.front() == "remove") {
     g_candidates = g_rule_names;
+  } else if (before.front() == "show" && before.size() == 1) {
+    g_candidates = g_flow_names;
   }
   rl_attempted_completion_over = 1;  // No file-name completion as a fallback.
   return rl_completion_matches(text, &next_candidate);
 }
 
-void refresh_rule_names(const Options& globals) {
+// Rule names and the flows of recent outcomes, for completion.
+void refresh_names(const Options& globals) {
   try {
     Connection connection = Connection::open(globals.control);
-    const nlohmann::json reply = connection.call({{"cmd", "rules"}}, 2000);
+    const nlohmann::json rules = connection.call({{"cmd", "rules"}}, 2000);
     std::vector<std::string> names;
-    for (const auto& rule : reply.value("rules", nlohmann::json::array())) {
+    for (const auto& rule : rules.value("rules", nlohmann::json::array())) {
       names.push_back(rule.value("name", ""));
     }
     g_rule_names = std::move(names);
+    const nlohmann::json outcomes = connection.call({{"cmd", "outcomes"}, {"limit", 50}}, 2000);
+    std::vector<std::string> flows;
+    const nlohmann::json list = outcomes.value("outcomes", nlohmann::json::array());
+    for (auto it = list.rbegin(); it != list.rend(); ++it) {
+      const std::string client =
+          it->value("flow", nlohmann::json::object()).value("client", std::string());
+      if (!client.empty() && std::find(flows.begin(), flows.end(), client) == flows.end()) {
+        flows.push_back(client);
+      }
+    }
+    g_flow_names = std::move(flows);
   } catch (const std::exception&) {
-    // Completion without rule names is still completion.
+    // Completion without rule or flow names is still completion.
   }
 }
 
 void print_help() {
   std::printf(
       "Commands (as for finwavectl, without its global options):\n"
-      "  status | rules | stats | reload | flows [--limit N] | outcomes [--limit N]\n"
+      "  status | rules | stats | reload | flows [--limit N] | outcomes [--limit N] [filters]\n"
+      "  show FLOW [--svg FILE] [--width N] [--unicode]   (ladder diagram of its teardown)\n"
       "  enable NAME... | disable NAME... | remove NAME... | add FILE [--first]\n"
       "  wait [--result R] [--kind K] [--closer C] [--rule NAME] [--flow F] [--timeout 5s]\n"
       "       [--since SEQ|change]\n"
       "  watch [filters] [--events outcome,rule_hit,rule_change]   (Ctrl-C returns here)\n"
       "  raw JSON-LINE | help | quit\n"
-      "Tab completes commands, options, their values and rule names; COMMAND --help explains.\n");
+      "Tab completes commands, options, their values, rule names and recent flows; COMMAND\n"
+      "--help explains.\n");
 }
 
 // Runs one line; returns its exit status.
@@ -173,7 +193,7 @@ int run_shell(const Options& globals) {
     if (!history_file.empty()) read_history(history_file.c_str());
     rl_attempted_completion_function = &complete;
     rl_completion_append_character = ' ';
-    refresh_rule_names(globals);
+    refresh_names(globals);
     std::printf("finwave shell on %s; 'help' lists commands, Tab completes, Ctrl-D leaves\n",
                 globals.control.c_str());
   }
@@ -211,7 +231,7 @@ int run_shell(const Options& globals) {
     clear_interrupt();
     const int result = run_line(line, globals);
     if (result != kExitOk) status = result;
-    if (interactive) refresh_rule_names(globals);
+    if (interactive) refresh_names(globals);
   }
   return interactive ? kExitOk : status;
 }

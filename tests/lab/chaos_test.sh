@@ -53,6 +53,35 @@ dropped=$(ctl --json outcomes --since change |
   jq '[.outcomes[] | select(.result == "timeout") | .final_acks.dropped] | max')
 [ "$dropped" -ge 1 ] || fail "the broken teardown shows no dropped final ACK"
 
+# 2b. Look at it: `finwavectl show` draws the broken teardown from the daemon's outcome, by flow
+# id and by the client's endpoint; --svg writes it as an SVG document with one arrow a segment.
+broken=$(ctl --json outcomes --since change --rule lose-final-ack --result timeout --limit 1 |
+  jq -c '.outcomes[-1]')
+id=$(jq .id <<<"$broken")
+client=$(jq -r .flow.client <<<"$broken")
+ladder=$(ctl show "$id" --width 100) || fail "finwavectl show $id failed"
+echo "$ladder"
+grep -q "^flow $id: client $client -> server " <<<"$ladder" || fail "show: no title line"
+grep -Eq '^ +client +server$' <<<"$ladder" || fail "show: no client and server columns"
+grep -q -- "-X DROPPED" <<<"$ladder" || fail "show: no DROPPED arrow"
+ctl show "$client" --width 100 | grep -q "client $client -> " || fail "show by endpoint failed"
+ctl show "$id" --svg "$LAB_DIR/broken.svg" --quiet || fail "show --svg failed"
+xmllint --noout "$LAB_DIR/broken.svg" || fail "show --svg: not well-formed XML"
+svg_count() { xmllint --xpath "count($1)" "$LAB_DIR/broken.svg"; }
+arrows=$(svg_count '//*[local-name()="line"][contains(concat(" ", @class, " "), " segment ")]')
+shown=$(ctl --json show "$id")
+[ "$arrows" -eq "$(jq '.timeline | length' <<<"$shown")" ] ||
+  fail "show --svg: $arrows arrows for $(jq '.timeline | length' <<<"$shown") timeline entries"
+[ "$(svg_count '//*[@data-verdict="drop"]')" -eq \
+  "$(jq '[.timeline[] | select(.verdict == "drop")] | length' <<<"$shown")" ] ||
+  fail "show --svg: dropped arrows do not match the timeline"
+status=0
+ctl show 198.18.1.2:1 2>/dev/null || status=$?
+[ "$status" -eq 2 ] || fail "show of an unknown flow exited $status, not 2"
+status=0
+ctl --control "$LAB_DIR/nobody.sock" show "$id" 2>/dev/null || status=$?
+[ "$status" -eq 3 ] || fail "show without a daemon exited $status, not 3"
+
 # 3. Heal it: the rule goes off and new connections are clean again.
 ctl disable lose-final-ack
 connect 5
@@ -74,4 +103,4 @@ reported=$(outcomes 'select(.sides_known) | .flow.client' | sort -u | wc -l)
 grep -q "enabled rule 'lose-final-ack'" "$FINWAVE_OUT.err" || fail "enable not logged"
 grep -q "disabled rule 'lose-final-ack'" "$FINWAVE_OUT.err" || fail "disable not logged"
 [ ! -e "$FINWAVE_CONTROL" ] || fail "control socket left behind"
-pass "clean -> enable -> timeout outcome ($hits final ACKs dropped, reported ${broken_ms} ms after the wait began) -> disable -> clean"
+pass "clean -> enable -> timeout outcome ($hits final ACKs dropped, reported ${broken_ms} ms after the wait began; finwavectl show drew it, $arrows arrows in its SVG) -> disable -> clean"

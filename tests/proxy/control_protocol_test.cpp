@@ -72,8 +72,8 @@ const std::vector<BadRequest> kBadRequests = {
     {R"({"id":1,"cmd":"add","toml":5})", ControlErrorCode::kBadField, "must be a string", 1},
     {R"({"id":1,"cmd":"add","rule":"name = 'x'"})", ControlErrorCode::kBadField,
      "'rule' must be an object", 1},
-    {R"({"id":1,"cmd":"add","rule":{"name":"x","ports":{"a":1}}})",
-     ControlErrorCode::kInvalidRule, "rule key 'ports' cannot be an object", 1},
+    {R"({"id":1,"cmd":"add","rule":{"name":"x","ports":{"a":1}}})", ControlErrorCode::kInvalidRule,
+     "rule key 'ports' cannot be an object", 1},
     {R"({"id":1,"cmd":"add","rule":{"name":null}})", ControlErrorCode::kInvalidRule,
      "cannot be null", 1},
     {R"({"id":1,"cmd":"add","rule":{"ports":[[1]]}})", ControlErrorCode::kInvalidRule,
@@ -87,10 +87,15 @@ const std::vector<BadRequest> kBadRequests = {
     {R"({"id":1,"cmd":"flows","limit":"10"})", ControlErrorCode::kBadField, "got \"10\"", 1},
     {R"({"id":1,"cmd":"outcomes","limit":99999999999})", ControlErrorCode::kBadField,
      "from 1 to 1000000", 1},
-    {R"({"id":1,"cmd":"outcomes","since":-1})", ControlErrorCode::kBadField,
-     "'since' must be", 1},
+    {R"({"id":1,"cmd":"outcomes","since":-1})", ControlErrorCode::kBadField, "'since' must be", 1},
     {R"({"id":1,"cmd":"outcomes","since":"yesterday"})", ControlErrorCode::kBadField,
      "\"rule_change\"", 1},
+    {R"({"id":1,"cmd":"outcomes","flow":"198.18.1.2:"})", ControlErrorCode::kBadField,
+     "'flow' must be a flow id (17)", 1},
+    {R"({"id":1,"cmd":"outcomes","kind":"five_way"})", ControlErrorCode::kBadField,
+     "'kind' must be one of", 1},
+    {R"({"id":1,"cmd":"outcomes","events":"outcome"})", ControlErrorCode::kUnknownField,
+     "(it takes limit, since, rule, result, kind, closer, flow)", 1},
     // wait.
     {R"({"id":1,"cmd":"wait","result":"lost"})", ControlErrorCode::kBadField,
      "'result' must be one of clean, reset, timeout; got 'lost'", 1},
@@ -116,8 +121,7 @@ const std::vector<BadRequest> kBadRequests = {
     {R"({"id":1,"cmd":"wait","count":0})", ControlErrorCode::kBadField, "'count'", 1},
     {R"({"id":1,"cmd":"wait","since":true})", ControlErrorCode::kBadField, "'since'", 1},
     // subscribe.
-    {R"({"id":1,"cmd":"subscribe","events":[]})", ControlErrorCode::kBadField,
-     "at least one", 1},
+    {R"({"id":1,"cmd":"subscribe","events":[]})", ControlErrorCode::kBadField, "at least one", 1},
     {R"({"id":1,"cmd":"subscribe","events":["outcome","packets"]})", ControlErrorCode::kBadField,
      "got \"packets\"", 1},
     {R"({"id":1,"cmd":"subscribe","events":[1]})", ControlErrorCode::kBadField, "got 1", 1},
@@ -228,6 +232,13 @@ TEST_SUITE("control_protocol") {
     REQUIRE_FALSE(p.error.has_value());
     CHECK(p.request.limit == 5U);
     CHECK(p.request.since.from == Since::From::kNow);
+    CHECK(p.request.filter.empty());
+
+    p = parse_control_request(
+        R"({"cmd":"outcomes","limit":1,"flow":"198.18.1.2:40000","result":"timeout"})");
+    REQUIRE_FALSE(p.error.has_value());
+    CHECK(p.request.filter.flow == "198.18.1.2:40000");
+    CHECK(p.request.filter.result == "timeout");
 
     p = parse_control_request(R"({"cmd":"add","toml":"name = \"x\"","position":"first"})");
     REQUIRE_FALSE(p.error.has_value());
