@@ -602,6 +602,7 @@ class SvgLadder {
   static constexpr std::int64_t kBreakUs = 50'000;  // gaps marked with their length
   static constexpr double kBreakRoom = 14;
   static constexpr double kCutRoom = 30;
+  static constexpr int kCopiesDrawn = 3;
 
   explicit SvgLadder(const Outcome& outcome) : o_(outcome) {}
 
@@ -614,27 +615,34 @@ class SvgLadder {
     const double width =
         std::max(kMinWidth, std::ceil(static_cast<double>(widest) * kCharWidth) + 40);
 
-    // Rows first, to know the height.
-    std::string rows;
+    // Where each row goes, then the rows, to know the height.
+    std::vector<std::string> before_row(o_.timeline.size());  // A cut band or a gap break.
     double y = kTop;
     for (std::size_t i = 0; i < o_.timeline.size(); ++i) {
       if (i != 0) {
         const double previous = y;
         const std::int64_t gap =
             std::max<std::int64_t>(0, o_.timeline[i].t_us - o_.timeline[i - 1].t_us);
-        const double gap_ms = static_cast<double>(gap) / 1000.0;
-        y += kStep + std::min(kMaxExtra, kExtraPerDoubling * std::log2(1.0 + gap_ms));
+        y += step(gap);
         if (o_.timeline_dropped != 0 && i == cut_position(o_)) {
           y += kCutRoom;
-          rows += cut_band(between(previous, y));
+          before_row[i] = cut_band(between(previous, y));
         } else if (gap >= kBreakUs) {
           y += kBreakRoom;
-          rows += gap_break(between(previous, y), gap);
+          before_row[i] = gap_break(between(previous, y), gap);
         }
       }
-      rows += arrow(o_.timeline[i], i, y);
+      row_y_.push_back(y);
     }
-    double bottom = y + kSlope + 24;
+    std::string rows;
+    double lowest = y;
+    for (std::size_t i = 0; i < o_.timeline.size(); ++i) {
+      const double reached = arrival_y(i);
+      lowest = std::max(lowest, reached - kSlope);
+      rows += before_row[i];
+      rows += arrow(o_.timeline[i], i, row_y_[i], reached);
+    }
+    double bottom = lowest + kSlope + 24;
     if (o_.timeline.empty()) {
       rows += text_at((kClientX + kServerX) / 2, kTop, "(no segments in the timeline)", "middle",
                       "#555555");
@@ -671,6 +679,41 @@ class SvgLadder {
   }
 
  private:
+  // How far a row starts below the previous one, `gap_us` later.
+  static double step(std::int64_t gap_us) {
+    const double gap_ms = static_cast<double>(std::max<std::int64_t>(0, gap_us)) / 1000.0;
+    return kStep + std::min(kMaxExtra, kExtraPerDoubling * std::log2(1.0 + gap_ms));
+  }
+
+  // The height of time `t_us` on the lifelines: between the rows around it, in proportion; past
+  // the last row, one step further.
+  double y_at(std::int64_t t_us) const {
+    const std::vector<TimelineEntry>& timeline = o_.timeline;
+    for (std::size_t i = 0; i + 1 < timeline.size(); ++i) {
+      const std::int64_t begin = timeline[i].t_us;
+      const std::int64_t end = timeline[i + 1].t_us;
+      if (t_us > end) continue;
+      if (t_us <= begin || end <= begin) return row_y_[i];
+      const double part = static_cast<double>(t_us - begin) / static_cast<double>(end - begin);
+      return row_y_[i] + (row_y_[i + 1] - row_y_[i]) * part;
+    }
+    return row_y_.back() + step(t_us - timeline.back().t_us);
+  }
+
+  // Where arrow `index` ends: kSlope below its row, or for a held segment that went out, kSlope
+  // below the height of the time it went out (the arrow crosses what passed meanwhile).
+  double arrival_y(std::size_t index) const {
+    const TimelineEntry& e = o_.timeline[index];
+    if (e.verdict == Verdict::kDelay && e.released && e.hold_ms && *e.hold_ms != 0) {
+      return std::max(row_y_[index], y_at(released_us(e))) + kSlope;
+    }
+    return row_y_[index] + kSlope;
+  }
+
+  static std::int64_t released_us(const TimelineEntry& e) {
+    return e.t_us + static_cast<std::int64_t>(e.hold_ms.value_or(0)) * 1000;
+  }
+
   // Halfway between the end of the arrow at `previous` and the top of the label at `next`.
   static double between(double previous, double next) {
     return (previous + kSlope + next + kSlope / 2 - 18) / 2;
@@ -736,7 +779,8 @@ class SvgLadder {
     return out;
   }
 
-  std::string arrow(const TimelineEntry& e, std::size_t index, double y) const {
+  // Arrow `index` from its row at `y` down to `reached` at the receiver's lifeline.
+  std::string arrow(const TimelineEntry& e, std::size_t index, double y, double reached) const {
     const Paint paint = paint_of(e);
     const std::string color(paint.color);
     const bool to_server = e.from == rules::Side::kClient;
@@ -746,7 +790,10 @@ class SvgLadder {
     // A lost segment's line stops at 60% of the way, where an X marks the loss.
     const double reach = lost ? 0.6 : 1.0;
     const double xe = x1 + (x2 - x1) * reach;
-    const double ye = y + kSlope * reach;
+    const double ye = y + (reached - y) * reach;
+    // A held segment's line is steep: its label goes next to the sender, above the line, so
+    // that it stays on its own row.
+    const bool steep = reached - y > 2 * kSlope;
     const double stroke = is_handshake(e) ? 1.2 : 1.6;
 
     const ArrowText words = arrow_text(e, "\u00d7");
@@ -760,17 +807,25 @@ class SvgLadder {
            "\" stroke-width=\"" + num(stroke) + "\"";
     if (e.verdict == Verdict::kDelay) out += " stroke-dasharray=\"7 4\"";
     if (!lost) out += " marker-end=\"url(#head-" + std::string(paint.name) + ")\"";
-    out += "><title>" +
-           xml_escape(format_ms(e.t_us) + "  " + std::string(rules::to_string(e.from)) +
-                      (to_server ? " \u2192 server  " : " \u2192 client  ") +
-                      join_words({words.head, words.numbers}) + "  verdict " +
-                      std::string(to_string(e.verdict)) + amounts_text(e)) +
-           "</title></line>\n";
+    std::string tooltip = format_ms(e.t_us) + "  " + std::string(rules::to_string(e.from)) +
+                          (to_server ? " \u2192 server  " : " \u2192 client  ") +
+                          join_words({words.head, words.numbers}) + "  verdict " +
+                          std::string(to_string(e.verdict)) + amounts_text(e);
+    if (e.verdict == Verdict::kDelay && e.released && e.hold_ms) {
+      tooltip += ", went out at " + format_ms(released_us(e));
+    }
+    out += "><title>" + xml_escape(tooltip) + "</title></line>\n";
     if (e.verdict == Verdict::kDuplicate) {
-      // The copy finwave injects behind the segment.
-      out += "<line class=\"copy\" x1=\"" + num(x1) + "\" y1=\"" + num(y + 5) + "\" x2=\"" +
-             num(x2) + "\" y2=\"" + num(y + 5 + kSlope) + "\" stroke=\"" + color +
-             "\" stroke-width=\"1\" marker-end=\"url(#head-" + std::string(paint.name) + ")\"/>\n";
+      // The copies finwave injects behind the segment, one line each (at most kCopiesDrawn; one
+      // when the outcome does not say how many).
+      const int lines = std::clamp<int>(e.copies, 1, kCopiesDrawn);
+      for (int k = 1; k <= lines; ++k) {
+        const double offset = 5.0 * k;
+        out += "<line class=\"copy\" x1=\"" + num(x1) + "\" y1=\"" + num(y + offset) + "\" x2=\"" +
+               num(x2) + "\" y2=\"" + num(y + offset + kSlope) + "\" stroke=\"" + color +
+               "\" stroke-width=\"1\" marker-end=\"url(#head-" + std::string(paint.name) +
+               ")\"/>\n";
+      }
     }
     if (lost) {
       out += "<path class=\"lost\" d=\"M" + num(xe - 5) + "," + num(ye - 5) + " L" + num(xe + 5) +
@@ -781,17 +836,18 @@ class SvgLadder {
         "<circle cx=\"" + num(x1) + "\" cy=\"" + num(y) + "\" r=\"2.5\" fill=\"" + color + "\"/>\n";
     out += text_at(kClientX - 16, y + 4, format_ms(e.t_us), "end", "#555555");
 
-    // The label sits above the middle of the drawn line, kept between the lifelines, its
-    // baseline just above the line where the line is highest under it (at the sender's side).
+    // The label sits above the middle of the drawn line (next to the sender for a steep one),
+    // kept between the lifelines, its baseline just above the line where the line is highest
+    // under it (at the sender's side).
     const std::string label_text = join_words({words.head, words.numbers, words.action});
-    const double half = kCharWidth * static_cast<double>(label_text.size()) / 2;
-    double label_x = x1 + (xe - x1) / 2;
+    const double half = kCharWidth * static_cast<double>(columns(label_text)) / 2;
+    double label_x = steep ? x1 + (to_server ? 1 : -1) * (half + 12) : x1 + (xe - x1) / 2;
     if (2 * half + 16 < kServerX - kClientX) {
       label_x = std::clamp(label_x, kClientX + 8 + half, kServerX - 8 - half);
     }
     const double near_x = to_server ? label_x - half : label_x + half;
     const double near_t = std::clamp((near_x - x1) / (x2 - x1), 0.0, 1.0);
-    const double label_y = y + kSlope * near_t - 5;
+    const double label_y = y + (reached - y) * near_t - 5;
     out += "<text x=\"" + num(label_x) + "\" y=\"" + num(label_y) +
            "\" text-anchor=\"middle\" fill=\"" + color + "\">" +
            xml_escape(join_words({words.head, words.numbers}));
@@ -827,6 +883,7 @@ class SvgLadder {
   }
 
   const Outcome& o_;
+  std::vector<double> row_y_;  ///< Where each timeline entry's arrow starts.
 };
 
 }  // namespace

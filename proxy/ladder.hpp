@@ -44,11 +44,12 @@ std::string render_ladder(const Outcome& outcome, const LadderOptions& options =
 /// lifelines, one sloped arrow per timeline entry whose vertical position follows time (gaps are
 /// compressed logarithmically, and gaps of 50 ms or more are marked with their length), each
 /// labelled with time, flags, role, marks and action (with its amount, as in the ASCII ladder),
-/// and coloured by verdict: red and cut short
-/// with an X for dropped, orange and dashed for delayed, blue and doubled for duplicated, purple
-/// for reset. Every arrow is a `<line class="segment verdict-…">` with `data-index`, `data-role`,
-/// `data-from` and `data-verdict` attributes and a `<title>` tooltip; nothing else carries
-/// `data-role`. Pure function, any thread.
+/// and coloured by verdict: red and cut short with an X for dropped; orange and dashed for
+/// delayed, reaching the receiver at the height of the time it went out (crossing what passed
+/// meanwhile) when the outcome has it; blue with a thinner line per copy (up to three) for
+/// duplicated; purple for reset. Every arrow is a `<line class="segment verdict-…">` with
+/// `data-index`, `data-role`, `data-from` and `data-verdict` attributes and a `<title>` tooltip;
+/// nothing else carries `data-role`. Pure function, any thread.
 std::string render_ladder_svg(const Outcome& outcome);
 
 }  // namespace finwave::proxy
