@@ -193,6 +193,16 @@ std::string to_json_line(const Outcome& o) {
     w.number(e.len);
     w.key("verdict");
     w.string(to_string(e.verdict));
+    if (e.hold_ms) {
+      w.key("hold_ms");
+      w.number(*e.hold_ms);
+      w.key("released");
+      w.boolean(e.released);
+    }
+    if (e.copies != 0) {
+      w.key("copies");
+      w.number(std::uint32_t{e.copies});
+    }
     w.end_object();
   }
   w.end_array();
