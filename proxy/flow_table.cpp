@@ -111,7 +111,7 @@ struct FlowTable::FlowRecord {
     std::uint32_t copies : 8 = 0;  ///< Copies sent behind the segment (a rule sends <= 100).
     std::uint8_t flags = 0;
     Role role = Role::kAck;
-    std::uint8_t bits = 0;  ///< kFromServer | kRetx | kDupAck | kBogus.
+    std::uint8_t bits = 0;  ///< kFromServer | kRetx | kDupAck | kBogus | kReleased.
     Verdict verdict = Verdict::kAccept;
   };
   // The timeline is most of the per-flow budget (flow_record_bytes(), tested).
