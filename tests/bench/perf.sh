@@ -22,7 +22,8 @@
 #   1 throughput  iperf3, 1 and 4 streams, client -> server: kernel forwarding alone; finwave in
 #                 router mode with rules/examples/lose-first-final-ack.toml; socat relaying on the
 #                 router.                                     target finwave >= 0.97 x kernel
-#   2 churn       connections/s: 4 finwave-peer clients x 16 parallel, send:100,close; kernel
+#   2 churn       connections/s: 4 finwave-peer clients x 16 parallel, each connection
+#                 send:100,shutdown,read-eof,close (done once the server has closed too); kernel
 #                 alone, finwave (tests/bench/perf_rules.toml: rules loaded, none fires), the bare
 #                 consumer (same capture rules).  targets >= 0.85 x kernel, >= 0.95 x bare
 #   3 latency     finwave-latency-probe: connect -> 1-byte reply, one connection at a time,
@@ -324,7 +325,8 @@ churn_run() {
   t0=$(now_ns)
   for ((i = 0; i < CHURN_CLIENTS; i++)); do
     lab_exec client "$PEER" client --connect "$LAB_SERVER_V4" --port 5000 \
-      --connections "$CHURN_PER_CLIENT" --parallel "$CHURN_PARALLEL" --script send:100,close \
+      --connections "$CHURN_PER_CLIENT" --parallel "$CHURN_PARALLEL" \
+      --script send:100,shutdown,read-eof,close \
       --timeout 5000 --io-timeout 10000 --quiet >"$work/churn.$tag.$i.json" 2>&1 &
     pids+=($!)
   done
@@ -384,7 +386,7 @@ bench_churn() {
     --argjson cpu_f "$(median ${cpu[finwave]})" --argjson cpu_b "$(median ${cpu[bare]})" \
     --argjson met_k "$(target_met "$(at_least "$rk" 0.85)")" \
     --argjson met_b "$(target_met "$(at_least "$rb" 0.95)")" \
-    --arg load "$CHURN_CLIENTS clients x $CHURN_PARALLEL parallel, send:100,close" \
+    --arg load "$CHURN_CLIENTS clients x $CHURN_PARALLEL parallel, send:100,shutdown,read-eof,close" \
     '{bench: "churn", case: $load, unit: "conn/s",
       values: {kernel: $k, finwave: $f, bare: $b}, runs: {kernel: $rk_, finwave: $rf_, bare: $rb_},
       ratios: {"finwave/kernel": $rk, "finwave/bare": $rb},
@@ -789,8 +791,12 @@ lab_begin perf
 work=$LAB_WORK
 : >"$work/results.jsonl"
 # Many short connections from one client address: every ephemeral port, and TIME_WAIT ports
-# reused for new connections (the client closes first in the churn).
-lab_exec client sysctl -q -w net.ipv4.ip_local_port_range="1024 65535" net.ipv4.tcp_tw_reuse=1
+# reused for new connections (the client closes first in the churn). The churn makes ~100 k
+# connections a minute, more than there are ports: past 4096, TIME_WAIT sockets are not kept
+# (the teardown on the wire is the same), or every run after the first would measure the
+# client's search for a free port among tens of thousands in TIME_WAIT.
+lab_exec client sysctl -q -w net.ipv4.ip_local_port_range="1024 65535" net.ipv4.tcp_tw_reuse=1 \
+  net.ipv4.tcp_max_tw_buckets=4096
 lab_exec server sysctl -q -w net.core.somaxconn=4096
 
 # timed NAME FUNCTION — runs a benchmark and notes how long it took.

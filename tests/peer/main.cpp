@@ -127,7 +127,8 @@ int run_server(const Options& o, const Script& script) {
   EventLog log("server", o.quiet);
   const auto local = parse_endpoint(o.address, static_cast<std::uint16_t>(o.port));
 
-  Fd listener(::socket(local->family(), SOCK_STREAM | SOCK_CLOEXEC, 0));
+  // Non-blocking: the accept loop below takes connections until the backlog is empty.
+  Fd listener(::socket(local->family(), SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
   if (!listener.valid()) {
     return fatal(log, "listen", "socket", errno);
   }
@@ -179,28 +180,35 @@ int run_server(const Options& o, const Script& script) {
       interrupted = true;
       break;
     }
-    Fd conn(::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
-    if (!conn.valid()) {
-      // The peer may reset a connection while it waits in the backlog; keep serving.
-      const int error = errno;
-      if (error != EINTR && error != EAGAIN && error != ECONNABORTED) {
-        Fields fields = failure(error);
-        log.emit(-1, "accept", fields);
+    // Everything in the backlog, not one per wake-up: under churn a backlog that grows leaves
+    // connections waiting in CLOSE_WAIT, and new connections that reuse their 4-tuples are
+    // answered with challenge ACKs instead of SYN-ACKs.
+    while (o.connections == 0 || accepted < o.connections) {
+      Fd conn(::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
+      if (!conn.valid()) {
+        // The peer may reset a connection while it waits in the backlog; keep serving.
+        const int error = errno;
+        if (error == ECONNABORTED || error == EINTR) continue;
+        if (error != EAGAIN) {
+          Fields fields = failure(error);
+          log.emit(-1, "accept", fields);
+        }
+        break;
       }
-      continue;
+      const int index = accepted++;
+      log.emit(index, "accept",
+               Fields{{"ok", true},
+                      {"local", local_of(conn.get())},
+                      {"remote", remote_of(conn.get())}});
+      auto finished = std::make_shared<std::atomic<bool>>(false);
+      ++active;
+      std::thread thread([&, index, finished, fd = std::move(conn)]() mutable {
+        totals.add(run_script(std::move(fd), index, script, log, io_timeout(o)));
+        --active;
+        finished->store(true);
+      });
+      workers.push_back(Worker{std::move(thread), std::move(finished)});
     }
-    const int index = accepted++;
-    log.emit(
-        index, "accept",
-        Fields{{"ok", true}, {"local", local_of(conn.get())}, {"remote", remote_of(conn.get())}});
-    auto finished = std::make_shared<std::atomic<bool>>(false);
-    ++active;
-    std::thread thread([&, index, finished, fd = std::move(conn)]() mutable {
-      totals.add(run_script(std::move(fd), index, script, log, io_timeout(o)));
-      --active;
-      finished->store(true);
-    });
-    workers.push_back(Worker{std::move(thread), std::move(finished)});
   }
 
   if (!interrupted) {
