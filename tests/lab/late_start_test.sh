@@ -43,7 +43,12 @@ for name in "${cases[@]}"; do
     late_server_first_*)
       closer[$name]=server
       server_script="read:1000,wait-file:$go,shutdown,read-eof,close"
-      client_script=send:1000,read-eof,close
+      # The hold keeps ack1 and fin2 apart. Sent back to back (µs apart), fin2 can reach
+      # conntrack while ack1, which created the connection's entry mid-stream, still waits in
+      # the queue unconfirmed: fin2 gets an entry of its own, its CONNMARK goes on that one, and
+      # conntrack keeps ack1's when both are confirmed. The final ACK then carries no mark and
+      # is not queued (a limitation of picking up connections that began before finwave).
+      client_script=send:1000,read-eof,hold:50,close
       ;;
   esac
   teardown_server "$name" "$server_script" "$port"
