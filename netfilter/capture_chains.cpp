@@ -435,19 +435,26 @@ CaptureChains& CaptureChains::operator=(CaptureChains&& other) noexcept {
 
 CaptureChains::~CaptureChains() { remove(); }
 
-void CaptureChains::stop_capturing() noexcept {
-  if (!installed_) {
-    return;
-  }
+namespace {
+
+// remove_both() for shutdown paths that cannot do better than say what failed. `doing` names the
+// step in the message ("removing", "emptying").
+void remove_both_logged(std::uint16_t queue_num, Removal removal, const char* doing) noexcept {
   try {
-    remove_both(queue_num_, false, false, Removal::kChainRules);
+    remove_both(queue_num, false, false, removal);
   } catch (const std::exception& error) {
-    std::fprintf(stderr, "finwave: emptying capture chain FINWAVE-Q%u failed: %s\n",
-                 unsigned{queue_num_}, error.what());
+    std::fprintf(stderr, "finwave: %s capture chain FINWAVE-Q%u failed: %s\n", doing,
+                 unsigned{queue_num}, error.what());
   } catch (...) {
-    std::fprintf(stderr, "finwave: emptying capture chain FINWAVE-Q%u failed\n",
-                 unsigned{queue_num_});
+    std::fprintf(stderr, "finwave: %s capture chain FINWAVE-Q%u failed\n", doing,
+                 unsigned{queue_num});
   }
+}
+
+}  // namespace
+
+void CaptureChains::stop_capturing() noexcept {
+  if (installed_) remove_both_logged(queue_num_, Removal::kChainRules, "emptying");
 }
 
 void CaptureChains::remove() noexcept {
@@ -455,15 +462,7 @@ void CaptureChains::remove() noexcept {
     return;
   }
   installed_ = false;
-  try {
-    remove_both(queue_num_, false, false);
-  } catch (const std::exception& error) {
-    std::fprintf(stderr, "finwave: removing capture chain FINWAVE-Q%u failed: %s\n",
-                 unsigned{queue_num_}, error.what());
-  } catch (...) {
-    std::fprintf(stderr, "finwave: removing capture chain FINWAVE-Q%u failed\n",
-                 unsigned{queue_num_});
-  }
+  remove_both_logged(queue_num_, Removal::kEverything, "removing");
 }
 
 }  // namespace finwave::nf
