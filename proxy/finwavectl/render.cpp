@@ -193,9 +193,19 @@ void print_status(const nlohmann::json& r, const Style& style, std::FILE* out) {
   for (const auto& port : r.value("ports", nlohmann::json::array())) {
     ports += (ports.empty() ? "" : ",") + str(port);
   }
-  std::fprintf(out, "%s %s, pid %s, %s mode, queue %s, %s\n", style.bold("finwave").c_str(),
-               str(field(r, "version")).c_str(), str(field(r, "pid")).c_str(), str(field(r, "mode")).c_str(),
-               str(field(r, "queue")).c_str(), ports.empty() ? "all ports" : ("ports " + ports).c_str());
+  // "queue 0", or "queues 4-7" with --queues 4.
+  std::string queues = "queue " + str(field(r, "queue"));
+  const nlohmann::json& count = field(r, "queue_count");
+  if (count.is_number_unsigned() && count.get<std::uint64_t>() > 1 &&
+      field(r, "queue").is_number_unsigned()) {
+    const std::uint64_t first = field(r, "queue").get<std::uint64_t>();
+    queues = "queues " + std::to_string(first) + "-" +
+             std::to_string(first + count.get<std::uint64_t>() - 1);
+  }
+  std::fprintf(out, "%s %s, pid %s, %s mode, %s, %s\n", style.bold("finwave").c_str(),
+               str(field(r, "version")).c_str(), str(field(r, "pid")).c_str(),
+               str(field(r, "mode")).c_str(), queues.c_str(),
+               ports.empty() ? "all ports" : ("ports " + ports).c_str());
   Table table({"", ""});
   char uptime[64];
   std::snprintf(uptime, sizeof uptime, "%.1f s (since %s)", r.value("uptime_s", 0.0),

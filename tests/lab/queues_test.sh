@@ -93,6 +93,7 @@ finwave_start router "$work/many.jsonl" --queues 2 --port "$port" --settle 0.2 \
   --control "$work/control.sock"
 status=$(ctl --json status)
 [ "$(jq .queue_count <<<"$status")" -eq 2 ] || fail "status: $status"
+ctl status | grep -q "queues 0-1" || fail "finwavectl status does not name both queues: $(ctl status)"
 started=$(date +%s%N)
 run_clients many "$per_address" send:200,close "${addresses[@]}"
 elapsed_ms=$((($(date +%s%N) - started) / 1000000))
