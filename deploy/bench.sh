@@ -32,11 +32,14 @@ bench_perf() {
   "$repo/tests/bench/perf.sh" --build "${FINWAVE_BUILD:-$repo/build}" --out "$results/bench.json" "$@"
 }
 
-# Delay precision: tests/bench/delay_precision.sh, JSON in bench-delay.json.
+# Delay precision: tests/bench/delay_precision.sh, JSON in bench-delay.json; then the same with
+# finwave at SCHED_FIFO priority 10 (--realtime-priority), JSON in bench-delay-realtime.json.
 bench_delay() {
   local results=$1
   shift
   "$repo/tests/bench/delay_precision.sh" --json "$results/bench-delay.json" "$@"
+  "$repo/tests/bench/delay_precision.sh" --json "$results/bench-delay-realtime.json" \
+    --realtime-priority 10 "$@"
 }
 
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }

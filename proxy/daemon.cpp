@@ -1,13 +1,17 @@
 #include "proxy/daemon.hpp"
 
 #include <fcntl.h>
+#include <sched.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <stdexcept>
+#include <string>
+#include <system_error>
 #include <utility>
 
 #include "proxy/ladder.hpp"
@@ -95,6 +99,20 @@ int Daemon::run() {
     throw std::runtime_error(std::string("cannot create the event loop: ") + uv_strerror(error));
   }
   loop_initialized_ = true;
+  if (options_.realtime_priority > 0) {
+    // Before start(): the queue workers' threads inherit it (and so do the iptables-restore
+    // runs, which finish in milliseconds). finwave never spins: it sleeps in epoll between
+    // packets and timers, so the real-time class only decides who runs first when it wakes.
+    sched_param param{};
+    param.sched_priority = options_.realtime_priority;
+    if (sched_setscheduler(0, SCHED_FIFO, &param) != 0) {
+      throw std::system_error(errno, std::generic_category(),
+                              "--realtime-priority " +
+                                  std::to_string(options_.realtime_priority) +
+                                  ": cannot switch to SCHED_FIFO (needs CAP_SYS_NICE)");
+    }
+    log("running at SCHED_FIFO priority " + std::to_string(options_.realtime_priority));
+  }
   start();
   uv_run(&loop_, UV_RUN_DEFAULT);
   // Every handle is closed by now; a non-zero result would mean one leaked.

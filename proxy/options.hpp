@@ -22,6 +22,7 @@ struct DaemonOptions {
   std::uint16_t queue_num = 0;
   /// --queues N: queues queue_num .. queue_num + N - 1, one thread each.
   std::uint16_t queue_count = 1;
+  int realtime_priority = 0;  ///< SCHED_FIFO priority for every thread; 0: the normal scheduler.
   std::uint32_t queue_len = 4096;
   std::string control_path = "/run/finwave/control.sock";  ///< "none": no control socket.
   std::string control_group;  ///< Empty: socket mode 0600; else group-owned, mode 0660.

@@ -12,7 +12,10 @@
 #
 #   tests/bench/delay_precision.sh [--json PATH] [--delays "1 10 100 1000"]
 #                                  [--samples "200 200 100 20"] [--parallel "1 1 4 10"]
-#                                  [--target-ms 0.3]
+#                                  [--target-ms 0.3] [--realtime-priority N]
+#
+# --realtime-priority N runs finwave with that option (SCHED_FIFO): the same measurement with
+# finwave ahead of the rest of the machine's work when its timer fires.
 #
 # Prints a table (requested, samples, p50/p99/max error in ms, whether the p99 of |error| meets
 # the target), the baseline (an undelayed SYN's trip through finwave, same captures) and the
@@ -32,6 +35,7 @@ samples="200 200 100 20"
 parallel="1 1 4 10"
 target_ms=0.3
 base_port=5101
+realtime_priority=0
 
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
 while (($#)); do
@@ -41,6 +45,7 @@ while (($#)); do
     --samples) samples=${2:?}; shift 2 ;;
     --parallel) parallel=${2:?}; shift 2 ;;
     --target-ms) target_ms=${2:?}; shift 2 ;;
+    --realtime-priority) realtime_priority=${2:?}; shift 2 ;;
     -h | --help) usage; exit 0 ;;
     *) echo "delay_precision.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
@@ -98,7 +103,7 @@ bench_capture to-client "$work/ingress.pcap"
 bench_capture to-server "$work/egress.pcap"
 
 finwave_start router "$work/finwave.jsonl" --rules "$rules" "${finwave_ports[@]}" --settle 0.2 \
-  --linger 5 --quiet
+  --linger 5 --quiet --realtime-priority "$realtime_priority"
 
 for ((i = 0; i < n; i++)); do
   lab_bg server "$work/server-${ports[i]}.jsonl" "$FINWAVE_BIN_PEER" server --listen "$LAB_SERVER_V4" \
@@ -211,10 +216,10 @@ baseline=$(jq -n -c --rawfile b "$work/baseline.txt" '
 mkdir -p "$(dirname "$json_out")"
 printf '%s\n' "${results[@]}" | jq -s --argjson target "$target_ms" --argjson seconds "$elapsed" \
   --argjson baseline "$baseline" --arg load_start "$load_start" --arg load_end "$load_end" \
-  --arg kernel "$(uname -r)" --arg cpus "$(nproc)" --arg commit "$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)" '
+  --argjson rt "$realtime_priority" --arg kernel "$(uname -r)" --arg cpus "$(nproc)" --arg commit "$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)" '
   {benchmark: "delay_precision",
    what: "fin1 held by a delay rule; observed = egress (to-server) - ingress (to-client) tcpdump timestamps; error = observed - requested",
-   target_p99_abs_error_ms: $target, kernel: $kernel, cpus: ($cpus | tonumber), commit: $commit,
+   realtime_priority: $rt, target_p99_abs_error_ms: $target, kernel: $kernel, cpus: ($cpus | tonumber), commit: $commit,
    load_average: {start: $load_start, end: $load_end}, seconds: $seconds,
    undelayed_queue_trip: $baseline, results: .}' >"$json_out"
 
@@ -226,5 +231,5 @@ jq -r '.results[] | [.requested_ms, .samples, .parallel, .p50_error_ms, .p99_err
     printf '%-13s %8s %8s %14s %14s %14s %14s  %s\n' "$d" "$s" "$p" "$p50" "$p99" "$mx" "$pa" "$met"
   done
 jq -r '.undelayed_queue_trip | "baseline: an undelayed SYN crosses finwave in p50 \(.p50_ms) ms, p99 \(.p99_ms) ms, max \(.max_ms) ms (\(.samples) samples)"' "$json_out"
-echo "delay_precision: ${elapsed} s; load average $load_start at the start, $load_end at the end ($(nproc) CPUs); JSON in $json_out"
+echo "delay_precision: ${elapsed} s; finwave --realtime-priority $realtime_priority; load average $load_start at the start, $load_end at the end ($(nproc) CPUs); JSON in $json_out"
 ((complete)) || fail "some samples were not measured (see above)"
