@@ -7,7 +7,7 @@
 # client's TIME_WAIT: the outcome is a reset in time_wait from the server, after a clean exchange
 # of FINs. Checked against tcpdump: one server FIN retransmission (to-server), two final ACKs on
 # each side, each crossing the router 400 ms +- 1 ms later (to-client -> to-server timestamps),
-# and the server's RST after the second.
+# and the server's RST after the second. finwave runs with --realtime-priority 10.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
@@ -25,7 +25,12 @@ delay_us=$(( $(sed -n 's/^delay_ms *= *\([0-9]*\).*/\1/p' "$rules") * 1000 ))
 tolerance_us=${FINWAVE_DELAY_TOLERANCE_US:-20000}
 
 rules_lab rules_delay_final_ack
-rules_finwave "$rules" --settle 0.3 --linger 5
+# At SCHED_FIFO priority 10, as a user who wants precise delays on a busy machine would run it:
+# the delays below must come out the same, and finwave's threads must really be real-time.
+rules_finwave "$rules" --settle 0.3 --linger 5 --realtime-priority 10
+policy=$(chrt -p "$FINWAVE_PID")
+grep -q "SCHED_FIFO" <<<"$policy" && grep -q "priority: 10" <<<"$policy" ||
+  fail "--realtime-priority 10 did not take: $policy"
 rules_server read-eof,close 2
 rules_client v4 "$LAB_SERVER_V4" send:100,close
 rules_client v6 "$LAB_SERVER_V6" send:100,close
