@@ -79,7 +79,7 @@ jq -r 'select(.event == "outcome") |
   "\n  FIN retransmissions: client \(.fin_retransmits.client), server \(.fin_retransmits.server);" +
   " final ACKs seen \(.final_acks.seen), dropped \(.final_acks.dropped)" +
   (if (.actions | length) > 0 then "\n  finwave did: " + ([.actions[] | "\(.action) \(.role) ×\(.count) (rule \(.rule))"] | join(", ")) else "" end) +
-  "\n" + ([.timeline[] | "    \(.t_ms | tostring | .[0:8] | (" " * (8 - length)) + .) ms  \(.from | if . == "client" then "client → server" else "client ← server" end)  \(.role)\(if .retx then " (retx)" else "" end)  [\(.flags)]  seq \(.seq) ack \(.ack) len \(.len)  \(.verdict)"] | join("\n"))' \
+  "\n" + ([.timeline[] | "    \(.t_ms | tostring | .[0:8] | (" " * (8 - length)) + .) ms  \(.from | if . == "client" then "client → server" else "client ← server" end)  \(.role)\(if .retx then " (retx)" else "" end)  [\(.flags)]  seq \(.seq) ack \(.ack) len \(.len)  \(.verdict)\(if .hold_ms then " (held \(.hold_ms) ms)" else "" end)\(if (.copies // 0) > 0 then " (+\(.copies) copies)" else "" end)"] | join("\n"))' \
   "$work/outcomes.jsonl"
 echo
 jq -r 'select(.event == "stats") | "finwave queued \(.queue.queued) segments for these connections, accepted \(.queue.accepted), dropped \(.queue.dropped)."' "$work/outcomes.jsonl"
