@@ -23,11 +23,11 @@ namespace {
 
 constexpr std::uint64_t kReplyTimeoutMs = 10000;
 
-const std::vector<std::string> result_choices = {"clean", "reset", "timeout"};
-const std::vector<std::string> kind_choices = {"four_way", "three_way", "simultaneous", "reset",
+const std::vector<std::string> kResultChoices = {"clean", "reset", "timeout"};
+const std::vector<std::string> kKindChoices = {"four_way", "three_way", "simultaneous", "reset",
                                          "incomplete"};
-const std::vector<std::string> closer_choices = {"client", "server", "both", "none"};
-const std::vector<std::string> event_choices = {"outcome", "rule_hit", "rule_change"};
+const std::vector<std::string> kCloserChoices = {"client", "server", "both", "none"};
+const std::vector<std::string> kEventChoices = {"outcome", "rule_hit", "rule_change"};
 
 void print_line(const std::string& line) {
   std::fwrite(line.data(), 1, line.size(), stdout);
@@ -304,10 +304,10 @@ std::string default_control_path() {
 }
 
 const std::vector<std::string>& command_names() {
-  static const std::vector<std::string> names = {"status", "rules",  "enable", "disable",  "add",
-                                                 "remove", "reload", "flows",  "outcomes", "show",
-                                                 "watch",  "wait",   "stats",  "raw",      "shell"};
-  return names;
+  static const std::vector<std::string> kNames = {"status", "rules",  "enable", "disable",  "add",
+                                                  "remove", "reload", "flows",  "outcomes", "show",
+                                                  "watch",  "wait",   "stats",  "raw",      "shell"};
+  return kNames;
 }
 
 void define_commands(CLI::App& app, Options& o, bool in_shell) {
@@ -344,11 +344,11 @@ void define_commands(CLI::App& app, Options& o, bool in_shell) {
       ->add_option("--limit", o.limit, "At most this many (default 1000)");
   auto filters = [&](CLI::App* sub) {
     sub->add_option("--result", o.result, "clean | reset | timeout")
-        ->check(CLI::IsMember(result_choices));
+        ->check(CLI::IsMember(kResultChoices));
     sub->add_option("--kind", o.kind, "four_way | three_way | simultaneous | reset | incomplete")
-        ->check(CLI::IsMember(kind_choices));
+        ->check(CLI::IsMember(kKindChoices));
     sub->add_option("--closer", o.closer, "client | server | both | none")
-        ->check(CLI::IsMember(closer_choices));
+        ->check(CLI::IsMember(kCloserChoices));
     sub->add_option("--rule", o.rule, "A rule that acted on the connection");
     sub->add_option("--flow", o.flow,
                     "Flow id, endpoint (198.18.1.2:40000, [2001:db8::2]:5000) or address");
@@ -371,7 +371,7 @@ void define_commands(CLI::App& app, Options& o, bool in_shell) {
                                             "changes (Ctrl-C to stop)");
   filters(watch);
   watch->add_option("--events", o.events, "Only these: outcome, rule_hit, rule_change")
-      ->check(CLI::IsMember(event_choices))
+      ->check(CLI::IsMember(kEventChoices))
       ->delimiter(',');
   watch->add_option("--count", o.watch_count, "Stop after this many outcomes (default: never)");
   auto* wait = app.add_subcommand(

@@ -11,10 +11,10 @@ namespace finwave::proxy::ctl {
 namespace {
 
 const nlohmann::json& field(const nlohmann::json& object, const char* key) {
-  static const nlohmann::json null_value;
-  if (!object.is_object()) return null_value;
+  static const nlohmann::json kNullValue;
+  if (!object.is_object()) return kNullValue;
   const auto it = object.find(key);
-  return it == object.end() ? null_value : *it;
+  return it == object.end() ? kNullValue : *it;
 }
 
 std::string str(const nlohmann::json& value) {

@@ -24,14 +24,14 @@ std::vector<std::string> g_flow_names;  // Client endpoints of recent outcomes, 
 std::vector<std::string> g_candidates;
 std::size_t g_next_candidate = 0;
 
-const std::vector<std::string> shell_words = {"help", "quit", "exit"};
+const std::vector<std::string> kShellWords = {"help", "quit", "exit"};
 
 std::vector<std::string> options_of(const std::string& command) {
-  static const std::vector<std::string> filters = {"--result", "--kind", "--closer", "--rule",
+  static const std::vector<std::string> kFilters = {"--result", "--kind", "--closer", "--rule",
                                                     "--flow"};
   std::vector<std::string> options = {"--json"};
   if (command == "wait" || command == "watch" || command == "outcomes") {
-    options.insert(options.end(), filters.begin(), filters.end());
+    options.insert(options.end(), kFilters.begin(), kFilters.end());
   }
   if (command == "wait") {
     options.insert(options.end(), {"--timeout", "--since", "--count"});
@@ -85,7 +85,7 @@ char** complete(const char* text, int start, int /*end*/) {
     g_candidates = command_names();
     g_candidates.erase(std::remove(g_candidates.begin(), g_candidates.end(), "shell"),
                        g_candidates.end());
-    g_candidates.insert(g_candidates.end(), shell_words.begin(), shell_words.end());
+    g_candidates.insert(g_candidates.end(), kShellWords.begin(), kShellWords.end());
   } else if (const auto values = values_of(before.back()); !values.empty()) {
     g_candidates = values;
   } else if (text[0] == '-') {
