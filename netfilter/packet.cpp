@@ -4,6 +4,7 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <iterator>
 
 namespace finwave::nf {
 namespace {
@@ -228,25 +229,50 @@ std::string to_string(const IpAddress& address) {
   return text;
 }
 
+namespace {
+
+// tcpdump's print-tcp.c order; it prints "none" when no flag is set.
+struct FlagLetter {
+  std::uint8_t bit;
+  char letter;
+};
+constexpr FlagLetter kFlagLetters[] = {
+    {tcp_flag::kFin, 'F'}, {tcp_flag::kSyn, 'S'}, {tcp_flag::kRst, 'R'}, {tcp_flag::kPsh, 'P'},
+    {tcp_flag::kUrg, 'U'}, {tcp_flag::kEce, 'E'}, {tcp_flag::kCwr, 'W'}, {tcp_flag::kAck, '.'},
+};
+
+}  // namespace
+
 std::string flags_to_string(std::uint8_t flags) {
-  // tcpdump's print-tcp.c order; it prints "none" when no flag is set.
-  static constexpr struct {
-    std::uint8_t bit;
-    char letter;
-  } kLetters[] = {
-      {tcp_flag::kFin, 'F'}, {tcp_flag::kSyn, 'S'}, {tcp_flag::kRst, 'R'}, {tcp_flag::kPsh, 'P'},
-      {tcp_flag::kUrg, 'U'}, {tcp_flag::kEce, 'E'}, {tcp_flag::kCwr, 'W'}, {tcp_flag::kAck, '.'},
-  };
   if (flags == 0) {
     return "none";
   }
   std::string text;
-  for (const auto& entry : kLetters) {
+  for (const auto& entry : kFlagLetters) {
     if ((flags & entry.bit) != 0) {
       text += entry.letter;
     }
   }
   return text;
+}
+
+std::optional<std::uint8_t> flags_from_string(std::string_view text) {
+  if (text == "none") {
+    return std::uint8_t{0};
+  }
+  if (text.empty()) {
+    return std::nullopt;
+  }
+  std::uint8_t flags = 0;
+  for (const char letter : text) {
+    const auto* entry = std::find_if(std::begin(kFlagLetters), std::end(kFlagLetters),
+                                     [letter](const FlagLetter& e) { return e.letter == letter; });
+    if (entry == std::end(kFlagLetters)) {
+      return std::nullopt;
+    }
+    flags |= entry->bit;
+  }
+  return flags;
 }
 
 const char* to_string(ParseError error) noexcept {

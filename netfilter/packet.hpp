@@ -3,8 +3,10 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 
 namespace finwave::nf {
 
@@ -35,6 +37,10 @@ inline constexpr std::uint8_t kCwr = 0x80;
 /// "F.", "S", "R.", "P.", ".": tcpdump's compact notation, letters in tcpdump's order
 /// (F S R P U E W, then "." for ACK); "none" when no flag is set. For timelines and logs.
 std::string flags_to_string(std::uint8_t flags);
+
+/// The inverse of flags_to_string(): letters in any order, "none" for no flag. nullopt for an
+/// empty text or a letter that is not one of F S R P U E W and ".".
+std::optional<std::uint8_t> flags_from_string(std::string_view text);
 
 /// TCP options finwave cares about; absent ones stay at their defaults.
 struct TcpOptions {

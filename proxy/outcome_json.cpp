@@ -156,41 +156,21 @@ rules::Endpoint get_endpoint(const Json& value, const std::string& path) {
 // tcpdump's letters as nf::flags_to_string() writes them ("F.", "R", "none").
 std::uint8_t get_flags(const Json& value, const std::string& path) {
   const std::string& text = get_string(value, path);
-  if (text == "none") return 0;
   if (text.empty()) fail(path, "empty (no flags is written \"none\")");
-  std::uint8_t flags = 0;
-  for (const char letter : text) {
-    switch (letter) {
-      case 'F':
-        flags |= nf::tcp_flag::kFin;
+  const std::optional<std::uint8_t> flags = nf::flags_from_string(text);
+  if (!flags) {
+    // Name the first letter that is not a flag.
+    std::string letter;
+    for (const char c : text) {
+      if (!nf::flags_from_string(std::string_view(&c, 1))) {
+        letter.assign(1, c);
         break;
-      case 'S':
-        flags |= nf::tcp_flag::kSyn;
-        break;
-      case 'R':
-        flags |= nf::tcp_flag::kRst;
-        break;
-      case 'P':
-        flags |= nf::tcp_flag::kPsh;
-        break;
-      case 'U':
-        flags |= nf::tcp_flag::kUrg;
-        break;
-      case 'E':
-        flags |= nf::tcp_flag::kEce;
-        break;
-      case 'W':
-        flags |= nf::tcp_flag::kCwr;
-        break;
-      case '.':
-        flags |= nf::tcp_flag::kAck;
-        break;
-      default:
-        fail(path, "unknown flag letter " + shown(std::string(1, letter)) + " in " + shown(text) +
-                       " (expected letters of FSRPUEW.)");
+      }
     }
+    fail(path, "unknown flag letter " + shown(letter) + " in " + shown(text) +
+                   " (expected letters of FSRPUEW.)");
   }
-  return flags;
+  return *flags;
 }
 
 bool optional_bool(const Json& object, const std::string& path, std::string_view key,

@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <cstdint>
+#include <optional>
 #include <random>
 #include <set>
 #include <string>
@@ -463,7 +464,20 @@ TEST_SUITE("netfilter") {
     };
     for (const Case& c : cases) {
       CHECK(flags_to_string(c.flags) == c.text);
+      CHECK(flags_from_string(c.text) == std::optional<std::uint8_t>(c.flags));
     }
+  }
+
+  TEST_CASE("packet: flags read back from any of the 256 texts, in any order, and no others") {
+    for (unsigned flags = 0; flags < 256; ++flags) {
+      const auto bits = static_cast<std::uint8_t>(flags);
+      CHECK(flags_from_string(flags_to_string(bits)) == std::optional<std::uint8_t>(bits));
+    }
+    CHECK(flags_from_string(".F") == std::optional<std::uint8_t>(tcp_flag::kFin | tcp_flag::kAck));
+    CHECK_FALSE(flags_from_string("").has_value());
+    CHECK_FALSE(flags_from_string("FX").has_value());
+    CHECK_FALSE(flags_from_string("f").has_value());
+    CHECK_FALSE(flags_from_string("none.").has_value());
   }
 
   TEST_CASE("packet: parse errors have distinct snake_case names") {

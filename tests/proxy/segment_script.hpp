@@ -15,6 +15,7 @@
 
 #include <cstdint>
 #include <initializer_list>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -75,39 +76,9 @@ inline Wire wire_v6(std::uint16_t client_port = 40000, std::uint16_t server_port
 
 /// tcpdump's flag letters: F S R P U E W, and "." for ACK.
 inline std::uint8_t parse_flags(std::string_view text) {
-  std::uint8_t flags = 0;
-  for (const char c : text) {
-    switch (c) {
-      case 'F':
-        flags |= nf::tcp_flag::kFin;
-        break;
-      case 'S':
-        flags |= nf::tcp_flag::kSyn;
-        break;
-      case 'R':
-        flags |= nf::tcp_flag::kRst;
-        break;
-      case 'P':
-        flags |= nf::tcp_flag::kPsh;
-        break;
-      case 'U':
-        flags |= nf::tcp_flag::kUrg;
-        break;
-      case 'E':
-        flags |= nf::tcp_flag::kEce;
-        break;
-      case 'W':
-        flags |= nf::tcp_flag::kCwr;
-        break;
-      case '.':
-        flags |= nf::tcp_flag::kAck;
-        break;
-      default:
-        FAIL("unknown flag letter '" << c << "' in \"" << text << "\"");
-        break;
-    }
-  }
-  return flags;
+  const std::optional<std::uint8_t> flags = nf::flags_from_string(text);
+  if (!flags) FAIL("unknown flag letter in \"" << text << "\"");
+  return flags.value_or(0);
 }
 
 /// One segment of a script.
