@@ -44,7 +44,11 @@
 #include <string>
 #include <vector>
 
+#include "socket_address.hpp"
+
 namespace {
+
+using finwave::bench::make_address;
 
 std::uint64_t now_ns() {
   timespec ts{};
@@ -53,26 +57,6 @@ std::uint64_t now_ns() {
          static_cast<std::uint64_t>(ts.tv_nsec);
 }
 
-/// An IPv4 or IPv6 socket address from text and a port; false when the text is neither.
-bool make_address(const std::string& text, std::uint16_t port, sockaddr_storage& address,
-                  socklen_t& length) {
-  address = {};
-  auto* v4 = reinterpret_cast<sockaddr_in*>(&address);
-  auto* v6 = reinterpret_cast<sockaddr_in6*>(&address);
-  if (inet_pton(AF_INET, text.c_str(), &v4->sin_addr) == 1) {
-    v4->sin_family = AF_INET;
-    v4->sin_port = htons(port);
-    length = sizeof *v4;
-    return true;
-  }
-  if (inet_pton(AF_INET6, text.c_str(), &v6->sin6_addr) == 1) {
-    v6->sin6_family = AF_INET6;
-    v6->sin6_port = htons(port);
-    length = sizeof *v6;
-    return true;
-  }
-  return false;
-}
 
 void set_nodelay(int fd) {
   const int one = 1;

@@ -30,27 +30,11 @@
 #include <string>
 #include <vector>
 
+#include "socket_address.hpp"
+
 namespace {
 
-bool make_address(const std::string& text, std::uint16_t port, sockaddr_storage& address,
-                  socklen_t& length) {
-  address = {};
-  auto* v4 = reinterpret_cast<sockaddr_in*>(&address);
-  auto* v6 = reinterpret_cast<sockaddr_in6*>(&address);
-  if (inet_pton(AF_INET, text.c_str(), &v4->sin_addr) == 1) {
-    v4->sin_family = AF_INET;
-    v4->sin_port = htons(port);
-    length = sizeof *v4;
-    return true;
-  }
-  if (inet_pton(AF_INET6, text.c_str(), &v6->sin6_addr) == 1) {
-    v6->sin6_family = AF_INET6;
-    v6->sin6_port = htons(port);
-    length = sizeof *v6;
-    return true;
-  }
-  return false;
-}
+using finwave::bench::make_address;
 
 void set_port(sockaddr_storage& address, std::uint16_t port) {
   if (address.ss_family == AF_INET) {
