@@ -101,8 +101,10 @@ int Daemon::run() {
   loop_initialized_ = true;
   if (options_.realtime_priority > 0) {
     // Before start(): the queue workers' threads inherit it (and so do the iptables-restore
-    // runs, which finish in milliseconds). finwave never spins: it sleeps in epoll between
-    // packets and timers, so the real-time class only decides who runs first when it wakes.
+    // runs, which finish in milliseconds). finwave sleeps in epoll between packets and timers
+    // and spins only briefly (at most 2 ms per timer wake-up) just before a delayed segment is
+    // due, so the real-time class mostly decides who runs first when it wakes, and keeps it
+    // running while its release carries the segment on through the kernel.
     sched_param param{};
     param.sched_priority = options_.realtime_priority;
     if (sched_setscheduler(0, SCHED_FIFO, &param) != 0) {

@@ -77,9 +77,9 @@ class Dataplane final : public nf::PacketHandler {
 
   void on_packet(const nf::QueuedPacket& packet) noexcept override;
 
-  /// Carries out everything on the delay line due by `horizon_us` (now, or a little later when
-  /// the timer was armed early to absorb its wake-up latency): releases held segments, sends
-  /// copies. The caller then flushes the queue and re-arms its timer for delays.next_due().
+  /// Carries out everything on the delay line due by `horizon_us` (normally now): releases held
+  /// segments, sends copies. The caller then flushes the queue and waits or re-arms its timer
+  /// for delays.next_due().
   void on_due(std::uint64_t now_us, std::uint64_t horizon_us) noexcept;
 
   /// Shutdown: releases every held segment now (ACCEPT) and forgets pending copies.

@@ -19,6 +19,11 @@ namespace {
 // more, so 50 ms of lateness is invisible in outcomes and costs nothing measurable.
 constexpr std::uint64_t kTickMs = 50;
 
+// The longest run_due() waits on the clock for segments about to fall due, in all, before it
+// goes back to the loop (and arms the timer for the rest). The lead is capped at 1 ms, so this
+// lets one wake-up release a handful of segments due close together.
+constexpr std::uint64_t kMaxWaitUs = 2000;
+
 }  // namespace
 
 QueueWorker::QueueWorker(Config config, rules::Engine engine, OutcomeSink& outcomes)
@@ -130,15 +135,35 @@ void QueueWorker::on_delay_timer(uv_poll_t* handle, int status, int /*events*/) 
 
 void QueueWorker::run_due() noexcept {
   if (!queue_ || !dataplane_) return;
-  {
-    const std::unique_lock<std::mutex> lock = guard();
-    // The timer was armed lead_us() early to absorb its own wake-up latency: what falls due
-    // within that margin goes now, which is when it would otherwise have been woken for.
+  // The timer fired lead_us() before the first due time, so that a wake-up that comes late still
+  // comes before it. Each held segment then leaves at its own due time: what is due now goes at
+  // once; what falls due within the lead is waited for on the clock, since arming the timer for
+  // it would wake finwave too late. Releases can take long (the verdict carries the segment
+  // through the rest of the router and into the receiver's stack within the syscall), so the
+  // clock is read again after each. The wait is bounded, so the loop is never held for long.
+  const std::uint64_t started = now_us();
+  for (;;) {
+    std::optional<std::uint64_t> due;
+    {
+      const std::unique_lock<std::mutex> lock = guard();
+      const std::uint64_t now = now_us();
+      dataplane_->on_due(now, now);
+      queue_->flush();
+      due = delays_.next_due();
+    }
     const std::uint64_t now = now_us();
-    dataplane_->on_due(now, now + timer_lead_.lead_us());
-    queue_->flush();
+    if (!due || *due > now + timer_lead_.lead_us() || now - started > kMaxWaitUs) break;
+    wait_until(*due);
   }
   arm_delay_timer();
+}
+
+void QueueWorker::wait_until(std::uint64_t due_us) const noexcept {
+  while (now_us() < due_us) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+  }
 }
 
 void QueueWorker::arm_delay_timer() noexcept {

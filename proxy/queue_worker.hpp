@@ -136,6 +136,8 @@ class QueueWorker final : private RuleHitSink {
   void do_finish() noexcept;
   void drain() noexcept;
   void run_due() noexcept;
+  /// Spins until the monotonic clock reaches `due_us` (a few hundred µs at most).
+  void wait_until(std::uint64_t due_us) const noexcept;
   void arm_delay_timer() noexcept;
   void tick() noexcept;
   /// Turns the flow table's ids into daemon-wide ones.

@@ -12,9 +12,9 @@ void TimerLead::record(std::uint64_t late_us) noexcept {
   // wake-up itself.
   std::array<std::uint32_t, kWindow> sorted = window_;
   const auto end = sorted.begin() + static_cast<std::ptrdiff_t>(count_);
-  const auto middle = sorted.begin() + static_cast<std::ptrdiff_t>(count_ / 2);
-  std::nth_element(sorted.begin(), middle, end);
-  lead_us_ = *middle;
+  const auto rank = sorted.begin() + static_cast<std::ptrdiff_t>((count_ - 1) * kPercentile / 100);
+  std::nth_element(sorted.begin(), rank, end);
+  lead_us_ = *rank;
 }
 
 }  // namespace finwave::proxy
