@@ -15,8 +15,10 @@ packages=(
   nlohmann-json3-dev libcli11-dev libpcap-dev libxml2-dev
   # finwavectl shell: line editing and history (editline, BSD licence)
   libedit-dev
+  # finwave at run time: its capture rules and the set of connections in teardown
+  iptables ipset
   # the lab and the tests (xmllint: the SVG ladders finwavectl writes are checked as XML)
-  iptables iproute2 tcpdump iputils-ping procps jq libxml2-utils
+  iproute2 tcpdump iputils-ping procps jq libxml2-utils
   # the benchmarks (tests/bench/perf.sh); socat also for the control-socket tests
   iperf3 socat ethtool
 )

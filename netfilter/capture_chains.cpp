@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "netfilter/subprocess.hpp"
+#include "netfilter/teardown_set.hpp"
 
 namespace finwave::nf {
 namespace {
@@ -230,6 +231,16 @@ int remove_both(std::uint16_t queue_num, bool required4, bool required6,
       errors += error.what();
     }
   }
+  // The sets last: a set cannot be destroyed while a rule refers to it.
+  for (const int family : {4, 6}) {
+    if (removal != Removal::kEverything || !errors.empty()) break;
+    try {
+      destroy_teardown_set(queue_num, family);
+    } catch (const std::runtime_error& error) {
+      errors += errors.empty() ? "" : "; ";
+      errors += error.what();
+    }
+  }
   if (!errors.empty()) {
     throw std::runtime_error(errors);
   }
@@ -272,9 +283,6 @@ void validate(const CaptureSpec& spec) {
     throw std::invalid_argument(
         prefix + "injected_mark must not be 0 (every packet would count as injected)");
   }
-  if (spec.fin_connmark == 0) {
-    throw std::invalid_argument(prefix + "fin_connmark must not be 0");
-  }
 }
 
 std::string render_restore_input(const CaptureSpec& spec, int family) {
@@ -303,24 +311,32 @@ std::string render_restore_input(const CaptureSpec& spec, int family) {
   }
 
   const std::string chain = capture_chain_name(spec.queue_num);
+  const std::string set = teardown_set_name(spec.queue_num, family);
   std::string text = "*mangle\n:" + chain + " - [0:0]\n";
   const std::string append = "-A " + chain + " ";
+  if (!spec.capture_all) {
+    // Bulk data never leaves the kernel: a segment without FIN, SYN or RST is queued only when
+    // its connection is in teardown, that is when both of its directions are in the set (see
+    // teardown_set.hpp). First, since nearly every packet ends here.
+    for (const char* direction : {"src,src,dst", "dst,dst,src"}) {
+      text.append(append).append("-p tcp --tcp-flags FIN,SYN,RST NONE -m set ! --match-set ");
+      text.append(set).append(" ").append(direction).append(" -j RETURN\n");
+    }
+  }
   // finwave's own copies (duplicates, RSTs it writes) must not come back to it.
   text += append + "-m mark --mark " + hex(spec.injected_mark) + "/" + hex(spec.injected_mark) +
           " -j RETURN\n";
-  // The FIN that starts a teardown marks its connection, so that everything after it (ACKs of
-  // the FIN, half-close data, the final ACK) is captured too. --or-mark keeps other bits.
-  text +=
-      append + "-p tcp --tcp-flags FIN FIN -j CONNMARK --or-mark " + hex(spec.fin_connmark) + "\n";
   if (!spec.capture_all) {
-    // Bulk data before the first FIN never leaves the kernel. Except a segment that makes
-    // conntrack pick a connection up mid-stream (state NEW without a SYN): for a connection
-    // conntrack first meets at its FIN — finwave (and with it conntrack) started late — the FIN
-    // cannot create an entry, so it cannot be marked, and the ACK after it would otherwise pass
-    // unseen. That costs one segment per connection that predates the capture.
-    text += append + "-p tcp --tcp-flags FIN,SYN,RST NONE -m connmark ! --mark " +
-            hex(spec.fin_connmark) + "/" + hex(spec.fin_connmark) +
-            " -m conntrack ! --ctstate NEW -j RETURN\n";
+    // A new connection (its SYN) starts outside the set even when its 4-tuple's last teardown
+    // is still remembered: only the SYN sender's own entry goes, since the other end's may be
+    // shared with the connections before it.
+    text += append + "-p tcp --syn -j SET --del-set " + set + " src,src,dst\n";
+    // The first FIN puts both directions of its connection in the set, and every later
+    // captured segment but an RST keeps them there (--exist refreshes the timeout).
+    for (const char* direction : {"src,src,dst", "dst,dst,src"}) {
+      text.append(append).append("-p tcp --tcp-flags SYN,RST NONE -j SET --add-set ");
+      text.append(set).append(" ").append(direction).append(" --exist\n");
+    }
   }
   if (spec.queue_count > 1) {
     text += append + "-j NFQUEUE --queue-balance " + std::to_string(spec.queue_num) + ":" +
@@ -404,6 +420,14 @@ CaptureChains CaptureChains::install(const CaptureSpec& spec) {
     }
     // From the first attempt on, remove() must undo whatever part made it into the kernel.
     chains.installed_ = true;
+    if (!spec.capture_all) {
+      try {
+        create_teardown_set(spec.queue_num, families[i]);
+      } catch (...) {
+        chains.remove();
+        throw;
+      }
+    }
     const SubprocessResult result =
         run_subprocess({restore_paths[i], "--noflush", "--wait", "10"}, inputs[i]);
     if (!result.ok()) {

@@ -14,8 +14,8 @@ enum class CaptureMode {
 };
 
 /// What the kernel hands to finwave's queue(s). Only teardown leaves the kernel: SYN, FIN and
-/// RST segments, and every segment of a connection after its first FIN (marked with a CONNMARK
-/// bit by the chain itself). Bulk data before the first FIN is never queued.
+/// RST segments, and every segment of a connection after its first FIN (which the chain itself
+/// records in an ipset, see teardown_set.hpp). Bulk data before the first FIN is never queued.
 struct CaptureSpec {
   CaptureMode mode = CaptureMode::kRouter;
   std::uint16_t queue_num = 0;
@@ -30,8 +30,6 @@ struct CaptureSpec {
   /// skb mark of finwave's own raw-socket copies (SO_MARK): such packets are never queued. All of
   /// its bits must be set for a packet to count as injected.
   std::uint32_t injected_mark = 0x0f1a0000;
-  /// Connmark bit(s) set on the first FIN of a connection; other connmark bits are left alone.
-  std::uint32_t fin_connmark = 0x00000100;
   /// Benchmarks: queue every TCP segment, not only teardown.
   bool capture_all = false;
 };
@@ -41,11 +39,11 @@ std::string capture_chain_name(std::uint16_t queue_num);
 
 /// Throws std::invalid_argument with a message naming the offending field when `spec` cannot be
 /// rendered: a zero port, queue_count 0 or a queue range past 65535, an address that is not a
-/// CIDR prefix or whose prefix length is too long, a zero injected_mark or fin_connmark.
+/// CIDR prefix or whose prefix length is too long, or a zero injected_mark.
 void validate(const CaptureSpec& spec);
 
 /// The `iptables-restore --noflush` input (table mangle) that creates the chain and its jump
-/// rules for `family` 4 or 6. Pure: no I/O. Returns "" when the spec captures nothing in that
+/// rules for `family` 4 or 6; the chain refers to that family's teardown set, which must exist. Pure: no I/O. Returns "" when the spec captures nothing in that
 /// family (addresses given, none of that family). Throws std::invalid_argument like validate(),
 /// and for a family other than 4 or 6.
 std::string render_restore_input(const CaptureSpec& spec, int family);
@@ -55,15 +53,16 @@ std::string render_restore_input(const CaptureSpec& spec, int family);
 /// iptables-restore/-save and blocks; not thread-safe.
 class CaptureChains {
  public:
-  /// Removes stale chains of the same queue (from a crashed run), then installs the rules of
-  /// `spec` for IPv4 and IPv6. If either family fails, removes what it installed and throws
-  /// std::runtime_error carrying iptables-restore's stderr. Throws std::invalid_argument for an
-  /// invalid spec, std::runtime_error when a needed iptables tool is missing.
+  /// Removes stale chains and sets of the same queue (from a crashed run), then creates the
+  /// teardown sets and installs the rules of `spec` for IPv4 and IPv6. If either family fails,
+  /// removes what it installed and throws std::runtime_error carrying iptables-restore's or
+  /// ipset's stderr. Throws std::invalid_argument for an invalid spec, std::runtime_error when
+  /// a needed tool (iptables, ipset) is missing.
   static CaptureChains install(const CaptureSpec& spec);
 
   /// Removes every FINWAVE-Q<queue_num> chain and every jump rule pointing at it, in both
-  /// families, whoever installed them. Returns how many rules were removed (jump rules plus the
-  /// chains' own rules). A family whose tools are missing counts as empty; throws
+  /// families, whoever installed them, then the queue's teardown sets. Returns how many rules
+  /// were removed (jump rules plus the chains' own rules). A family whose tools are missing counts as empty; throws
   /// std::runtime_error when iptables-save or iptables-restore fails, or when both families'
   /// tools are missing.
   static int remove_stale(std::uint16_t queue_num);
@@ -82,7 +81,7 @@ class CaptureChains {
   /// (failures are written to stderr).
   void stop_capturing() noexcept;
 
-  /// Removes the rules; idempotent, never throws (failures are written to stderr, since the
+  /// Removes the rules, then the teardown sets; idempotent, never throws (failures are written to stderr, since the
   /// caller is usually shutting down and cannot do better).
   void remove() noexcept;
 

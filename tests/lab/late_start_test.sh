@@ -11,12 +11,11 @@
 # rule: the lower port is the server), no reset, the kind and result the wire shows, and agree
 # with tcpdump on every figure of check_against_wire.
 #
-# Why this works at all: a connection conntrack did not see begin has no entry when its FIN
-# passes (a FIN cannot create one), so the FIN's CONNMARK is lost; the next pure ACK creates an
-# entry mid-stream (state NEW) and the capture queues such segments for this reason
-# (netfilter/capture_chains.cpp). Without that, a three-way close's final ACK and a four-way
-# close's ack1 were never queued, and finwave reported timeout / three_way against a clean
-# four-way close on the wire.
+# Why this works at all: the capture chain puts a connection in its teardown set at the FIN
+# (netfilter/teardown_set.hpp), whether or not it saw the connection begin, so the ACKs after
+# the FIN are queued too. (When the chain used conntrack and a CONNMARK, a connection conntrack
+# first met at its FIN could not be marked, and the server-first case lost its final ACK when
+# ack1 and fin2 left µs apart; this test now sends them back to back.)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
@@ -43,12 +42,7 @@ for name in "${cases[@]}"; do
     late_server_first_*)
       closer[$name]=server
       server_script="read:1000,wait-file:$go,shutdown,read-eof,close"
-      # The hold keeps ack1 and fin2 apart. Sent back to back (µs apart), fin2 can reach
-      # conntrack while ack1, which created the connection's entry mid-stream, still waits in
-      # the queue unconfirmed: fin2 gets an entry of its own, its CONNMARK goes on that one, and
-      # conntrack keeps ack1's when both are confirmed. The final ACK then carries no mark and
-      # is not queued (a limitation of picking up connections that began before finwave).
-      client_script=send:1000,read-eof,hold:50,close
+      client_script=send:1000,read-eof,close
       ;;
   esac
   teardown_server "$name" "$server_script" "$port"
