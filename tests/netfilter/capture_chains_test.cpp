@@ -373,7 +373,11 @@ struct Socket {
   explicit Socket(int value) : fd(value) { REQUIRE_MESSAGE(fd >= 0, "socket: ", errno); }
   Socket(const Socket&) = delete;
   Socket& operator=(const Socket&) = delete;
-  ~Socket() { ::close(fd); }
+  Socket(Socket&& other) noexcept : fd(std::exchange(other.fd, -1)) {}
+  Socket& operator=(Socket&&) = delete;
+  ~Socket() {
+    if (fd >= 0) ::close(fd);
+  }
   int fd;
 };
 
@@ -412,6 +416,52 @@ void run_connection(const Socket& listener, std::uint16_t port, std::uint32_t cl
   REQUIRE(::shutdown(server.fd, SHUT_WR) == 0);  // ... and sends fin2.
   REQUIRE(::recv(client.fd, &byte, 1, 0) == 0);  // The client's final ACK follows.
   std::this_thread::sleep_for(std::chrono::milliseconds(50));
+}
+
+/// A loopback connection to `port`, both ends open.
+struct Connection {
+  Socket client;
+  Socket server;
+};
+
+Connection connect_to(const Socket& listener, std::uint16_t port) {
+  Socket client(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  const int one = 1;
+  REQUIRE(::setsockopt(client.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) == 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(port);
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::connect(client.fd, reinterpret_cast<const sockaddr*>(&address), sizeof address) == 0);
+  Socket server(::accept4(listener.fd, nullptr, nullptr, SOCK_CLOEXEC));
+  REQUIRE(::setsockopt(server.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) == 0);
+  return Connection{std::move(client), std::move(server)};
+}
+
+/// Sends `chunks` 100-byte writes from `from` to `to`, each read before the next is written, so
+/// that every write is a segment of its own.
+void exchange(const Socket& from, const Socket& to, int chunks) {
+  const std::string chunk(100, 'd');
+  for (int i = 0; i < chunks; ++i) {
+    REQUIRE(::send(from.fd, chunk.data(), chunk.size(), MSG_NOSIGNAL) ==
+            static_cast<ssize_t>(chunk.size()));
+    std::size_t received = 0;
+    while (received < chunk.size()) {
+      char buffer[4096];
+      const ssize_t n = ::recv(to.fd, buffer, sizeof buffer, 0);
+      REQUIRE(n > 0);
+      received += static_cast<std::size_t>(n);
+    }
+  }
+  // Delayed ACKs go out within 40 ms on loopback.
+  std::this_thread::sleep_for(std::chrono::milliseconds(60));
+}
+
+/// Packets the queue rule of kLabQueue has matched so far (IPv4).
+long queued_so_far() {
+  const std::string saved =
+      run_subprocess({require_executable("iptables-save", "iptables"), "-c", "-t", "mangle"}).out;
+  return packets(saved, "-j NFQUEUE --queue-num 4242");
 }
 
 }  // namespace
@@ -628,6 +678,67 @@ TEST_SUITE("lab") {
       // The client's SYN, fin1 and final ACK; its bulk segments return before the mark test.
       CHECK(injected >= 3);
       CHECK(queued_after - queued <= 3);  // Only the server's SYN-ACK, ack1 and fin2.
+    });
+  }
+
+  TEST_CASE("capture_chains: a connection in teardown does not pull its neighbours' data into the queue") {
+    REQUIRE_MESSAGE(::geteuid() == 0,
+                    "this lab test needs root (CAP_NET_ADMIN) to create a network namespace and "
+                    "install iptables rules in it; run it as root, or exclude the 'lab' suite");
+    TestNamespace ns;
+    ns.run([] {
+      const SubprocessResult up =
+          run_subprocess({require_executable("ip", "iproute2"), "link", "set", "lo", "up"});
+      REQUIRE_MESSAGE(up.ok(), up.err);
+      constexpr std::uint16_t kPort = 5433;
+      CaptureSpec spec;
+      spec.mode = CaptureMode::kLocal;
+      spec.queue_num = kLabQueue;
+      spec.ports = {kPort};
+      CaptureChains chains = CaptureChains::install(spec);
+
+      Socket listener(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+      sockaddr_in address{};
+      address.sin_family = AF_INET;
+      address.sin_port = htons(kPort);
+      address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      REQUIRE(::bind(listener.fd, reinterpret_cast<const sockaddr*>(&address), sizeof address) ==
+              0);
+      REQUIRE(::listen(listener.fd, 4) == 0);
+
+      // Nobody listens on the queue: --queue-bypass lets queued segments through, and the queue
+      // rule's counter tells how many got there.
+      // A half-closes: its client sent fin1, its server keeps the connection open. Both of its
+      // entries are in the set now, among them (127.0.0.1, 5433, 127.0.0.1), which every
+      // connection from this client address to this port shares.
+      const Connection a = connect_to(listener, kPort);
+      REQUIRE(::shutdown(a.client.fd, SHUT_WR) == 0);
+      char byte;
+      REQUIRE(::recv(a.server.fd, &byte, 1, 0) == 0);
+      std::this_thread::sleep_for(std::chrono::milliseconds(60));
+
+      // B, a neighbour with the same addresses and server port, exchanges data both ways: only
+      // its SYN and SYN-ACK are queued.
+      const long before_b = queued_so_far();
+      const Connection b = connect_to(listener, kPort);
+      exchange(b.client, b.server, 5);
+      exchange(b.server, b.client, 5);
+      CHECK(queued_so_far() - before_b == 2);
+
+      // A's server still sends after fin1: those segments and the client's ACKs are A's
+      // teardown, and all of them are queued.
+      const long before_a = queued_so_far();
+      exchange(a.server, a.client, 3);
+      CHECK(queued_so_far() - before_a >= 4);  // 3 data segments, at least one ACK.
+
+      // B's teardown is queued like any other: fin1, fin2, the final ACK (ack1 may ride on fin2).
+      const long before_close = queued_so_far();
+      REQUIRE(::shutdown(b.client.fd, SHUT_WR) == 0);
+      REQUIRE(::recv(b.server.fd, &byte, 1, 0) == 0);
+      REQUIRE(::shutdown(b.server.fd, SHUT_WR) == 0);
+      REQUIRE(::recv(b.client.fd, &byte, 1, 0) == 0);
+      std::this_thread::sleep_for(std::chrono::milliseconds(60));
+      CHECK(queued_so_far() - before_close >= 3);
     });
   }
 }
