@@ -10,7 +10,8 @@
 #   --out FILE   JSON results (default results/bench.json, relative to the current directory)
 #   --build DIR  where finwave, finwave-peer and the bench tools are (default $FINWAVE_BUILD,
 #                else build/); a Release build gives the figures that count
-#   --runs N     rounds of each interleaved comparison (default 3; quick 1)
+#   --runs N     rounds of each interleaved comparison (default 3; quick 1); bulk and churn run
+#                2N+1 rounds, latency N+2, being the noisiest
 #   --only LIST  comma-separated subset of: throughput,churn,latency,verdict,memory
 #   --strict     exit 1 when a target is not met (full runs only)
 #   --profile    also sample (perf record -e cpu-clock) finwave during churn and during the
@@ -119,6 +120,9 @@ else
   VERDICT_SECONDS=4
   MEMORY_STEPS=(10000 100000)
 fi
+# Bulk throughput moves by several percent from run to run on these machines, as much as the
+# difference it is to show: more rounds for its median.
+BULK_ROUNDS=$((quick ? 1 : 2 * runs + 1))
 CHURN_ROUNDS=$((quick ? 1 : 2 * runs + 1))
 LATENCY_ROUNDS=$((quick ? 1 : runs + 2))
 
@@ -275,7 +279,7 @@ iperf_run() {
 }
 
 bench_throughput() {
-  echo "== 1. bulk throughput (iperf3, ${BULK_SECONDS} s per run, $runs rounds)" >&2
+  echo "== 1. bulk throughput (iperf3, ${BULK_SECONDS} s per run, $BULK_ROUNDS rounds)" >&2
   bg server "$work/iperf3-server.log" iperf3 -s -p 5201
   wait_listening server 5201
   bg router "$work/socat.log" socat "TCP-LISTEN:5201,bind=$LAB_ROUTER_CLIENT_V4,fork,reuseaddr" \
@@ -287,7 +291,7 @@ bench_throughput() {
   for streams in "${stream_counts[@]}"; do
     local -A samples=([kernel]="" [finwave]="" [socat]="")
     local ratio_fw=() ratio_socat=()
-    for ((round = 1; round <= runs; round++)); do
+    for ((round = 1; round <= BULK_ROUNDS; round++)); do
       local -A this=()
       for config in kernel finwave socat; do
         local address=$LAB_SERVER_V4
