@@ -383,19 +383,79 @@ struct Socket {
 
 /// One loopback connection from 127.0.0.1 to `listener`: handshake, `writes` small data
 /// segments from the client, then the client closes first and the server answers.
-void run_connection(const Socket& listener, std::uint16_t port, std::uint32_t client_mark) {
+void require_root() {
+  REQUIRE_MESSAGE(::geteuid() == 0,
+                  "this lab test needs root (CAP_NET_ADMIN) to create a network namespace and "
+                  "install iptables rules in it; run it as root, or exclude the 'lab' suite");
+}
+
+/// The network namespace's loopback brought up, and a local-mode capture spec of `port` on it.
+CaptureSpec loopback_capture(std::uint16_t port) {
+  const SubprocessResult up =
+      run_subprocess({require_executable("ip", "iproute2"), "link", "set", "lo", "up"});
+  REQUIRE_MESSAGE(up.ok(), up.err);
+  CaptureSpec spec;
+  spec.mode = CaptureMode::kLocal;
+  spec.queue_num = kLabQueue;
+  spec.ports = {port};
+  return spec;
+}
+
+sockaddr_in loopback_address(std::uint16_t port) {
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(port);
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  return address;
+}
+
+Socket listen_on_loopback(std::uint16_t port) {
+  Socket listener(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  const sockaddr_in address = loopback_address(port);
+  REQUIRE(::bind(listener.fd, reinterpret_cast<const sockaddr*>(&address), sizeof address) == 0);
+  REQUIRE(::listen(listener.fd, 4) == 0);
+  return listener;
+}
+
+/// Runs `body` in a new network namespace with a local-mode capture of `port` installed and a
+/// listener on 127.0.0.1:`port`.
+template <typename Body>
+void on_loopback_capture(std::uint16_t port, Body body) {
+  require_root();
+  TestNamespace ns;
+  ns.run([&] {
+    const CaptureSpec spec = loopback_capture(port);
+    const CaptureChains chains = CaptureChains::install(spec);
+    const Socket listener = listen_on_loopback(port);
+    body(spec, listener);
+  });
+}
+
+/// A loopback connection to `port`, both ends open, Nagle off; the client's packets carry
+/// `client_mark` (SO_MARK) unless it is 0.
+struct Connection {
+  Socket client;
+  Socket server;
+};
+
+Connection connect_to(const Socket& listener, std::uint16_t port, std::uint32_t client_mark = 0) {
   Socket client(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (client_mark != 0) {
     REQUIRE(::setsockopt(client.fd, SOL_SOCKET, SO_MARK, &client_mark, sizeof client_mark) == 0);
   }
   const int one = 1;
   REQUIRE(::setsockopt(client.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) == 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_port = htons(port);
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  const sockaddr_in address = loopback_address(port);
   REQUIRE(::connect(client.fd, reinterpret_cast<const sockaddr*>(&address), sizeof address) == 0);
   Socket server(::accept4(listener.fd, nullptr, nullptr, SOCK_CLOEXEC));
+  REQUIRE(::setsockopt(server.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) == 0);
+  return Connection{std::move(client), std::move(server)};
+}
+
+void run_connection(const Socket& listener, std::uint16_t port, std::uint32_t client_mark) {
+  const Connection connection = connect_to(listener, port, client_mark);
+  const Socket& client = connection.client;
+  const Socket& server = connection.server;
 
   const std::string chunk(100, 'd');
   std::string received;
@@ -416,26 +476,6 @@ void run_connection(const Socket& listener, std::uint16_t port, std::uint32_t cl
   REQUIRE(::shutdown(server.fd, SHUT_WR) == 0);  // ... and sends fin2.
   REQUIRE(::recv(client.fd, &byte, 1, 0) == 0);  // The client's final ACK follows.
   std::this_thread::sleep_for(std::chrono::milliseconds(50));
-}
-
-/// A loopback connection to `port`, both ends open.
-struct Connection {
-  Socket client;
-  Socket server;
-};
-
-Connection connect_to(const Socket& listener, std::uint16_t port) {
-  Socket client(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  const int one = 1;
-  REQUIRE(::setsockopt(client.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) == 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_port = htons(port);
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::connect(client.fd, reinterpret_cast<const sockaddr*>(&address), sizeof address) == 0);
-  Socket server(::accept4(listener.fd, nullptr, nullptr, SOCK_CLOEXEC));
-  REQUIRE(::setsockopt(server.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) == 0);
-  return Connection{std::move(client), std::move(server)};
 }
 
 /// Sends `chunks` 100-byte writes from `from` to `to`, each read before the next is written, so
@@ -470,9 +510,7 @@ TEST_SUITE("lab") {
   TEST_CASE(
       "capture_chains: install replaces stale rules and remove leaves nothing in a namespace") {
     const std::string lab_chain = capture_chain_name(kLabQueue);
-    REQUIRE_MESSAGE(::geteuid() == 0,
-                    "this lab test needs root (CAP_NET_ADMIN) to create a network namespace and "
-                    "install iptables rules in it; run it as root, or exclude the 'lab' suite");
+    require_root();
     const std::string root_before_v4 = save(4);
     REQUIRE_MESSAGE(count(root_before_v4, lab_chain) == 0, "the root namespace already has ",
                     lab_chain, "; refusing to run");
@@ -616,29 +654,8 @@ TEST_SUITE("lab") {
   }
 
   TEST_CASE("capture_chains: only teardown segments reach the queue on loopback") {
-    REQUIRE_MESSAGE(::geteuid() == 0,
-                    "this lab test needs root (CAP_NET_ADMIN) to create a network namespace and "
-                    "install iptables rules in it; run it as root, or exclude the 'lab' suite");
-    TestNamespace ns;
-    ns.run([] {
-      const SubprocessResult up =
-          run_subprocess({require_executable("ip", "iproute2"), "link", "set", "lo", "up"});
-      REQUIRE_MESSAGE(up.ok(), up.err);
-      constexpr std::uint16_t kPort = 5432;
-      CaptureSpec spec;
-      spec.mode = CaptureMode::kLocal;
-      spec.queue_num = kLabQueue;
-      spec.ports = {kPort};
-      CaptureChains chains = CaptureChains::install(spec);
-
-      Socket listener(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-      sockaddr_in address{};
-      address.sin_family = AF_INET;
-      address.sin_port = htons(kPort);
-      address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-      REQUIRE(::bind(listener.fd, reinterpret_cast<const sockaddr*>(&address), sizeof address) ==
-              0);
-      REQUIRE(::listen(listener.fd, 4) == 0);
+    constexpr std::uint16_t kPort = 5432;
+    on_loopback_capture(kPort, [](const CaptureSpec& spec, const Socket& listener) {
 
       // Nobody listens on the queue: --queue-bypass lets the queued segments through, and the
       // rule counters tell which rule each segment ended at.
@@ -682,29 +699,8 @@ TEST_SUITE("lab") {
   }
 
   TEST_CASE("capture_chains: a connection in teardown does not pull its neighbours' data into the queue") {
-    REQUIRE_MESSAGE(::geteuid() == 0,
-                    "this lab test needs root (CAP_NET_ADMIN) to create a network namespace and "
-                    "install iptables rules in it; run it as root, or exclude the 'lab' suite");
-    TestNamespace ns;
-    ns.run([] {
-      const SubprocessResult up =
-          run_subprocess({require_executable("ip", "iproute2"), "link", "set", "lo", "up"});
-      REQUIRE_MESSAGE(up.ok(), up.err);
-      constexpr std::uint16_t kPort = 5433;
-      CaptureSpec spec;
-      spec.mode = CaptureMode::kLocal;
-      spec.queue_num = kLabQueue;
-      spec.ports = {kPort};
-      CaptureChains chains = CaptureChains::install(spec);
-
-      Socket listener(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-      sockaddr_in address{};
-      address.sin_family = AF_INET;
-      address.sin_port = htons(kPort);
-      address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-      REQUIRE(::bind(listener.fd, reinterpret_cast<const sockaddr*>(&address), sizeof address) ==
-              0);
-      REQUIRE(::listen(listener.fd, 4) == 0);
+    constexpr std::uint16_t kPort = 5433;
+    on_loopback_capture(kPort, [](const CaptureSpec& /*spec*/, const Socket& listener) {
 
       // Nobody listens on the queue: --queue-bypass lets queued segments through, and the queue
       // rule's counter tells how many got there.
