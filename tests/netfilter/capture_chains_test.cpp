@@ -622,6 +622,26 @@ TEST_SUITE("lab") {
       }
       check_removed("after destruction");
 
+      // A set of finwave's name but another type (not finwave's own leftover, which remove_stale
+      // would have destroyed first): install refuses with ipset's reason and leaves no rules.
+      {
+        const std::string ipset = require_executable("ipset", "ipset");
+        const std::string name = teardown_set_name(kLabQueue, 4);
+        const SubprocessResult made = run_subprocess({ipset, "create", name, "hash:ip"});
+        REQUIRE_MESSAGE(made.ok(), made.err);
+        try {
+          create_teardown_set(kLabQueue, 4);
+          FAIL("create_teardown_set accepted a set of another type");
+        } catch (const std::runtime_error& error) {
+          const std::string message = error.what();
+          CHECK(message.find("ipset create " + name + " failed") == 0);
+          CHECK(message.find("exists") != std::string::npos);
+        }
+        CHECK(destroy_teardown_set(kLabQueue, 4));
+        CHECK(!destroy_teardown_set(kLabQueue, 4));  // Gone: nothing to destroy.
+        check_removed("after a foreign set");
+      }
+
       // If the IPv6 half fails, the IPv4 half is rolled back and the error carries stderr.
       {
         char dir_template[] = "/tmp/fwnf-fake-XXXXXX";
