@@ -1,6 +1,8 @@
 #include "netfilter/teardown_set.hpp"
 
+#include <charconv>
 #include <stdexcept>
+#include <system_error>
 #include <string_view>
 #include <vector>
 
@@ -46,8 +48,34 @@ void create_teardown_set(std::uint16_t queue_num, int family) {
   const SubprocessResult result = run_subprocess(
       {ipset, "create", name, "hash:ip,port,ip", "family", family == 6 ? "inet6" : "inet",
        "timeout", std::to_string(kTeardownSetTimeoutSeconds), "maxelem",
-       std::to_string(kTeardownSetMaxEntries), "-exist"});
+       std::to_string(kTeardownSetMaxEntries), "forceadd", "-exist"});
   if (!result.ok()) throw std::runtime_error(failure("ipset create " + name, result));
+}
+
+std::optional<std::uint64_t> parse_set_entries(std::string_view listing) {
+  constexpr std::string_view kLabel = "Number of entries:";
+  std::size_t at = listing.find(kLabel);
+  if (at == std::string_view::npos) return std::nullopt;
+  at += kLabel.size();
+  while (at < listing.size() && listing[at] == ' ') ++at;
+  std::uint64_t entries = 0;
+  const char* end = listing.data() + listing.size();
+  const auto [last, error] = std::from_chars(listing.data() + at, end, entries);
+  if (error != std::errc{} || (last != end && *last != '\n')) return std::nullopt;
+  return entries;
+}
+
+std::optional<std::uint64_t> teardown_set_entries(std::uint16_t queue_num, int family) noexcept {
+  try {
+    const auto ipset = find_executable("ipset");
+    if (!ipset) return std::nullopt;
+    const SubprocessResult listed =
+        run_subprocess({*ipset, "list", "-terse", teardown_set_name(queue_num, family)});
+    if (!listed.ok()) return std::nullopt;
+    return parse_set_entries(listed.out);
+  } catch (...) {
+    return std::nullopt;
+  }
 }
 
 bool destroy_teardown_set(std::uint16_t queue_num, int family) {

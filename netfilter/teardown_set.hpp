@@ -1,7 +1,9 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <string_view>
 
 namespace finwave::nf {
 
@@ -25,8 +27,11 @@ namespace finwave::nf {
 /// largest gap between FIN retransmissions (the retransmission timeout is capped at 120 s), so
 /// that a final ACK still finds its connection in the set.
 inline constexpr unsigned kTeardownSetTimeoutSeconds = 180;
-/// Entries per set: 2,900 connections a second, two entries each, for the timeout.
-/// Past it, new connections' final ACKs are not captured (their FINs still are).
+/// Entries per set: 2,900 connections a second, two entries each, for the timeout. The set is
+/// created with forceadd: when it is full, adding an entry evicts one from the same hash bucket
+/// (most likely a connection long closed) rather than failing, so new connections stay
+/// captured. An add fails only when its bucket is empty, which a full set of this size
+/// rarely has; then that connection's final ACKs are not captured (its FINs still are).
 inline constexpr unsigned kTeardownSetMaxEntries = 1U << 20;
 
 /// "finwave-q<queue_num>-v4" or "-v6".
@@ -36,6 +41,14 @@ std::string teardown_set_name(std::uint16_t queue_num, int family);
 /// Throws std::runtime_error with ipset's own message when it fails (for example a set of the
 /// same name with other parameters), and when ipset is not installed (naming the package).
 void create_teardown_set(std::uint16_t queue_num, int family);
+
+/// The "Number of entries" of an `ipset list -terse` listing, or nullopt when it has none or
+/// the number is not one. Pure.
+std::optional<std::uint64_t> parse_set_entries(std::string_view listing);
+
+/// How many entries the set for `family` holds now; nullopt when ipset is missing, the set does
+/// not exist or ipset fails. Runs ipset (a few ms): control plane only. Never throws.
+std::optional<std::uint64_t> teardown_set_entries(std::uint16_t queue_num, int family) noexcept;
 
 /// Destroys the set for `family` if it exists. Returns whether one was destroyed. A set still
 /// referenced by a rule cannot be destroyed: remove the rules first. Throws std::runtime_error

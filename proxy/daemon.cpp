@@ -14,6 +14,7 @@
 #include <system_error>
 #include <utility>
 
+#include "netfilter/teardown_set.hpp"
 #include "proxy/ladder.hpp"
 #include "proxy/worker_counters.hpp"
 #include "rules/config_error.hpp"
@@ -305,6 +306,10 @@ void Daemon::shutdown() noexcept {
   // and finishes its flows.
   chains_.stop_capturing();
   for (auto& worker : workers_) worker->stop_reading();
+  if (chains_.installed()) {
+    teardown_entries_ = {nf::teardown_set_entries(chains_.queue_num(), 4),
+                         nf::teardown_set_entries(chains_.queue_num(), 6)};
+  }
   chains_.remove();
   for (auto& worker : workers_) worker->finish();
   // Every thread is joined: what they handed over comes first, then what finish() reported.
@@ -407,6 +412,19 @@ nlohmann::json Daemon::stats_json(bool live_kernel) const {
   };
   // With several queues: the sums of the queues whose kernel counters could be read.
   stats["kernel"] = kernel_stats_json(kernel_total);
+  // How full the kernel's memory of connections in teardown is (null: no set, as with
+  // --capture-all, or it could not be read). Past max_entries, old entries are evicted.
+  std::array<std::optional<std::uint64_t>, 2> entries = teardown_entries_;
+  if (live_kernel && chains_.installed()) {
+    entries = {nf::teardown_set_entries(chains_.queue_num(), 4),
+               nf::teardown_set_entries(chains_.queue_num(), 6)};
+  }
+  const auto entries_json = [](const std::optional<std::uint64_t>& n) {
+    return n ? nlohmann::json(*n) : nlohmann::json(nullptr);
+  };
+  stats["teardown_set"] = {{"v4", entries_json(entries[0])},
+                           {"v6", entries_json(entries[1])},
+                           {"max_entries", nf::kTeardownSetMaxEntries}};
   stats["queues"] = std::move(queues);
   if (handoff_) {
     const HandoffCounters h = handoff_->counters();

@@ -2,6 +2,7 @@
 
 #include <uv.h>
 
+#include <array>
 #include <cstdint>
 #include <ctime>
 #include <memory>
@@ -96,6 +97,8 @@ class Daemon final : private ControlHandler, private OutcomeSink {
   std::vector<std::unique_ptr<QueueWorker>> workers_;
   /// Per worker, read just before unbinding.
   std::vector<std::optional<nf::KernelQueueStats>> kernel_stats_;
+  /// Entries of the IPv4 and IPv6 teardown sets, read just before the sets are destroyed.
+  std::array<std::optional<std::uint64_t>, 2> teardown_entries_{};
   std::optional<ControlServer> control_;  // absent with --control none
   std::set<std::string> control_added_;   // rules added over the socket, until a reload
   std::uint64_t started_us_ = 0;

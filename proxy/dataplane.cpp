@@ -43,7 +43,10 @@ void Dataplane::on_packet(const nf::QueuedPacket& packet) noexcept {
   if (p_.pcap != nullptr) p_.pcap->write(packet.payload, packet.original_len);
 
   const std::uint64_t now_us = monotonic_us();
-  const Classified classified = p_.flows.classify(segment, now_us);
+  // The tracker keeps the segment's arrival, not the moment finwave read it: the timeline is
+  // compared with captures on the wire, and a delay's hold is measured from there too.
+  const std::uint64_t arrived_us = arrival_us(packet, now_us);
+  const Classified classified = p_.flows.classify(segment, arrived_us);
   rules::Decision decision;
   // An untracked segment (a stray ACK, a full table) has no per-connection counters to match
   // against: it passes.
@@ -64,8 +67,7 @@ void Dataplane::on_packet(const nf::QueuedPacket& packet) noexcept {
       break;
     case rules::Action::kDelay:
       // From the segment's arrival: the trip through the queue to here is part of the delay.
-      if (schedule(packet, segment, classified, decision,
-                   arrival_us(packet, now_us) + decision.delay_us, true) ==
+      if (schedule(packet, segment, classified, decision, arrived_us + decision.delay_us, true) ==
           DelayLine::kNone) {
         p_.queue.accept(packet.id);
         break;
@@ -106,7 +108,7 @@ void Dataplane::on_packet(const nf::QueuedPacket& packet) noexcept {
     amounts.copies = decision.copies;
   }
   p_.flows.commit(classified, segment, verdict, acted ? decision.rule_name : std::string_view{},
-                  now_us, amounts);
+                  arrived_us, amounts);
   if (p_.rule_hits != nullptr && decision.matched()) {
     p_.rule_hits->on_rule_hit(
         RuleHit{decision.rule_name, classified.facts, classified.flow_id, verdict});

@@ -50,5 +50,12 @@ bad=$(outcomes "$unclean" | wc -l)
 late_resets=$(outcomes 'select(.result == "reset")' | wc -l)
 v6=$(outcomes 'select(.flow.server | startswith("["))' | wc -l)
 [ "$v6" -eq "$count" ] || fail "$v6 IPv6 outcomes, expected $count"
+# The kernel's memory of connections in teardown, read as finwave stopped: per family, one
+# entry for each connection's client end (its own ephemeral port, kept out of reuse by the
+# client's TIME_WAIT) and one for the server end, which all connections from the client share.
+for family in v4 v6; do
+  entries=$(finwave_stats ".teardown_set.$family")
+  [ "$entries" = $((count + 1)) ] || fail "teardown set $family held $entries entries, expected $((count + 1))"
+done
 
-pass "$((2 * count)) connections in $elapsed_ms ms; $queued packets queued ($(( queued / (2 * count) )) per connection), all accepted, $reported outcomes ($late_resets reset in TIME_WAIT)"
+pass "$((2 * count)) connections in $elapsed_ms ms; $queued packets queued ($(( queued / (2 * count) )) per connection), all accepted, $reported outcomes ($late_resets reset in TIME_WAIT); teardown sets held $((count + 1)) entries per family"

@@ -67,7 +67,7 @@ for name in v4 v6; do
     [ "${error#-}" -le "$tolerance_us" ] ||
       fail "$name: final ACK $((k + 1)) held $held us, not 400 ms +- $tolerance_us us"
   done
-  # The outcome says how long each was held (from its capture to its release, in ms).
+  # The outcome says how long each was held (from its arrival at the router to its release, in ms).
   holds=$(jq -r '[.timeline[] | select(.verdict == "delay") | .hold_ms] | @tsv' <<<"$o")
   expect "$name delayed timeline entries released" \
     "$(jq -c '[.timeline[] | select(.verdict == "delay") | .released]' <<<"$o")" '[true,true]'
