@@ -1,11 +1,10 @@
 #include "netfilter/teardown_set.hpp"
 
-#include <charconv>
 #include <stdexcept>
-#include <system_error>
 #include <string_view>
 #include <vector>
 
+#include "netfilter/ipset_entries.hpp"
 #include "netfilter/subprocess.hpp"
 
 namespace finwave::nf {
@@ -52,28 +51,10 @@ void create_teardown_set(std::uint16_t queue_num, int family) {
   if (!result.ok()) throw std::runtime_error(failure("ipset create " + name, result));
 }
 
-std::optional<std::uint64_t> parse_set_entries(std::string_view listing) {
-  constexpr std::string_view kLabel = "Number of entries:";
-  std::size_t at = listing.find(kLabel);
-  if (at == std::string_view::npos) return std::nullopt;
-  at += kLabel.size();
-  while (at < listing.size() && listing[at] == ' ') ++at;
-  std::uint64_t entries = 0;
-  const char* end = listing.data() + listing.size();
-  const auto [last, error] = std::from_chars(listing.data() + at, end, entries);
-  if (error != std::errc{} || (last != end && *last != '\n')) return std::nullopt;
-  return entries;
-}
-
 std::optional<std::uint64_t> teardown_set_entries(std::uint16_t queue_num, int family) noexcept {
   try {
-    const auto ipset = find_executable("ipset");
-    if (!ipset) return std::nullopt;
-    const SubprocessResult listed =
-        run_subprocess({*ipset, "list", "-terse", teardown_set_name(queue_num, family)});
-    if (!listed.ok()) return std::nullopt;
-    return parse_set_entries(listed.out);
-  } catch (...) {
+    return ipset_entries(teardown_set_name(queue_num, family));
+  } catch (...) {  // Building the name can only fail to allocate.
     return std::nullopt;
   }
 }

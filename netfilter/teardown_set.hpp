@@ -3,7 +3,6 @@
 #include <cstdint>
 #include <optional>
 #include <string>
-#include <string_view>
 
 namespace finwave::nf {
 
@@ -42,12 +41,8 @@ std::string teardown_set_name(std::uint16_t queue_num, int family);
 /// same name with other parameters), and when ipset is not installed (naming the package).
 void create_teardown_set(std::uint16_t queue_num, int family);
 
-/// The "Number of entries" of an `ipset list -terse` listing, or nullopt when it has none or
-/// the number is not one. Pure.
-std::optional<std::uint64_t> parse_set_entries(std::string_view listing);
-
-/// How many entries the set for `family` holds now; nullopt when ipset is missing, the set does
-/// not exist or ipset fails. Runs ipset (a few ms): control plane only. Never throws.
+/// How many entries the set for `family` holds now (one netlink round trip, see
+/// ipset_entries.hpp); nullopt when the set does not exist or cannot be read. Never throws.
 std::optional<std::uint64_t> teardown_set_entries(std::uint16_t queue_num, int family) noexcept;
 
 /// Destroys the set for `family` if it exists. Returns whether one was destroyed. A set still

@@ -414,16 +414,20 @@ nlohmann::json Daemon::stats_json(bool live_kernel) const {
   stats["kernel"] = kernel_stats_json(kernel_total);
   // How full the kernel's memory of connections in teardown is (null: no set, as with
   // --capture-all, or it could not be read). Past max_entries, old entries are evicted.
-  std::array<std::optional<std::uint64_t>, 2> entries = teardown_entries_;
-  if (live_kernel && chains_.installed()) {
-    entries = {nf::teardown_set_entries(chains_.queue_num(), 4),
-               nf::teardown_set_entries(chains_.queue_num(), 6)};
+  constexpr std::uint64_t kTeardownEntriesMaxAgeUs = 1'000'000;
+  const std::uint64_t now = now_us();
+  if (live_kernel && chains_.installed() &&
+      (teardown_entries_read_us_ == 0 ||
+       now - teardown_entries_read_us_ >= kTeardownEntriesMaxAgeUs)) {
+    teardown_entries_ = {nf::teardown_set_entries(chains_.queue_num(), 4),
+                         nf::teardown_set_entries(chains_.queue_num(), 6)};
+    teardown_entries_read_us_ = now;
   }
   const auto entries_json = [](const std::optional<std::uint64_t>& n) {
     return n ? nlohmann::json(*n) : nlohmann::json(nullptr);
   };
-  stats["teardown_set"] = {{"v4", entries_json(entries[0])},
-                           {"v6", entries_json(entries[1])},
+  stats["teardown_set"] = {{"v4", entries_json(teardown_entries_[0])},
+                           {"v6", entries_json(teardown_entries_[1])},
                            {"max_entries", nf::kTeardownSetMaxEntries}};
   stats["queues"] = std::move(queues);
   if (handoff_) {

@@ -97,8 +97,11 @@ class Daemon final : private ControlHandler, private OutcomeSink {
   std::vector<std::unique_ptr<QueueWorker>> workers_;
   /// Per worker, read just before unbinding.
   std::vector<std::optional<nf::KernelQueueStats>> kernel_stats_;
-  /// Entries of the IPv4 and IPv6 teardown sets, read just before the sets are destroyed.
-  std::array<std::optional<std::uint64_t>, 2> teardown_entries_{};
+  /// Entries of the IPv4 and IPv6 teardown sets: read at most once a second for `stats` (a
+  /// flood of requests must not turn into a flood of netlink round trips on the loop that
+  /// gives verdicts), and once more just before the sets are destroyed.
+  mutable std::array<std::optional<std::uint64_t>, 2> teardown_entries_{};
+  mutable std::uint64_t teardown_entries_read_us_ = 0;  // 0: never read
   std::optional<ControlServer> control_;  // absent with --control none
   std::set<std::string> control_added_;   // rules added over the socket, until a reload
   std::uint64_t started_us_ = 0;

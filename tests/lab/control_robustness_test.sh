@@ -140,6 +140,11 @@ answered=$(cat "$LAB_DIR"/wait.* | jq -s 'map(select(.ok and (.outcomes | length
 t0=$(lab_now_ms)
 stats=$(ctl --json stats) || fail "stats failed after the churn"
 status_ms=$(($(lab_now_ms) - t0))
+# The teardown set is read live (at most once a second): one entry per IPv4 connection plus the
+# server's, or fewer when the last read came during the churn.
+entries=$(jq '.teardown_set.v4' <<<"$stats")
+[[ "$entries" =~ ^[0-9]+$ ]] && ((entries >= 1 && entries <= count + 1)) ||
+  fail "stats: teardown_set.v4 is '$entries', not 1..$((count + 1))"
 dropped_events=$(jq '.control.events_dropped' <<<"$stats")
 [ "$dropped_events" -gt 0 ] || fail "no events were dropped for the stalled subscribers"
 rss_end=$(rss_kib)
