@@ -3,8 +3,8 @@
 # benchmark prints a table and writes JSON into the results directory. Needs root (re-runs
 # itself through sudo).
 #
-#   deploy/bench.sh                       every benchmark
-#   deploy/bench.sh delay                 only the ones named
+#   deploy/bench.sh                       every benchmark but the extra ones (under ten minutes)
+#   deploy/bench.sh delay                 only the ones named (extra ones too)
 #   deploy/bench.sh delay -- --samples "50 50 50 10"
 #                                         arguments after -- go to the (single) benchmark named
 #   deploy/bench.sh --list                names and what each measures
@@ -24,12 +24,23 @@ BENCHMARKS=(
   "perf|throughput, churn, latency, verdict capacity, memory: finwave vs kernel, bare consumer, socat"
   "delay|precision of the delay action: requested vs observed hold on the wire, 1 to 1000 ms"
 )
+# Run only when named: they explain a figure of the others rather than add one.
+EXTRA_BENCHMARKS=(
+  "capture|(extra, ~5 min) one-stream bulk against each part of the capture rules, rule by rule"
+)
 
 # Issue 7's comparisons: tests/bench/perf.sh, JSON in bench.json (pass -- --quick for a smoke run).
 bench_perf() {
   local results=$1
   shift
   "$repo/tests/bench/perf.sh" --build "${FINWAVE_BUILD:-$repo/build}" --out "$results/bench.json" "$@"
+}
+
+# What bulk pays for the capture rules: tests/bench/capture_cost.sh, JSON in bench-capture.json.
+bench_capture() {
+  local results=$1
+  shift
+  "$repo/tests/bench/capture_cost.sh" --json "$results/bench-capture.json" "$@"
 }
 
 # Delay precision: tests/bench/delay_precision.sh, JSON in bench-delay.json; then the same with
@@ -46,7 +57,9 @@ usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
 
 list() {
   local entry
-  for entry in "${BENCHMARKS[@]}"; do printf '  %-10s %s\n' "${entry%%|*}" "${entry#*|}"; done
+  for entry in "${BENCHMARKS[@]}" "${EXTRA_BENCHMARKS[@]}"; do
+    printf '  %-10s %s\n' "${entry%%|*}" "${entry#*|}"
+  done
 }
 
 args=("$@")
@@ -68,6 +81,7 @@ done
 known=()
 for entry in "${BENCHMARKS[@]}"; do known+=("${entry%%|*}"); done
 ((${#selected[@]})) || selected=("${known[@]}")
+for entry in "${EXTRA_BENCHMARKS[@]}"; do known+=("${entry%%|*}"); done
 for name in "${selected[@]}"; do
   [[ " ${known[*]} " == *" $name "* ]] || { echo "bench.sh: no benchmark '$name'; these exist:" >&2; list >&2; exit 2; }
 done

@@ -19,8 +19,9 @@ packages=(
   iptables ipset
   # the lab and the tests (xmllint: the SVG ladders finwavectl writes are checked as XML)
   iproute2 tcpdump iputils-ping procps jq libxml2-utils
-  # the benchmarks (tests/bench/perf.sh); socat also for the control-socket tests
-  iperf3 socat ethtool
+  # the benchmarks (tests/bench/); socat also for the control-socket tests, nftables for
+  # capture_cost.sh's native-set comparison
+  iperf3 socat ethtool nftables
 )
 
 missing=()
