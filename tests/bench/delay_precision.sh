@@ -128,7 +128,12 @@ until [ "$(kernel_queue_field router 0 3)" = 0 ]; do
   [ $SECONDS -lt $deadline ] || fail "finwave still holds packets 10 s after the last client"
   sleep 0.05
 done
+# What the precision costs: finwave's CPU time over the run (every thread; the scheduler's own
+# accounting), the clock waits before releases included.
+finwave_cpu_ns=$(cat /proc/"$FINWAVE_PID"/task/*/schedstat 2>/dev/null | awk '{ sum += $1 } END { printf "%.0f\n", sum }')
 finwave_stop
+released=$(finwave_stats .actions.released)
+queued=$(finwave_stats .queue.queued)
 capture_stop
 [ -n "${BENCH_KEEP:-}" ] && cp -r "$work" "$BENCH_KEEP"
 
@@ -216,11 +221,15 @@ baseline=$(jq -n -c --rawfile b "$work/baseline.txt" '
 mkdir -p "$(dirname "$json_out")"
 printf '%s\n' "${results[@]}" | jq -s --argjson target "$target_ms" --argjson seconds "$elapsed" \
   --argjson baseline "$baseline" --arg load_start "$load_start" --arg load_end "$load_end" \
+  --argjson cpu_ns "${finwave_cpu_ns:-0}" --argjson queued "${queued:-0}" --argjson released "${released:-0}" \
   --argjson rt "$realtime_priority" --arg kernel "$(uname -r)" --arg cpus "$(nproc)" --arg commit "$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)" '
   {benchmark: "delay_precision",
    what: "fin1 held by a delay rule; observed = egress (to-server) - ingress (to-client) tcpdump timestamps; error = observed - requested",
    realtime_priority: $rt, target_p99_abs_error_ms: $target, kernel: $kernel, cpus: ($cpus | tonumber), commit: $commit,
    load_average: {start: $load_start, end: $load_end}, seconds: $seconds,
+   finwave_cpu: {ms: ($cpu_ns / 1e6 | round), queued: $queued, released: $released,
+                 us_per_queued: (if $queued > 0 then ($cpu_ns / $queued / 1e3 | round) else null end),
+                 us_per_release: (if $released > 0 then ($cpu_ns / $released / 1e3 | round) else null end)},
    undelayed_queue_trip: $baseline, results: .}' >"$json_out"
 
 printf '\n%-13s %8s %8s %14s %14s %14s %14s  %s\n' "requested_ms" samples parallel \
@@ -231,5 +240,6 @@ jq -r '.results[] | [.requested_ms, .samples, .parallel, .p50_error_ms, .p99_err
     printf '%-13s %8s %8s %14s %14s %14s %14s  %s\n' "$d" "$s" "$p" "$p50" "$p99" "$mx" "$pa" "$met"
   done
 jq -r '.undelayed_queue_trip | "baseline: an undelayed SYN crosses finwave in p50 \(.p50_ms) ms, p99 \(.p99_ms) ms, max \(.max_ms) ms (\(.samples) samples)"' "$json_out"
+jq -r '.finwave_cpu | "finwave CPU: \(.ms) ms for \(.queued) queued segments (\(.us_per_queued) us each), \(.released) of them held and released (\(.us_per_release) us per release, all its work counted)"' "$json_out"
 echo "delay_precision: ${elapsed} s; finwave --realtime-priority $realtime_priority; load average $load_start at the start, $load_end at the end ($(nproc) CPUs); JSON in $json_out"
 ((complete)) || fail "some samples were not measured (see above)"
