@@ -31,19 +31,12 @@ rules_finwave "$rules" --settle 0.3 --linger 5 --realtime-priority 10
 policy=$(chrt -p "$FINWAVE_PID")
 grep -q "SCHED_FIFO" <<<"$policy" && grep -q "priority: 10" <<<"$policy" ||
   fail "--realtime-priority 10 did not take: $policy"
-rules_server read-eof,close 2
-rules_client v4 "$LAB_SERVER_V4" send:100,close
-rules_client v6 "$LAB_SERVER_V6" send:100,close
-rules_client_wait v4
-rules_client_wait v6
-rules_wait_outcomes 2 10
+rules_both send:100,close
 rules_stop
 
 for name in v4 v6; do
-  port=$(client_port "$name")
-  o=$(outcome_of "$port")
-  [ -n "$o" ] || fail "$name: no outcome for client port $port"
-  echo "$name (client port $port):"
+  rules_outcome "$name"
+  port=$RULES_CLIENT_PORT o=$RULES_OUTCOME
   expect "$name server FIN retransmits (finwave)" "$(jq .fin_retransmits.server <<<"$o")" 1
   expect "$name server FIN retransmits (to-server FINs - 1)" \
     "$(wire to-server "$port" 'fins("server") | length - 1')" 1

@@ -15,21 +15,14 @@ here=$(cd "$(dirname "$0")" && pwd)
 
 rules_lab rules_duplicate_fin2
 rules_finwave "$FINWAVE_REPO/rules/examples/duplicate-fin2.toml" --settle 0.3 --linger 5
-rules_server read-eof,close 2
-rules_client v4 "$LAB_SERVER_V4" send:100,close
-rules_client v6 "$LAB_SERVER_V6" send:100,close
-rules_client_wait v4
-rules_client_wait v6
-rules_wait_outcomes 2 10
+rules_both send:100,close
 kernel_queued=$(kernel_queue_field router 0 8)
 rules_stop
 
 segments=0
 for name in v4 v6; do
-  port=$(client_port "$name")
-  o=$(outcome_of "$port")
-  [ -n "$o" ] || fail "$name: no outcome for client port $port"
-  echo "$name (client port $port):"
+  rules_outcome "$name"
+  port=$RULES_CLIENT_PORT o=$RULES_OUTCOME
   expect "$name server FINs sent (to-server)" "$(wire to-server "$port" 'fins("server") | length')" 1
   expect "$name server FINs delivered: original + 2 copies (to-client)" \
     "$(wire to-client "$port" 'fins("server") | length')" 3

@@ -12,6 +12,11 @@
 #   rules_client_wait NAME [SECONDS]     waits for that client; fails if its script failed
 #   client_port NAME                     the client's local port, from its connect event
 #   rules_wait_outcomes N [SECONDS]      until finwave has printed N outcomes (fails otherwise)
+#   rules_both CLIENT_SCRIPT [SECONDS]   one connection over IPv4 (client "v4") and one over
+#                                        IPv6 ("v6") to a read-eof,close server, both waited
+#                                        for, then their 2 outcomes (SECONDS, default 10)
+#   rules_outcome NAME                   sets RULES_CLIENT_PORT and RULES_OUTCOME for client
+#                                        NAME (fails without one), logs which connection it is
 #   rules_stop                           stops finwave and the captures, checks the verdict
 #                                        accounting, turns the pcaps into $WORK/<iface>.jsonl
 #   outcome_of PORT                      finwave's outcome for the client port (JSON)
@@ -98,6 +103,28 @@ rules_wait_outcomes() {
     [ $SECONDS -lt $deadline ] || fail "$have of $want outcomes after ${2:-20} s"
     sleep 0.1
   done
+}
+
+# rules_both CLIENT_SCRIPT [SECONDS] — the connections most rules tests check, one per family.
+rules_both() {
+  local script=${1:?rules_both CLIENT_SCRIPT [SECONDS]}
+  rules_server read-eof,close 2
+  rules_client v4 "$LAB_SERVER_V4" "$script"
+  rules_client v6 "$LAB_SERVER_V6" "$script"
+  rules_client_wait v4
+  rules_client_wait v6
+  rules_wait_outcomes 2 "${2:-10}"
+}
+
+# rules_outcome NAME — RULES_CLIENT_PORT and RULES_OUTCOME (finwave's JSON for that port).
+RULES_CLIENT_PORT=""
+RULES_OUTCOME=""
+rules_outcome() {
+  local name=${1:?rules_outcome NAME}
+  RULES_CLIENT_PORT=$(client_port "$name")
+  RULES_OUTCOME=$(outcome_of "$RULES_CLIENT_PORT")
+  [ -n "$RULES_OUTCOME" ] || fail "$name: no outcome for client port $RULES_CLIENT_PORT"
+  echo "$name (client port $RULES_CLIENT_PORT):"
 }
 
 # rules_stop — finwave exits cleanly with every verdict given; the pcaps become JSON lines.

@@ -11,19 +11,12 @@ here=$(cd "$(dirname "$0")" && pwd)
 
 rules_lab rules_lose_fin1_once
 rules_finwave "$FINWAVE_REPO/rules/examples/lose-fin1-once.toml" --settle 0.3 --linger 5
-rules_server read-eof,close 2
-rules_client v4 "$LAB_SERVER_V4" send:100,close
-rules_client v6 "$LAB_SERVER_V6" send:100,close
-rules_client_wait v4
-rules_client_wait v6
-rules_wait_outcomes 2 10
+rules_both send:100,close
 rules_stop
 
 for name in v4 v6; do
-  port=$(client_port "$name")
-  o=$(outcome_of "$port")
-  [ -n "$o" ] || fail "$name: no outcome for client port $port"
-  echo "$name (client port $port):"
+  rules_outcome "$name"
+  port=$RULES_CLIENT_PORT o=$RULES_OUTCOME
   expect "$name result" "$(jq -r .result <<<"$o")" clean
   expect "$name closer" "$(jq -r .closer <<<"$o")" client
   expect "$name rst" "$(jq -c .rst <<<"$o")" null

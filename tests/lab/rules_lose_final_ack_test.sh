@@ -16,20 +16,13 @@ rules_lab rules_lose_final_ack
 # covers IPv6 too).
 lab_exec server sysctl -qw net.ipv4.tcp_orphan_retries=1
 rules_finwave "$FINWAVE_REPO/rules/examples/lose-final-ack.toml" --settle 0.3 --linger 2
-rules_server read-eof,close 2
-rules_client v4 "$LAB_SERVER_V4" send:100,close
-rules_client v6 "$LAB_SERVER_V6" send:100,close
-rules_client_wait v4
-rules_client_wait v6
-rules_wait_outcomes 2 15
+rules_both send:100,close 15
 rules_stop
 
 total_dropped=0
 for name in v4 v6; do
-  port=$(client_port "$name")
-  o=$(outcome_of "$port")
-  [ -n "$o" ] || fail "$name: no outcome for client port $port"
-  echo "$name (client port $port):"
+  rules_outcome "$name"
+  port=$RULES_CLIENT_PORT o=$RULES_OUTCOME
   expect "$name result" "$(jq -r .result <<<"$o")" timeout
   expect "$name closer" "$(jq -r .closer <<<"$o")" client
   kind=$(jq -r .kind <<<"$o")

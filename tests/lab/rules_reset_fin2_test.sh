@@ -15,12 +15,7 @@ rules_lab rules_reset_fin2
 lab_exec server sysctl -qw net.ipv4.tcp_orphan_retries=1
 # A settle window longer than the server's retries keeps every retransmission in the outcome.
 rules_finwave "$FINWAVE_REPO/rules/examples/reset-fin2.toml" --settle 2.5 --linger 5
-rules_server read-eof,close 2
-rules_client v4 "$LAB_SERVER_V4" send:100,shutdown,read-until-error
-rules_client v6 "$LAB_SERVER_V6" send:100,shutdown,read-until-error
-rules_client_wait v4
-rules_client_wait v6
-rules_wait_outcomes 2 10
+rules_both send:100,shutdown,read-until-error
 # The server must have given up before finwave stops, or a last FIN would pass unreplaced.
 deadline=$((SECONDS + 10))
 while [ -n "$(lab_exec server ss -Htn state last-ack "( sport = :$RULES_PORT )")" ]; do
@@ -31,10 +26,8 @@ rules_stop
 
 total=0
 for name in v4 v6; do
-  port=$(client_port "$name")
-  o=$(outcome_of "$port")
-  [ -n "$o" ] || fail "$name: no outcome for client port $port"
-  echo "$name (client port $port):"
+  rules_outcome "$name"
+  port=$RULES_CLIENT_PORT o=$RULES_OUTCOME
   expect "$name client read" "$(peer_field "$WORK/client-$name.jsonl" read_until_error error)" ECONNRESET
   expect "$name result" "$(jq -r .result <<<"$o")" reset
   expect "$name rst" "$(jq -c '.rst | {from, stage}' <<<"$o")" '{"from":"server","stage":"fin_wait"}'
