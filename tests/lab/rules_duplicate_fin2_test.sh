@@ -29,9 +29,13 @@ for name in v4 v6; do
   expect "$name server FIN sequence numbers (to-client)" \
     "$(wire to-client "$port" '[fins("server")[] | .seq] | unique | length')" 1
   # spacing_ms = 5: copies must be spread, not bunched; a loaded machine may add some ms
-  # (precision is measured by deploy/bench.sh, not asserted here).
-  expect "$name copies spaced at least 4 ms apart, at most 50 (to-client)" \
-    "$(wire to-client "$port" '[fins("server")[] | .t_us] as $t | [range(1; $t | length) | (($t[.] - $t[. - 1]) / 1000) | (. >= 4 and . <= 50)]')" \
+  # (precision is measured by deploy/bench.sh, not asserted here). The first copy is spaced
+  # from the moment finwave had the original, which is when it reached the router (to-server),
+  # not when it left (to-client): the original's own trip through the queue can take ms of
+  # that spacing on a busy machine.
+  arrived=$(wire to-server "$port" 'fins("server")[0].t_us')
+  expect "$name copies spaced at least 4 ms apart, at most 50 (to-server arrival, to-client copies)" \
+    "$(wire to-client "$port" "([$arrived] + ([fins(\"server\")[] | .t_us] | .[1:])) as \$t | [range(1; \$t | length) | ((\$t[.] - \$t[. - 1]) / 1000) | (. >= 4 and . <= 50)]")" \
     "[true,true]"
   expect "$name fin2 in finwave's timeline" \
     "$(jq '[.timeline[] | select(.from == "server" and .role == "fin2")] | length' <<<"$o")" 1
