@@ -19,8 +19,10 @@ namespace finwave::nf {
 ///
 /// Why a set and not the connection tracker: conntrack (with a CONNMARK on the first FIN) costs
 /// every forwarded packet its state tracking, about 8% of single-stream bulk throughput on these
-/// machines, while a set lookup costs almost nothing. The set also holds connections that began
-/// before finwave: conntrack cannot mark a connection it first meets at its FIN.
+/// machines; the one set lookup per packet costs about half that, and most of it is the
+/// xtables compatibility layer iptables-nft runs `-m set` through (tests/bench/capture_cost.sh
+/// measures each part). The set also holds connections that began before finwave: conntrack
+/// cannot mark a connection it first meets at its FIN.
 
 /// Seconds an entry outlives the last captured segment of its connection. Longer than the
 /// largest gap between FIN retransmissions (the retransmission timeout is capped at 120 s), so
