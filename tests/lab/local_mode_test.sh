@@ -49,12 +49,13 @@ reported=$(outcomes | wc -l)
 # hook at INPUT, TCP early demux made released packets meet a stale socket and vanish, and the
 # peer retransmitted its FIN — the capture hooks PREROUTING for that reason.
 # The two 10 MB connections may show one client FIN retransmission: their FIN rides at the tail
-# of a GSO packet of tens of KB, and on a loaded 2-core machine the client's tail-loss probe (its
-# timeout is about 2 ms at these round-trip times) can go out before the server's ACK is back.
-# As far as measured the probe is spurious, the kernel's own timing: nothing was dropped (every
-# verdict is accounted for above, and the kernel's backlog drop counters did not move in such
-# runs). Seen in 3 of about 30 runs. The short connections, where the early-demux loss showed,
-# stay strict.
+# of a GSO packet of tens of KB, and the client's tail-loss probe (its timeout is about 2 ms at
+# these round-trip times) can go out before the ACK is back when both cores are busy with the
+# transfer, whether the FIN waited in the queue for finwave to get a CPU or the server for its
+# own. The probe is spurious: nothing was lost (every verdict is accounted for above, the server
+# then acknowledged everything at once, and the kernel's backlog drop counters did not move in
+# such runs). Seen in 3 of about 30 runs. The short connections, where the early-demux loss
+# showed, stay strict.
 bulk='(([.timeline[] | select(.role == "fin1")][0].len // 0) > 1000)'
 unclean="select((.result != \"clean\" and (.rst == null or .rst.stage != \"time_wait\")) or
   .fin_retransmits.server != 0 or .fin_retransmits.client > 1 or
