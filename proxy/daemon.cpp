@@ -306,10 +306,7 @@ void Daemon::shutdown() noexcept {
   // and finishes its flows.
   chains_.stop_capturing();
   for (auto& worker : workers_) worker->stop_reading();
-  if (chains_.installed()) {
-    teardown_entries_ = {nf::teardown_set_entries(chains_.queue_num(), 4),
-                         nf::teardown_set_entries(chains_.queue_num(), 6)};
-  }
+  if (chains_.installed()) read_teardown_entries();
   chains_.remove();
   for (auto& worker : workers_) worker->finish();
   // Every thread is joined: what they handed over comes first, then what finish() reported.
@@ -419,9 +416,7 @@ nlohmann::json Daemon::stats_json(bool live_kernel) const {
   if (live_kernel && chains_.installed() &&
       (teardown_entries_read_us_ == 0 ||
        now - teardown_entries_read_us_ >= kTeardownEntriesMaxAgeUs)) {
-    teardown_entries_ = {nf::teardown_set_entries(chains_.queue_num(), 4),
-                         nf::teardown_set_entries(chains_.queue_num(), 6)};
-    teardown_entries_read_us_ = now;
+    read_teardown_entries();
   }
   const auto entries_json = [](const std::optional<std::uint64_t>& n) {
     return n ? nlohmann::json(*n) : nlohmann::json(nullptr);
@@ -452,6 +447,12 @@ nlohmann::json Daemon::stats_json(bool live_kernel) const {
                         {"outcomes", c.outcomes}};
   }
   return stats;
+}
+
+void Daemon::read_teardown_entries() const noexcept {
+  teardown_entries_ = {nf::teardown_set_entries(chains_.queue_num(), 4),
+                       nf::teardown_set_entries(chains_.queue_num(), 6)};
+  teardown_entries_read_us_ = now_us();
 }
 
 // --- Control commands (loop thread; may throw ControlError) ---------------------------------

@@ -83,6 +83,8 @@ class Daemon final : private ControlHandler, private OutcomeSink {
   /// Throws ControlError(unknown_rule) with a "did you mean" unless a rule is called `name`.
   void require_rule(const std::string& name) const;
   std::uint64_t now_us() const noexcept;
+  /// Reads both teardown sets' entry counts into teardown_entries_ (a netlink round trip each).
+  void read_teardown_entries() const noexcept;
   void log(const std::string& message) const noexcept;
 
   DaemonOptions options_;
