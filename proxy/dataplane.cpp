@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <array>
-#include <ctime>
 
 #include "netfilter/craft.hpp"
 
@@ -12,21 +11,6 @@ namespace finwave::proxy {
 namespace {
 
 std::uint64_t monotonic_us() noexcept { return uv_hrtime() / 1000; }
-
-// When the segment reached this host, on the monotonic clock: the kernel's receive stamp
-// (realtime) moved by its age, or `now_us` when there is no stamp or it cannot be right (a
-// clock step, a stamp from the future, or one older than a second).
-std::uint64_t arrival_us(const nf::QueuedPacket& packet, std::uint64_t now_us) noexcept {
-  constexpr std::uint64_t kMaxAgeUs = 1'000'000;
-  if (packet.arrival_realtime_us == 0) return now_us;
-  timespec realtime{};
-  if (clock_gettime(CLOCK_REALTIME, &realtime) != 0) return now_us;
-  const auto real_now_us = static_cast<std::uint64_t>(realtime.tv_sec) * 1'000'000 +
-                           static_cast<std::uint64_t>(realtime.tv_nsec) / 1000;
-  if (packet.arrival_realtime_us > real_now_us) return now_us;
-  const std::uint64_t age_us = real_now_us - packet.arrival_realtime_us;
-  return age_us < kMaxAgeUs && age_us < now_us ? now_us - age_us : now_us;
-}
 
 }  // namespace
 
@@ -45,7 +29,7 @@ void Dataplane::on_packet(const nf::QueuedPacket& packet) noexcept {
   const std::uint64_t now_us = monotonic_us();
   // The tracker keeps the segment's arrival, not the moment finwave read it: the timeline is
   // compared with captures on the wire, and a delay's hold is measured from there too.
-  const std::uint64_t arrived_us = arrival_us(packet, now_us);
+  const std::uint64_t arrived_us = arrival_clock_.arrival_us(packet.arrival_realtime_us, now_us);
   const Classified classified = p_.flows.classify(segment, arrived_us);
   rules::Decision decision;
   // An untracked segment (a stray ACK, a full table) has no per-connection counters to match

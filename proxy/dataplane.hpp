@@ -7,6 +7,7 @@
 #include "netfilter/injector.hpp"
 #include "netfilter/packet.hpp"
 #include "netfilter/queue.hpp"
+#include "proxy/arrival_clock.hpp"
 #include "proxy/delay_line.hpp"
 #include "proxy/flow_table.hpp"
 #include "proxy/pcap_writer.hpp"
@@ -99,6 +100,7 @@ class Dataplane final : public nf::PacketHandler {
 
   Parts p_;
   DataplaneCounters counters_;
+  ArrivalClock arrival_clock_;
 };
 
 }  // namespace finwave::proxy
