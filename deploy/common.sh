@@ -9,7 +9,7 @@ finwave_require_root() {
   if command -v sudo >/dev/null 2>&1; then
     exec sudo --preserve-env=FINWAVE_LAB,FINWAVE_BUILD,FINWAVE_SANITIZE,CI "$script" "$@"
   fi
-  echo "$(basename "$script"): needs root (network namespaces, iptables and NFQUEUE need" \
+  echo "$(basename "$script"): needs root (network namespaces, nftables and NFQUEUE need" \
        "CAP_NET_ADMIN). Run it as root, or install sudo." >&2
   exit 1
 }

@@ -11,17 +11,18 @@ packages=(
   # build
   build-essential cmake pkg-config
   # libraries
-  libuv1-dev libnetfilter-queue-dev libmnl-dev libtomlplusplus-dev doctest-dev
+  libuv1-dev libnetfilter-queue-dev libmnl-dev libnftnl-dev libtomlplusplus-dev doctest-dev
   nlohmann-json3-dev libcli11-dev libpcap-dev libxml2-dev
   # finwavectl shell: line editing and history (editline, BSD licence)
   libedit-dev
-  # finwave at run time: its capture rules and the set of connections in teardown
-  iptables ipset
-  # the lab and the tests (xmllint: the SVG ladders finwavectl writes are checked as XML)
-  iproute2 tcpdump iputils-ping procps jq libxml2-utils
-  # the benchmarks (tests/bench/); socat also for the control-socket tests, nftables for
-  # capture_cost.sh's native-set comparison
-  iperf3 socat ethtool nftables
+  # finwave at run time: nft writes its capture table
+  nftables
+  # the lab and the tests (xmllint: the SVG ladders finwavectl writes are checked as XML;
+  # iptables: the capture table's test checks that other rules survive it)
+  iproute2 tcpdump iputils-ping procps jq libxml2-utils iptables
+  # the benchmarks (tests/bench/); socat also for the control-socket tests, ipset for
+  # capture_cost.sh's comparison of set lookups
+  iperf3 socat ethtool ipset
 )
 
 missing=()

@@ -10,16 +10,15 @@
 #include <utility>
 #include <vector>
 
+#include "netfilter/queue_rule.hpp"
 #include "netfilter/subprocess.hpp"
 #include "netfilter/teardown_set.hpp"
 
 namespace finwave::nf {
 namespace {
 
-// xt_multiport takes at most 15 ports per rule.
-constexpr std::size_t kPortsPerRule = 15;
-constexpr const char* kDebianPackage = "iptables";
-constexpr const char* kJumpComment = "finwave";
+constexpr const char* kNft = "nft";
+constexpr const char* kDebianPackage = "nftables";
 
 std::string hex(std::uint32_t value) {
   std::array<char, 16> text{};
@@ -58,17 +57,6 @@ int cidr_family(const std::string& cidr, std::string& error) {
   return family;
 }
 
-/// Family tools: the restore and save binaries.
-struct Tools {
-  const char* save;
-  const char* restore;
-};
-
-Tools tools_for(int family) {
-  return family == 4 ? Tools{"iptables-save", "iptables-restore"}
-                     : Tools{"ip6tables-save", "ip6tables-restore"};
-}
-
 /// Trims trailing whitespace so that messages end cleanly.
 std::string trimmed(std::string text) {
   while (!text.empty() && (text.back() == '\n' || text.back() == ' ' || text.back() == '\t')) {
@@ -91,166 +79,89 @@ std::string failure_message(const std::string& what, const SubprocessResult& res
   return message;
 }
 
-/// Splits an iptables-save rule line into words, keeping double-quoted words (comments with
-/// spaces) together, as iptables-restore reads them.
-std::vector<std::string> split_words(std::string_view line) {
-  std::vector<std::string> words;
-  std::string word;
-  bool in_word = false;
-  bool quoted = false;
-  for (std::size_t i = 0; i < line.size(); ++i) {
-    const char c = line[i];
-    if (quoted) {
-      if (c == '\\' && i + 1 < line.size()) {
-        word += line[++i];
-      } else if (c == '"') {
-        quoted = false;
-      } else {
-        word += c;
-      }
-    } else if (c == '"') {
-      quoted = true;
-      in_word = true;
-    } else if (c == ' ' || c == '\t') {
-      if (in_word) {
-        words.push_back(std::move(word));
-        word.clear();
-        in_word = false;
-      }
-    } else {
-      word += c;
-      in_word = true;
-    }
+
+/// The TCP match of a jump rule: either end's port in `ports` ("" for every port), as one rule
+/// per end. Each rule sends the segment to the capture chain with goto, so that a segment both
+/// of whose ends match enters it once.
+std::vector<std::string> port_matches(const std::vector<std::uint16_t>& ports) {
+  if (ports.empty()) return {"meta l4proto tcp"};
+  std::string set = "{ ";
+  for (std::size_t i = 0; i < ports.size(); ++i) {
+    set += (i == 0 ? "" : ", ") + std::to_string(ports[i]);
   }
-  if (in_word) {
-    words.push_back(std::move(word));
-  }
-  return words;
+  set += " }";
+  return {"tcp sport " + set, "tcp dport " + set};
 }
 
-/// What remove_family() takes away.
-enum class Removal : std::uint8_t {
-  kEverything,   ///< The chain and every jump rule into it.
-  kChainRules,   ///< Only the chain's own rules: jumps land in an empty chain and return.
-};
-
-/// Removes chain `chain` and every jump rule into it (or, with kChainRules, only the chain's
-/// rules) from one family's mangle table. Returns the number of rules removed, or -1 when the
-/// family's tools are not installed.
-int remove_family(const std::string& chain, int family, Removal removal = Removal::kEverything) {
-  const Tools tools = tools_for(family);
-  const auto save = find_executable(tools.save);
-  const auto restore = find_executable(tools.restore);
-  if (!save || !restore) {
-    return -1;
+/// The address match of a jump rule for one family: either end's address among `prefixes`.
+std::vector<std::string> address_matches(const char* protocol,
+                                         const std::vector<std::string>& prefixes) {
+  std::string set = "{ ";
+  for (std::size_t i = 0; i < prefixes.size(); ++i) {
+    set += (i == 0 ? "" : ", ") + prefixes[i];
   }
-  const SubprocessResult saved = run_subprocess({*save, "-t", "mangle"});
-  if (!saved.ok()) {
-    throw std::runtime_error(failure_message(std::string(tools.save) + " -t mangle", saved));
-  }
+  set += " }";
+  return {std::string(protocol) + " saddr " + set + " ", std::string(protocol) + " daddr " + set + " "};
+}
 
-  std::string deletes;
-  bool chain_exists = false;
-  int removed = 0;
-  const std::string declaration = ":" + chain + " ";
+/// The teardown set of `family`, as declared in the table.
+std::string set_declaration(int family) {
+  const char* type = family == 4 ? "ipv4_addr . inet_service . ipv4_addr"
+                                 : "ipv6_addr . inet_service . ipv6_addr";
+  return "  set " + teardown_set_name(family) + " {\n    type " + type +
+         "\n    flags dynamic, timeout\n    timeout " + std::to_string(kTeardownSetTimeoutSeconds) +
+         "s\n    size " + std::to_string(kTeardownSetMaxEntries) + "\n  }\n";
+}
+
+/// The key of a segment's own direction ("src") or its peer's ("dst") in `family`'s set.
+std::string set_key(int family, bool own) {
+  const char* protocol = family == 4 ? "ip" : "ip6";
+  const std::string source = std::string(protocol) + " saddr";
+  const std::string destination = std::string(protocol) + " daddr";
+  return own ? source + " . tcp sport . " + destination
+             : destination + " . tcp dport . " + source;
+}
+
+SubprocessResult run_nft(const std::vector<std::string>& arguments, std::string_view input = {}) {
+  std::vector<std::string> argv = {require_executable(kNft, kDebianPackage)};
+  argv.insert(argv.end(), arguments.begin(), arguments.end());
+  return run_subprocess(argv, input);
+}
+
+/// Whether `nft list tables inet` shows `table`.
+bool table_exists(const std::string& table) {
+  const SubprocessResult listed = run_nft({"list", "tables", "inet"});
+  if (!listed.ok()) throw std::runtime_error(failure_message("nft list tables inet", listed));
+  const std::string line = "table inet " + table;
   std::size_t begin = 0;
-  while (begin < saved.out.size()) {
-    std::size_t end = saved.out.find('\n', begin);
-    if (end == std::string::npos) {
-      end = saved.out.size();
-    }
-    const std::string_view line(saved.out.data() + begin, end - begin);
+  while (begin < listed.out.size()) {
+    std::size_t end = listed.out.find('\n', begin);
+    if (end == std::string::npos) end = listed.out.size();
+    if (std::string_view(listed.out).substr(begin, end - begin) == line) return true;
     begin = end + 1;
-    if (line.substr(0, declaration.size()) == declaration) {
-      chain_exists = true;
-      continue;
-    }
-    if (line.substr(0, 3) != "-A ") {
-      continue;
-    }
-    const std::vector<std::string> words = split_words(line);
-    if (words.size() < 2) {
-      continue;
-    }
-    if (words[1] == chain) {
-      ++removed;  // Flushed with the chain below.
-      continue;
-    }
-    for (std::size_t i = 2; removal == Removal::kEverything && i + 1 < words.size(); ++i) {
-      if ((words[i] == "-j" || words[i] == "-g") && words[i + 1] == chain) {
-        // iptables-save writes rules exactly as iptables-restore reads them, so the saved text
-        // after "-A" is a rule specification that -D matches.
-        deletes += "-D ";
-        deletes += line.substr(3);
-        deletes += '\n';
-        ++removed;
-        break;
-      }
-    }
   }
-  if (!chain_exists && deletes.empty()) {
-    return 0;
-  }
-  std::string input = "*mangle\n" + deletes;
-  if (chain_exists) {
-    input += "-F " + chain + "\n";
-    if (removal == Removal::kEverything) input += "-X " + chain + "\n";
-  }
-  input += "COMMIT\n";
-  const SubprocessResult result = run_subprocess({*restore, "--noflush", "--wait", "10"}, input);
-  if (!result.ok()) {
-    throw std::runtime_error(
-        failure_message(std::string(tools.restore) + " (removing " + chain + ")", result));
-  }
-  return removed;
+  return false;
 }
 
-/// remove_stale() for both families. A family listed in `required` must have its tools. Both
-/// families are attempted even when the first fails; the errors are reported together.
-int remove_both(std::uint16_t queue_num, bool required4, bool required6,
-                Removal removal = Removal::kEverything) {
-  const std::string chain = capture_chain_name(queue_num);
-  int total = 0;
-  int missing = 0;
-  std::string errors;
-  for (const int family : {4, 6}) {
-    try {
-      const int removed = remove_family(chain, family, removal);
-      if (removed >= 0) {
-        total += removed;
-        continue;
-      }
-      ++missing;
-      if ((family == 4 && required4) || (family == 6 && required6) || missing == 2) {
-        const Tools tools = tools_for(family);
-        require_executable(tools.save, kDebianPackage);
-        require_executable(tools.restore, kDebianPackage);
-      }
-    } catch (const std::runtime_error& error) {
-      errors += errors.empty() ? "" : "; ";
-      errors += error.what();
-    }
+// For shutdown paths that cannot do better than say what failed. `doing` names the step in the
+// message ("removing", "emptying").
+template <typename Step>
+void logged(std::uint16_t queue_num, const char* doing, Step step) noexcept {
+  try {
+    step();
+  } catch (const std::exception& error) {
+    std::fprintf(stderr, "finwave: %s capture table %s failed: %s\n", doing,
+                 capture_table_name(queue_num).c_str(), error.what());
+  } catch (...) {
+    std::fprintf(stderr, "finwave: %s capture table finwave-q%u failed\n", doing,
+                 unsigned{queue_num});
   }
-  // The sets last: a set cannot be destroyed while a rule refers to it.
-  for (const int family : {4, 6}) {
-    if (removal != Removal::kEverything || !errors.empty()) break;
-    try {
-      destroy_teardown_set(queue_num, family);
-    } catch (const std::runtime_error& error) {
-      errors += errors.empty() ? "" : "; ";
-      errors += error.what();
-    }
-  }
-  if (!errors.empty()) {
-    throw std::runtime_error(errors);
-  }
-  return total;
 }
 
 }  // namespace
 
-std::string capture_chain_name(std::uint16_t queue_num) {
-  return "FINWAVE-Q" + std::to_string(queue_num);
+std::string capture_table_name(std::uint16_t queue_num) {
+  return "finwave-q" + std::to_string(queue_num);
 }
 
 void validate(const CaptureSpec& spec) {
@@ -285,89 +196,87 @@ void validate(const CaptureSpec& spec) {
   }
 }
 
-std::string render_restore_input(const CaptureSpec& spec, int family) {
-  if (family != 4 && family != 6) {
-    throw std::invalid_argument("render_restore_input: family must be 4 or 6, not " +
-                                std::to_string(family));
-  }
+std::string render_nft_input(const CaptureSpec& spec) {
   validate(spec);
 
-  std::vector<std::string> addresses;
+  std::array<std::vector<std::string>, 2> prefixes;  // IPv4, IPv6; duplicates left out.
   for (const std::string& address : spec.addresses) {
     std::string error;
-    if (cidr_family(address, error) == family &&
-        std::find(addresses.begin(), addresses.end(), address) == addresses.end()) {
-      addresses.push_back(address);
+    std::vector<std::string>& family = prefixes[cidr_family(address, error) == 4 ? 0 : 1];
+    if (std::find(family.begin(), family.end(), address) == family.end()) {
+      family.push_back(address);
     }
   }
-  if (!spec.addresses.empty() && addresses.empty()) {
-    return "";
+  std::vector<int> families;  // The families captured.
+  for (const int family : {4, 6}) {
+    if (spec.addresses.empty() || !prefixes[family == 4 ? 0 : 1].empty()) {
+      families.push_back(family);
+    }
   }
   std::vector<std::uint16_t> ports;
   for (const std::uint16_t port : spec.ports) {
-    if (std::find(ports.begin(), ports.end(), port) == ports.end()) {
-      ports.push_back(port);
-    }
+    if (std::find(ports.begin(), ports.end(), port) == ports.end()) ports.push_back(port);
   }
 
-  const std::string chain = capture_chain_name(spec.queue_num);
-  const std::string set = teardown_set_name(spec.queue_num, family);
-  std::string text = "*mangle\n:" + chain + " - [0:0]\n";
-  const std::string append = "-A " + chain + " ";
+  const std::string table = capture_table_name(spec.queue_num);
+  // Declaring the table before deleting it makes the delete succeed when there is none, and
+  // the whole script is one transaction: a stale table is replaced, never doubled.
+  std::string text = "table inet " + table + "\ndelete table inet " + table + "\n";
+  text += "table inet " + table + " {\n";
+  if (!spec.capture_all) {
+    for (const int family : families) text += set_declaration(family);
+  }
+
+  text += "  chain " + std::string(kCaptureChain) + " {\n";
   if (!spec.capture_all) {
     // Bulk data never leaves the kernel: a segment without FIN, SYN or RST is queued only when
     // its connection is in teardown, that is when both of its directions are in the set (see
     // teardown_set.hpp). First, since nearly every packet ends here.
-    for (const char* direction : {"src,src,dst", "dst,dst,src"}) {
-      text.append(append).append("-p tcp --tcp-flags FIN,SYN,RST NONE -m set ! --match-set ");
-      text.append(set).append(" ").append(direction).append(" -j RETURN\n");
+    for (const int family : families) {
+      for (const bool own : {true, false}) {
+        text += "    tcp flags & (fin | syn | rst) == 0 " + set_key(family, own) + " != @" +
+                teardown_set_name(family) + " return\n";
+      }
     }
   }
   // finwave's own copies (duplicates, RSTs it writes) must not come back to it.
-  text += append + "-m mark --mark " + hex(spec.injected_mark) + "/" + hex(spec.injected_mark) +
-          " -j RETURN\n";
+  text += "    meta mark & " + hex(spec.injected_mark) + " == " + hex(spec.injected_mark) +
+          " return\n";
   if (!spec.capture_all) {
     // A new connection (its SYN) starts outside the set even when its 4-tuple's last teardown
-    // is still remembered: only the SYN sender's own entry goes, since the other end's may be
+    // is still remembered: only the SYN sender's own element goes, since the other end's may be
     // shared with the connections before it.
-    text += append + "-p tcp --syn -j SET --del-set " + set + " src,src,dst\n";
+    for (const int family : families) {
+      text += "    tcp flags & (fin | syn | rst | ack) == syn delete @" +
+              teardown_set_name(family) + " { " + set_key(family, true) + " }\n";
+    }
     // The first FIN puts both directions of its connection in the set, and every later
-    // captured segment but an RST keeps them there (--exist refreshes the timeout).
-    for (const char* direction : {"src,src,dst", "dst,dst,src"}) {
-      text.append(append).append("-p tcp --tcp-flags SYN,RST NONE -j SET --add-set ");
-      text.append(set).append(" ").append(direction).append(" --exist\n");
+    // captured segment but an RST keeps them there (update restarts the timeout). A full set
+    // makes an update fail, which ends only its own rule.
+    for (const int family : families) {
+      for (const bool own : {true, false}) {
+        text += "    tcp flags & (syn | rst) == 0 update @" + teardown_set_name(family) + " { " +
+                set_key(family, own) + " }\n";
+      }
     }
   }
-  if (spec.queue_count > 1) {
-    text += append + "-j NFQUEUE --queue-balance " + std::to_string(spec.queue_num) + ":" +
-            std::to_string(spec.queue_num + spec.queue_count - 1) + " --queue-bypass\n";
-  } else {
-    text +=
-        append + "-j NFQUEUE --queue-num " + std::to_string(spec.queue_num) + " --queue-bypass\n";
-  }
+  // The queue rule is appended after this script (append_queue_rule).
+  text += "  }\n";
 
-  // Jump rules: one per (address, direction) x (chunk of ports). A segment whose two ends both
-  // match enters the chain twice when the chain returns it; a queued segment only once, since
-  // a verdict resumes at the next hook, not at the next rule.
-  std::vector<std::string> address_matches;
-  for (const std::string& address : addresses) {
-    address_matches.push_back("-s " + address + " ");
-    address_matches.push_back("-d " + address + " ");
-  }
-  if (address_matches.empty()) {
-    address_matches.emplace_back();
-  }
-  std::vector<std::string> port_matches;
-  for (std::size_t first = 0; first < ports.size(); first += kPortsPerRule) {
-    std::string match = "-m multiport --ports ";
-    const std::size_t last = std::min(ports.size(), first + kPortsPerRule);
-    for (std::size_t i = first; i < last; ++i) {
-      match += (i == first ? "" : ",") + std::to_string(ports[i]);
+  // Jump rules: (either address, or none) x (either port, or none), per family captured.
+  std::vector<std::string> jumps;
+  for (const std::string& port_match : port_matches(ports)) {
+    if (spec.addresses.empty()) {
+      jumps.push_back(port_match);
+      continue;
     }
-    port_matches.push_back(match + " ");
-  }
-  if (port_matches.empty()) {
-    port_matches.emplace_back();
+    for (const int family : families) {
+      const auto& family_prefixes = prefixes[family == 4 ? 0 : 1];
+      for (const std::string& address_match :
+           address_matches(family == 4 ? "ip" : "ip6", family_prefixes)) {
+        jumps.push_back(address_match + port_match);
+      }
+    }
   }
   // Local mode: on loopback OUTPUT sees both directions, so the inbound hook skips lo and each
   // segment is queued once. The inbound hook is PREROUTING (for this host's addresses), not
@@ -376,73 +285,57 @@ std::string render_restore_input(const CaptureSpec& spec, int family) {
   // reaching FIN_WAIT2); the released packet then meets a closed socket and is dropped without
   // a trace — a fin2 lost, the peer's FIN retransmitted. Before routing nothing is attached yet.
   struct Hook {
-    const char* chain;
+    const char* name;
     const char* match;
   };
-  const std::vector<Hook> hooks = spec.mode == CaptureMode::kRouter
-                                      ? std::vector<Hook>{{"FORWARD", ""}}
-                                      : std::vector<Hook>{{"OUTPUT", ""},
-                                                          {"PREROUTING",
-                                                           "! -i lo -m addrtype --dst-type LOCAL "}};
+  const std::vector<Hook> hooks =
+      spec.mode == CaptureMode::kRouter
+          ? std::vector<Hook>{{"forward", ""}}
+          : std::vector<Hook>{{"output", ""},
+                              {"prerouting", "iif != \"lo\" fib daddr type local "}};
   for (const Hook& hook : hooks) {
-    int position = 1;
-    for (const std::string& address_match : address_matches) {
-      for (const std::string& port_match : port_matches) {
-        text.append("-I ").append(hook.chain).append(" ").append(std::to_string(position++));
-        text.append(" ").append(hook.match).append(address_match).append("-p tcp ");
-        text.append(port_match).append("-m comment --comment ").append(kJumpComment);
-        text.append(" -j ").append(chain).append("\n");
-      }
+    // Priority mangle (-150), where iptables' mangle table hooks: before filtering, so that a
+    // segment a filter would drop is still seen.
+    text.append("  chain ").append(hook.name).append(" {\n    type filter hook ");
+    text.append(hook.name).append(" priority mangle; policy accept;\n");
+    for (const std::string& jump : jumps) {
+      text.append("    ").append(hook.match).append(jump).append(" goto ");
+      text.append(kCaptureChain).append("\n");
     }
+    text += "  }\n";
   }
-  text += "COMMIT\n";
+  text += "}\n";
   return text;
 }
 
 CaptureChains CaptureChains::install(const CaptureSpec& spec) {
-  const std::array<std::string, 2> inputs = {render_restore_input(spec, 4),
-                                             render_restore_input(spec, 6)};
-  const std::array<int, 2> families = {4, 6};
-  std::array<std::string, 2> restore_paths;
-  for (std::size_t i = 0; i < 2; ++i) {
-    if (!inputs[i].empty()) {
-      const Tools tools = tools_for(families[i]);
-      require_executable(tools.save, kDebianPackage);
-      restore_paths[i] = require_executable(tools.restore, kDebianPackage);
-    }
-  }
-  remove_both(spec.queue_num, !inputs[0].empty(), !inputs[1].empty());
+  const std::string input = render_nft_input(spec);
+  require_executable(kNft, kDebianPackage);
+  const std::string table = capture_table_name(spec.queue_num);
 
   CaptureChains chains(spec.queue_num, false);
-  for (std::size_t i = 0; i < 2; ++i) {
-    if (inputs[i].empty()) {
-      continue;
-    }
-    // From the first attempt on, remove() must undo whatever part made it into the kernel.
-    chains.installed_ = true;
-    if (!spec.capture_all) {
-      try {
-        create_teardown_set(spec.queue_num, families[i]);
-      } catch (...) {
-        chains.remove();
-        throw;
-      }
-    }
-    const SubprocessResult result =
-        run_subprocess({restore_paths[i], "--noflush", "--wait", "10"}, inputs[i]);
-    if (!result.ok()) {
-      chains.remove();
-      throw std::runtime_error(failure_message(std::string(tools_for(families[i]).restore) +
-                                                   " (installing " +
-                                                   capture_chain_name(spec.queue_num) + ")",
-                                               result));
-    }
+  const SubprocessResult result = run_nft({"-f", "-"}, input);
+  if (!result.ok()) {
+    throw std::runtime_error(failure_message("nft (installing table inet " + table + ")", result));
+  }
+  chains.installed_ = true;  // From here on, remove() undoes the table.
+  try {
+    append_queue_rule({table, kCaptureChain}, spec.queue_num, spec.queue_count);
+  } catch (...) {
+    chains.remove();
+    throw;
   }
   return chains;
 }
 
-int CaptureChains::remove_stale(std::uint16_t queue_num) {
-  return remove_both(queue_num, false, false);
+bool CaptureChains::remove_stale(std::uint16_t queue_num) {
+  const std::string table = capture_table_name(queue_num);
+  if (!table_exists(table)) return false;
+  const SubprocessResult result = run_nft({"delete", "table", "inet", table});
+  if (!result.ok()) {
+    throw std::runtime_error(failure_message("nft delete table inet " + table, result));
+  }
+  return true;
 }
 
 CaptureChains::CaptureChains(CaptureChains&& other) noexcept
@@ -459,34 +352,22 @@ CaptureChains& CaptureChains::operator=(CaptureChains&& other) noexcept {
 
 CaptureChains::~CaptureChains() { remove(); }
 
-namespace {
-
-// remove_both() for shutdown paths that cannot do better than say what failed. `doing` names the
-// step in the message ("removing", "emptying").
-void remove_both_logged(std::uint16_t queue_num, Removal removal, const char* doing) noexcept {
-  try {
-    remove_both(queue_num, false, false, removal);
-  } catch (const std::exception& error) {
-    std::fprintf(stderr, "finwave: %s capture chain FINWAVE-Q%u failed: %s\n", doing,
-                 unsigned{queue_num}, error.what());
-  } catch (...) {
-    std::fprintf(stderr, "finwave: %s capture chain FINWAVE-Q%u failed\n", doing,
-                 unsigned{queue_num});
-  }
-}
-
-}  // namespace
-
 void CaptureChains::stop_capturing() noexcept {
-  if (installed_) remove_both_logged(queue_num_, Removal::kChainRules, "emptying");
+  if (!installed_) return;
+  logged(queue_num_, "emptying", [this] {
+    const std::string table = capture_table_name(queue_num_);
+    const SubprocessResult result = run_nft({"flush", "chain", "inet", table, kCaptureChain});
+    if (!result.ok()) {
+      throw std::runtime_error(failure_message("nft flush chain inet " + table + " " +
+                                                   kCaptureChain, result));
+    }
+  });
 }
 
 void CaptureChains::remove() noexcept {
-  if (!installed_) {
-    return;
-  }
+  if (!installed_) return;
   installed_ = false;
-  remove_both_logged(queue_num_, Removal::kEverything, "removing");
+  logged(queue_num_, "removing", [this] { remove_stale(queue_num_); });
 }
 
 }  // namespace finwave::nf

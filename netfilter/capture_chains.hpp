@@ -14,13 +14,14 @@ enum class CaptureMode {
 };
 
 /// What the kernel hands to finwave's queue(s). Only teardown leaves the kernel: SYN, FIN and
-/// RST segments, and every segment of a connection after its first FIN (which the chain itself
-/// records in an ipset, see teardown_set.hpp). Bulk data before the first FIN is never queued.
+/// RST segments, and every segment of a connection after its first FIN (which the capture chain
+/// itself records in a set, see teardown_set.hpp). Bulk data before the first FIN is never
+/// queued.
 struct CaptureSpec {
   CaptureMode mode = CaptureMode::kRouter;
   std::uint16_t queue_num = 0;
-  /// More than 1: `--queue-balance queue_num:queue_num+count-1` (the kernel hashes on addresses
-  /// only, not ports).
+  /// More than 1: segments are spread over queues queue_num .. queue_num+count-1 (the kernel
+  /// hashes on addresses only, not ports).
   std::uint16_t queue_count = 1;
   /// Empty: every TCP port. Otherwise a segment is captured when either of its ports is listed.
   std::vector<std::uint16_t> ports;
@@ -34,38 +35,40 @@ struct CaptureSpec {
   bool capture_all = false;
 };
 
-/// Name of the mangle chain finwave owns for `queue_num`: "FINWAVE-Q<queue_num>".
-std::string capture_chain_name(std::uint16_t queue_num);
+/// The nftables table (family inet) finwave owns for `queue_num`: "finwave-q<queue_num>". It
+/// holds the teardown sets, the capture chain and a base chain per hook.
+std::string capture_table_name(std::uint16_t queue_num);
+
+/// The chain of that table every captured segment goes to, ending in the queue rule.
+inline constexpr const char* kCaptureChain = "capture";
 
 /// Throws std::invalid_argument with a message naming the offending field when `spec` cannot be
 /// rendered: a zero port, queue_count 0 or a queue range past 65535, an address that is not a
 /// CIDR prefix or whose prefix length is too long, or a zero injected_mark.
 void validate(const CaptureSpec& spec);
 
-/// The `iptables-restore --noflush` input (table mangle) that creates the chain and its jump
-/// rules for `family` 4 or 6; the chain refers to that family's teardown set, which must exist. Pure: no I/O. Returns "" when the spec captures nothing in that
-/// family (addresses given, none of that family). Throws std::invalid_argument like validate(),
-/// and for a family other than 4 or 6.
-std::string render_restore_input(const CaptureSpec& spec, int family);
+/// The `nft -f` input that creates the table of `spec`, replacing one of the same name in the
+/// same transaction: its teardown sets, the capture chain without its queue rule (which nft
+/// cannot write, see queue_rule.hpp), and the base chains that send TCP segments of the
+/// captured ports and addresses to it. Pure: no I/O. Throws std::invalid_argument like
+/// validate().
+std::string render_nft_input(const CaptureSpec& spec);
 
-/// finwave's capture rules in the kernel, for one queue (range), IPv4 and IPv6. Move-only; the
-/// rules live until remove() or destruction. Control plane only: every call runs
-/// iptables-restore/-save and blocks; not thread-safe.
+/// finwave's capture rules in the kernel, for one queue (range), IPv4 and IPv6: one nftables
+/// table. Move-only; the table lives until remove() or destruction. Control plane only: every
+/// call runs nft (or talks netlink) and blocks; not thread-safe.
 class CaptureChains {
  public:
-  /// Removes stale chains and sets of the same queue (from a crashed run), then creates the
-  /// teardown sets and installs the rules of `spec` for IPv4 and IPv6. If either family fails,
-  /// removes what it installed and throws std::runtime_error carrying iptables-restore's or
-  /// ipset's stderr. Throws std::invalid_argument for an invalid spec, std::runtime_error when
-  /// a needed tool (iptables, ipset) is missing.
+  /// Creates the table of `spec` (replacing a stale one of the same queue, from a crashed run),
+  /// then appends the queue rule. If either step fails, removes what it installed and throws
+  /// std::runtime_error carrying nft's stderr or the kernel's reason. Throws
+  /// std::invalid_argument for an invalid spec, std::runtime_error when nft (package nftables)
+  /// is missing.
   static CaptureChains install(const CaptureSpec& spec);
 
-  /// Removes every FINWAVE-Q<queue_num> chain and every jump rule pointing at it, in both
-  /// families, whoever installed them, then the queue's teardown sets. Returns how many rules
-  /// were removed (jump rules plus the chains' own rules). A family whose tools are missing counts as empty; throws
-  /// std::runtime_error when iptables-save or iptables-restore fails, or when both families'
-  /// tools are missing.
-  static int remove_stale(std::uint16_t queue_num);
+  /// Removes the table of `queue_num`, whoever installed it. Returns whether there was one.
+  /// Throws std::runtime_error when nft fails or is missing.
+  static bool remove_stale(std::uint16_t queue_num);
 
   CaptureChains() = default;
   CaptureChains(CaptureChains&& other) noexcept;
@@ -74,14 +77,14 @@ class CaptureChains {
   CaptureChains& operator=(const CaptureChains&) = delete;
   ~CaptureChains();
 
-  /// Empties the chains but leaves them and their jump rules in place: nothing more is queued,
-  /// and nothing already queued is dropped. Shutdown calls this first, gives every queued packet
-  /// its verdict, then calls remove() — removing a chain (and with it, when it was the last,
-  /// the table's hooks) makes the kernel drop whatever is still queued through it. Never throws
-  /// (failures are written to stderr).
+  /// Empties the capture chain but leaves the table and its hooks in place: nothing more is
+  /// queued, and nothing already queued is dropped. Shutdown calls this first, gives every
+  /// queued packet its verdict, then calls remove() — removing the table unregisters its hooks,
+  /// and the kernel drops whatever is still queued through them. Never throws (failures are
+  /// written to stderr).
   void stop_capturing() noexcept;
 
-  /// Removes the rules, then the teardown sets; idempotent, never throws (failures are written to stderr, since the
+  /// Removes the table; idempotent, never throws (failures are written to stderr, since the
   /// caller is usually shutting down and cannot do better).
   void remove() noexcept;
 

@@ -101,10 +101,10 @@ int Daemon::run() {
   }
   loop_initialized_ = true;
   if (options_.realtime_priority > 0) {
-    // Before start(): the queue workers' threads inherit it (and so do the iptables-restore
-    // runs, which finish in milliseconds). finwave sleeps in epoll between packets and timers
-    // and spins only briefly (at most 2 ms per timer wake-up) just before a delayed segment is
-    // due, so the real-time class mostly decides who runs first when it wakes, and keeps it
+    // Before start(): the queue workers' threads inherit it (and so do the nft runs that
+    // install the capture table, which finish in milliseconds). finwave sleeps in epoll
+    // between packets and timers and spins only briefly (at most 2 ms per timer wake-up) just
+    // before a delayed segment is due, so the real-time class mostly decides who runs first when it wakes, and keeps it
     // running while its release carries the segment on through the kernel.
     sched_param param{};
     param.sched_priority = options_.realtime_priority;
@@ -410,7 +410,8 @@ nlohmann::json Daemon::stats_json(bool live_kernel) const {
   // With several queues: the sums of the queues whose kernel counters could be read.
   stats["kernel"] = kernel_stats_json(kernel_total);
   // How full the kernel's memory of connections in teardown is (null: no set, as with
-  // --capture-all, or it could not be read). Past max_entries, old entries are evicted.
+  // --capture-all, or it could not be read). At max_entries no connection enters until old
+  // entries expire.
   constexpr std::uint64_t kTeardownEntriesMaxAgeUs = 1'000'000;
   const std::uint64_t now = now_us();
   if (live_kernel && chains_.installed() &&

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# kill -9 of finwave while connections run: new connections still complete (--queue-bypass
-# lets them through the orphaned chain), and a restarted finwave removes the stale chain,
-# installs exactly one set of rules, and reports connections again.
+# kill -9 of finwave while connections run: new connections still complete (the queue rule's
+# bypass lets them through the orphaned table), and a restarted finwave replaces the stale
+# table, installs exactly one set of rules, and reports connections again.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
@@ -29,15 +29,19 @@ lab_bg client "$work/during.jsonl" "$FINWAVE_BIN_PEER" client --connect 198.18.2
 during_pid=$LAB_LAST_PID
 sleep 0.3
 finwave_kill9
-lab_exec router iptables-save -t mangle | grep -q 'FINWAVE-Q0' || fail "the chain should still be installed after kill -9"
+lab_exec router nft list tables inet | grep -qx 'table inet finwave-q0' ||
+  fail "the capture table should still be installed after kill -9"
 connections 50 "$work/after-kill"
 lab_wait "$during_pid" 30 || fail "connections in flight during kill -9 failed: $(tail -2 "$work/during.jsonl")"
 
 finwave_start router "$work/second.jsonl" --port 5000 --settle 0.2
-jumps=$(lab_exec router iptables-save -t mangle | grep -c -- '-j FINWAVE-Q0' || true)
-[ "$jumps" -eq 1 ] || fail "after restart the v4 mangle table has $jumps jump rules to FINWAVE-Q0, expected 1"
-jumps6=$(lab_exec router ip6tables-save -t mangle | grep -c -- '-j FINWAVE-Q0' || true)
-[ "$jumps6" -eq 1 ] || fail "after restart the v6 mangle table has $jumps6 jump rules, expected 1"
+# The stale table was replaced, not doubled: two jump rules (either end on port 5000) and one
+# queue rule.
+ruleset=$(lab_exec router nft list ruleset 2>/dev/null)
+jumps=$(grep -c 'goto capture' <<<"$ruleset" || true)
+[ "$jumps" -eq 2 ] || fail "after restart the ruleset has $jumps jump rules to the capture chain, expected 2"
+queue_rules=$(grep -c 'queue num 0 bypass' <<<"$ruleset" || true)
+[ "$queue_rules" -eq 1 ] || fail "after restart the ruleset has $queue_rules queue rules, expected 1"
 connections 50 "$work/after-restart"
 deadline=$((SECONDS + 10))
 until [ "$(grep -c '"event":"outcome"' "$work/second.jsonl" || true)" -ge 100 ]; do
@@ -49,7 +53,7 @@ finwave_stop
 check_verdict_accounting
 reported=$(outcomes | wc -l)
 [ "$reported" -eq 100 ] || fail "restarted finwave reported $reported outcomes for 100 connections"
-left=$(lab_exec router iptables-save -t mangle | grep -c FINWAVE || true)
-[ "$left" -eq 0 ] || fail "finwave left $left rules behind at exit"
+left=$(lab_exec router nft list ruleset 2>/dev/null | grep -c finwave || true)
+[ "$left" -eq 0 ] || fail "finwave left its capture table behind at exit"
 
-pass "connections survive kill -9 (bypass); restart cleaned the stale chain and reported $reported outcomes"
+pass "connections survive kill -9 (bypass); restart replaced the stale table and reported $reported outcomes"

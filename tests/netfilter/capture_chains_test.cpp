@@ -29,27 +29,54 @@
 namespace finwave::nf {
 namespace {
 
-// The chain's own rules for queue `queue` (family 4 or 6), ending in `verdict`.
-std::string chain_rules(int queue, int family, const std::string& verdict,
-                        const std::string& mark = "0xf1a0000/0xf1a0000") {
-  const std::string chain = "FINWAVE-Q" + std::to_string(queue);
-  const std::string set =
-      "finwave-q" + std::to_string(queue) + (family == 6 ? "-v6" : "-v4");
-  return ":" + chain + " - [0:0]\n" +
-         "-A " + chain + " -p tcp --tcp-flags FIN,SYN,RST NONE -m set ! --match-set " + set +
-         " src,src,dst -j RETURN\n" +
-         "-A " + chain + " -p tcp --tcp-flags FIN,SYN,RST NONE -m set ! --match-set " + set +
-         " dst,dst,src -j RETURN\n" +
-         "-A " + chain + " -m mark --mark " + mark + " -j RETURN\n" +
-         "-A " + chain + " -p tcp --syn -j SET --del-set " + set + " src,src,dst\n" +
-         "-A " + chain + " -p tcp --tcp-flags SYN,RST NONE -j SET --add-set " + set +
-         " src,src,dst --exist\n" +
-         "-A " + chain + " -p tcp --tcp-flags SYN,RST NONE -j SET --add-set " + set +
-         " dst,dst,src --exist\n" +
-         "-A " + chain + " -j " + verdict + "\n";
+std::string set_declaration(int family) {
+  const std::string address = family == 4 ? "ipv4_addr" : "ipv6_addr";
+  return "  set teardown" + std::to_string(family) + " {\n    type " + address +
+         " . inet_service . " + address +
+         "\n    flags dynamic, timeout\n    timeout 180s\n    size 1048576\n  }\n";
 }
 
-const std::string kQueue0 = "NFQUEUE --queue-num 0 --queue-bypass";
+// The capture chain of a teardown capture for `families`, with `mark` as the injected mark.
+std::string capture_chain(const std::vector<int>& families, const std::string& mark = "0xf1a0000") {
+  std::string text = "  chain capture {\n";
+  for (const int family : families) {
+    const std::string ip = family == 4 ? "ip" : "ip6";
+    const std::string set = "@teardown" + std::to_string(family);
+    text += "    tcp flags & (fin | syn | rst) == 0 " + ip + " saddr . tcp sport . " + ip +
+            " daddr != " + set + " return\n";
+    text += "    tcp flags & (fin | syn | rst) == 0 " + ip + " daddr . tcp dport . " + ip +
+            " saddr != " + set + " return\n";
+  }
+  text += "    meta mark & " + mark + " == " + mark + " return\n";
+  for (const int family : families) {
+    const std::string ip = family == 4 ? "ip" : "ip6";
+    text += "    tcp flags & (fin | syn | rst | ack) == syn delete @teardown" +
+            std::to_string(family) + " { " + ip + " saddr . tcp sport . " + ip + " daddr }\n";
+  }
+  for (const int family : families) {
+    const std::string ip = family == 4 ? "ip" : "ip6";
+    const std::string set = "@teardown" + std::to_string(family);
+    text += "    tcp flags & (syn | rst) == 0 update " + set + " { " + ip + " saddr . tcp sport . " +
+            ip + " daddr }\n";
+    text += "    tcp flags & (syn | rst) == 0 update " + set + " { " + ip + " daddr . tcp dport . " +
+            ip + " saddr }\n";
+  }
+  return text + "  }\n";
+}
+
+// The table's opening for queue `queue`: replace whatever table of that name there is.
+std::string table_head(int queue) {
+  const std::string table = "finwave-q" + std::to_string(queue);
+  return "table inet " + table + "\ndelete table inet " + table + "\ntable inet " + table + " {\n";
+}
+
+// A base chain on `hook` holding `jumps` (each followed by " goto capture").
+std::string base_chain(const std::string& hook, const std::vector<std::string>& jumps) {
+  std::string text = "  chain " + hook + " {\n    type filter hook " + hook +
+                     " priority mangle; policy accept;\n";
+  for (const std::string& jump : jumps) text += "    " + jump + " goto capture\n";
+  return text + "  }\n";
+}
 
 int count(const std::string& text, const std::string& needle) {
   int n = 0;
@@ -64,106 +91,97 @@ int count(const std::string& text, const std::string& needle) {
 
 TEST_SUITE("netfilter") {
   TEST_CASE("capture_chains: router mode captures every port by default") {
-    const CaptureSpec spec;
-    for (const int family : {4, 6}) {
-      CHECK(render_restore_input(spec, family) ==
-            "*mangle\n" + chain_rules(0, family, kQueue0) +
-                "-I FORWARD 1 -p tcp -m comment --comment finwave -j FINWAVE-Q0\n"
-                "COMMIT\n");
-    }
+    CHECK(render_nft_input(CaptureSpec{}) ==
+          table_head(0) + set_declaration(4) + set_declaration(6) + capture_chain({4, 6}) +
+              base_chain("forward", {"meta l4proto tcp"}) + "}\n");
   }
 
-  TEST_CASE("capture_chains: local mode hooks OUTPUT and PREROUTING to local addresses except loopback") {
+  TEST_CASE("capture_chains: local mode hooks output and prerouting to local addresses except loopback") {
     CaptureSpec spec;
     spec.mode = CaptureMode::kLocal;
     spec.queue_num = 3;
     spec.ports = {5432, 8080, 5432};
-    CHECK(render_restore_input(spec, 4) ==
-          "*mangle\n" + chain_rules(3, 4, "NFQUEUE --queue-num 3 --queue-bypass") +
-              "-I OUTPUT 1 -p tcp -m multiport --ports 5432,8080 -m comment --comment finwave "
-          "-j FINWAVE-Q3\n"
-          "-I PREROUTING 1 ! -i lo -m addrtype --dst-type LOCAL -p tcp -m multiport --ports "
-          "5432,8080 -m comment --comment finwave "
-          "-j FINWAVE-Q3\n"
-          "COMMIT\n");
+    const std::string inbound = "iif != \"lo\" fib daddr type local ";
+    CHECK(render_nft_input(spec) ==
+          table_head(3) + set_declaration(4) + set_declaration(6) + capture_chain({4, 6}) +
+              base_chain("output", {"tcp sport { 5432, 8080 }", "tcp dport { 5432, 8080 }"}) +
+              base_chain("prerouting", {inbound + "tcp sport { 5432, 8080 }",
+                                        inbound + "tcp dport { 5432, 8080 }"}) +
+              "}\n");
   }
 
-  TEST_CASE("capture_chains: more than 15 ports take one jump rule per 15") {
+  TEST_CASE("capture_chains: any number of ports takes one jump rule per end") {
     CaptureSpec spec;
-    for (std::uint16_t port = 1; port <= 20; ++port) {
+    std::string ports;
+    for (std::uint16_t port = 1; port <= 40; ++port) {
       spec.ports.push_back(port);
+      ports += (port == 1 ? "" : ", ") + std::to_string(port);
     }
-    CHECK(render_restore_input(spec, 6) ==
-          "*mangle\n" + chain_rules(0, 6, kQueue0) +
-              "-I FORWARD 1 -p tcp -m multiport --ports 1,2,3,4,5,6,7,8,9,10,11,12,13,14,15 "
-              "-m comment --comment finwave -j FINWAVE-Q0\n"
-              "-I FORWARD 2 -p tcp -m multiport --ports 16,17,18,19,20 "
-              "-m comment --comment finwave -j FINWAVE-Q0\n"
-              "COMMIT\n");
+    CHECK(render_nft_input(spec) ==
+          table_head(0) + set_declaration(4) + set_declaration(6) + capture_chain({4, 6}) +
+              base_chain("forward", {"tcp sport { " + ports + " }", "tcp dport { " + ports + " }"}) +
+              "}\n");
   }
 
   TEST_CASE("capture_chains: addresses match either end in their own family only") {
     CaptureSpec spec;
     spec.ports = {80};
     spec.addresses = {"198.18.0.0/15", "2001:db8:1::/48", "198.18.9.9", "198.18.0.0/15"};
-    CHECK(render_restore_input(spec, 4) ==
-          "*mangle\n" + chain_rules(0, 4, kQueue0) +
-              "-I FORWARD 1 -s 198.18.0.0/15 -p tcp -m multiport --ports 80 "
-              "-m comment --comment finwave -j FINWAVE-Q0\n"
-              "-I FORWARD 2 -d 198.18.0.0/15 -p tcp -m multiport --ports 80 "
-              "-m comment --comment finwave -j FINWAVE-Q0\n"
-              "-I FORWARD 3 -s 198.18.9.9 -p tcp -m multiport --ports 80 "
-              "-m comment --comment finwave -j FINWAVE-Q0\n"
-              "-I FORWARD 4 -d 198.18.9.9 -p tcp -m multiport --ports 80 "
-              "-m comment --comment finwave -j FINWAVE-Q0\n"
-              "COMMIT\n");
-    CHECK(render_restore_input(spec, 6) ==
-          "*mangle\n" + chain_rules(0, 6, kQueue0) +
-              "-I FORWARD 1 -s 2001:db8:1::/48 -p tcp -m multiport --ports 80 "
-              "-m comment --comment finwave -j FINWAVE-Q0\n"
-              "-I FORWARD 2 -d 2001:db8:1::/48 -p tcp -m multiport --ports 80 "
-              "-m comment --comment finwave -j FINWAVE-Q0\n"
-              "COMMIT\n");
+    const std::string v4 = "{ 198.18.0.0/15, 198.18.9.9 } ";
+    const std::string v6 = "{ 2001:db8:1::/48 } ";
+    CHECK(render_nft_input(spec) ==
+          table_head(0) + set_declaration(4) + set_declaration(6) + capture_chain({4, 6}) +
+              base_chain("forward", {
+                                        "ip saddr " + v4 + "tcp sport { 80 }",
+                                        "ip daddr " + v4 + "tcp sport { 80 }",
+                                        "ip6 saddr " + v6 + "tcp sport { 80 }",
+                                        "ip6 daddr " + v6 + "tcp sport { 80 }",
+                                        "ip saddr " + v4 + "tcp dport { 80 }",
+                                        "ip daddr " + v4 + "tcp dport { 80 }",
+                                        "ip6 saddr " + v6 + "tcp dport { 80 }",
+                                        "ip6 daddr " + v6 + "tcp dport { 80 }",
+                                    }) +
+              "}\n");
   }
 
   TEST_CASE("capture_chains: a family without any of the given addresses is not captured") {
     CaptureSpec spec;
     spec.addresses = {"198.18.1.0/24"};
-    CHECK(render_restore_input(spec, 6).empty());
-    CHECK(!render_restore_input(spec, 4).empty());
+    CHECK(render_nft_input(spec) ==
+          table_head(0) + set_declaration(4) + capture_chain({4}) +
+              base_chain("forward", {"ip saddr { 198.18.1.0/24 } meta l4proto tcp",
+                                     "ip daddr { 198.18.1.0/24 } meta l4proto tcp"}) +
+              "}\n");
     spec.addresses = {"2001:db8::/32"};
-    CHECK(render_restore_input(spec, 4).empty());
-    CHECK(!render_restore_input(spec, 6).empty());
+    const std::string rendered = render_nft_input(spec);
+    CHECK(count(rendered, "teardown4") == 0);
+    CHECK(count(rendered, "ip ") == 0);
+    CHECK(count(rendered, "ip6 saddr { 2001:db8::/32 } meta l4proto tcp goto capture") == 1);
   }
 
   TEST_CASE("capture_chains: capture_all queues every segment, with no teardown set") {
     CaptureSpec spec;
     spec.capture_all = true;
     spec.mode = CaptureMode::kLocal;
-    CHECK(render_restore_input(spec, 4) ==
-          "*mangle\n"
-          ":FINWAVE-Q0 - [0:0]\n"
-          "-A FINWAVE-Q0 -m mark --mark 0xf1a0000/0xf1a0000 -j RETURN\n"
-          "-A FINWAVE-Q0 -j NFQUEUE --queue-num 0 --queue-bypass\n"
-          "-I OUTPUT 1 -p tcp -m comment --comment finwave -j FINWAVE-Q0\n"
-          "-I PREROUTING 1 ! -i lo -m addrtype --dst-type LOCAL -p tcp -m comment --comment "
-          "finwave -j FINWAVE-Q0\n"
-          "COMMIT\n");
+    CHECK(render_nft_input(spec) ==
+          table_head(0) +
+              "  chain capture {\n"
+              "    meta mark & 0xf1a0000 == 0xf1a0000 return\n"
+              "  }\n" +
+              base_chain("output", {"meta l4proto tcp"}) +
+              base_chain("prerouting", {"iif != \"lo\" fib daddr type local meta l4proto tcp"}) +
+              "}\n");
   }
 
-  TEST_CASE("capture_chains: several queues balance and the injected mark is configurable") {
+  TEST_CASE("capture_chains: the queue and the injected mark are configurable") {
     CaptureSpec spec;
     spec.queue_num = 10;
-    spec.queue_count = 4;
+    spec.queue_count = 4;  // Balancing is the queue rule's (see the lab test below).
     spec.injected_mark = 0x80000000;
-    CHECK(render_restore_input(spec, 4) ==
-          "*mangle\n" +
-              chain_rules(10, 4, "NFQUEUE --queue-balance 10:13 --queue-bypass",
-                          "0x80000000/0x80000000") +
-              "-I FORWARD 1 -p tcp -m comment --comment finwave -j FINWAVE-Q10\n"
-          "COMMIT\n");
-    spec.queue_num = 65532;
-    CHECK(render_restore_input(spec, 4).find("--queue-balance 65532:65535 ") != std::string::npos);
+    CHECK(render_nft_input(spec) ==
+          table_head(10) + set_declaration(4) + set_declaration(6) +
+              capture_chain({4, 6}, "0x80000000") + base_chain("forward", {"meta l4proto tcp"}) +
+              "}\n");
   }
 
   TEST_CASE("capture_chains: invalid specs are rejected with their reason") {
@@ -222,12 +240,8 @@ TEST_SUITE("netfilter") {
     for (const Case& c : cases) {
       CAPTURE(c.name);
       CHECK_THROWS_WITH_AS(validate(c.spec), c.message.c_str(), std::invalid_argument);
-      CHECK_THROWS_WITH_AS(render_restore_input(c.spec, 4), c.message.c_str(),
-                           std::invalid_argument);
+      CHECK_THROWS_WITH_AS(render_nft_input(c.spec), c.message.c_str(), std::invalid_argument);
     }
-    CHECK_THROWS_WITH_AS(render_restore_input(CaptureSpec{}, 5),
-                         "render_restore_input: family must be 4 or 6, not 5",
-                         std::invalid_argument);
   }
 
   TEST_CASE("capture_chains: edge specs are valid") {
@@ -236,7 +250,7 @@ TEST_SUITE("netfilter") {
     spec.ports = {65535, 1};
     spec.queue_num = 65535;
     CHECK_NOTHROW(validate(spec));
-    CHECK(capture_chain_name(65535) == "FINWAVE-Q65535");
+    CHECK(capture_table_name(65535) == "finwave-q65535");
   }
 }
 
@@ -269,7 +283,7 @@ class TestNamespace {
   const std::string& name() const { return name_; }
 
   /// Runs `body` on a fresh thread that has entered the namespace: setns() moves only the
-  /// calling thread, and the processes it forks (iptables-restore) start in its namespace.
+  /// calling thread, and the processes it forks (nft) start in its namespace.
   /// Exceptions from `body` (failed REQUIREs included) are rethrown on the caller's thread.
   template <typename Body>
   void run(Body&& body) const {
@@ -303,27 +317,24 @@ class TestNamespace {
   std::string ip_;
 };
 
-std::string save(int family) {
+/// `nft <arguments>`'s output, which must succeed.
+std::string nft(const std::vector<std::string>& arguments, const std::string& input = "") {
+  std::vector<std::string> argv = {require_executable("nft", "nftables")};
+  argv.insert(argv.end(), arguments.begin(), arguments.end());
+  const SubprocessResult result = run_subprocess(argv, input);
+  REQUIRE_MESSAGE(result.ok(), "nft failed: ", result.err, "\ninput:\n", input);
+  return result.out;
+}
+
+/// Every nftables rule and set of the calling thread's namespace.
+std::string ruleset() { return nft({"list", "ruleset"}); }
+
+/// The iptables mangle table of `family`, as iptables-save writes it.
+std::string iptables_save(int family) {
   const SubprocessResult result = run_subprocess(
       {require_executable(family == 4 ? "iptables-save" : "ip6tables-save", "iptables"), "-t",
        "mangle"});
   REQUIRE_MESSAGE(result.ok(), "iptables-save failed: ", result.err);
-  return result.out;
-}
-
-void restore(int family, const std::string& input) {
-  const SubprocessResult result = run_subprocess(
-      {require_executable(family == 4 ? "iptables-restore" : "ip6tables-restore", "iptables"),
-       "--noflush"},
-      input);
-  REQUIRE_MESSAGE(result.ok(), "iptables-restore failed: ", result.err, "\ninput:\n", input);
-}
-
-/// `ipset list -name`: one set name per line.
-std::string ipset_names() {
-  const SubprocessResult result =
-      run_subprocess({require_executable("ipset", "ipset"), "list", "-name"});
-  REQUIRE_MESSAGE(result.ok(), "ipset list failed: ", result.err);
   return result.out;
 }
 
@@ -359,13 +370,13 @@ constexpr std::uint16_t kLabQueue = 4242;
 
 namespace {
 
-/// Packet counter of the first rule in `saved` (iptables-save -c output) containing `rule`.
-long packets(const std::string& saved, const std::string& rule) {
-  const std::size_t at = saved.find(rule);
-  REQUIRE_MESSAGE(at != std::string::npos, "no rule ", rule, " in\n", saved);
-  const std::size_t line = saved.rfind('\n', at) + 1;
-  REQUIRE(saved[line] == '[');
-  return std::stol(saved.substr(line + 1));
+/// Segments the queue rule of kLabQueue's table has counted so far.
+long queued_so_far() {
+  const std::string chain = nft({"list", "chain", "inet", capture_table_name(kLabQueue), "capture"});
+  const std::string counter = "counter packets ";
+  const std::size_t at = chain.find(counter);
+  REQUIRE_MESSAGE(at != std::string::npos, "no counter in\n", chain);
+  return std::stol(chain.substr(at + counter.size()));
 }
 
 /// A socket closed on destruction.
@@ -386,7 +397,7 @@ struct Socket {
 void require_root() {
   REQUIRE_MESSAGE(::geteuid() == 0,
                   "this lab test needs root (CAP_NET_ADMIN) to create a network namespace and "
-                  "install iptables rules in it; run it as root, or exclude the 'lab' suite");
+                  "install nftables rules in it; run it as root, or exclude the 'lab' suite");
 }
 
 /// The network namespace's loopback brought up, and a local-mode capture spec of `port` on it.
@@ -497,33 +508,53 @@ void exchange(const Socket& from, const Socket& to, int chunks) {
   std::this_thread::sleep_for(std::chrono::milliseconds(60));
 }
 
-/// Packets the queue rule of kLabQueue has matched so far (IPv4).
-long queued_so_far() {
-  const std::string saved =
-      run_subprocess({require_executable("iptables-save", "iptables"), "-c", "-t", "mangle"}).out;
-  return packets(saved, "-j NFQUEUE --queue-num 4242");
-}
-
 }  // namespace
 
 TEST_SUITE("lab") {
-  TEST_CASE(
-      "capture_chains: install replaces stale rules and remove leaves nothing in a namespace") {
-    const std::string lab_chain = capture_chain_name(kLabQueue);
+  TEST_CASE("capture_chains: every kind of spec renders a table nft accepts") {
     require_root();
-    const std::string root_before_v4 = save(4);
-    REQUIRE_MESSAGE(count(root_before_v4, lab_chain) == 0, "the root namespace already has ",
-                    lab_chain, "; refusing to run");
+    TestNamespace ns;
+    ns.run([] {
+      std::vector<CaptureSpec> specs(6);
+      specs[1].mode = CaptureMode::kLocal;
+      specs[1].ports = {5432, 8080};
+      specs[2].addresses = {"198.18.0.0/15", "198.18.0.1", "2001:db8::/32", "0.0.0.0/0"};
+      specs[2].ports = {80, 443};
+      specs[3].addresses = {"2001:db8:1::/48"};
+      specs[3].mode = CaptureMode::kLocal;
+      specs[4].capture_all = true;
+      specs[5].queue_num = 65535;
+      specs[5].injected_mark = 0xffffffff;
+      for (std::size_t i = 0; i < specs.size(); ++i) {
+        CAPTURE(i);
+        const std::string input = render_nft_input(specs[i]);
+        nft({"-f", "-"}, input);
+        nft({"delete", "table", "inet", capture_table_name(specs[i].queue_num)});
+      }
+    });
+  }
+
+  TEST_CASE("capture_chains: install replaces a stale table and remove leaves nothing in a namespace") {
+    const std::string table = capture_table_name(kLabQueue);
+    require_root();
+    REQUIRE_MESSAGE(count(ruleset(), table) == 0, "the root namespace already has ", table,
+                    "; refusing to run");
 
     TestNamespace ns;
     ns.run([&] {
-      // Someone else's rule in the same hook must survive everything below.
-      // Its comment mentions the chain, to make sure rules are matched on words, not text.
-      const std::string foreign_rule =
-          "-A OUTPUT -p udp -m udp --dport 9 -m comment --comment \"not -j " + lab_chain +
-          "\" -j RETURN";
-      restore(4, "*mangle\n" + foreign_rule + "\nCOMMIT\n");
-      restore(6, "*mangle\n" + foreign_rule + "\nCOMMIT\n");
+      // Someone else's table and iptables rule must survive everything below. The table's name
+      // starts like finwave's, to make sure tables are matched on whole names.
+      nft({"-f", "-"}, "table inet " + table + "0 {\n  chain output {\n    type filter hook output "
+                       "priority mangle; policy accept;\n    udp dport 9 return\n  }\n}\n");
+      const std::string foreign_rule = "-A OUTPUT -p udp -m udp --dport 9 -j RETURN";
+      const SubprocessResult restored = run_subprocess(
+          {require_executable("iptables-restore", "iptables"), "--noflush"},
+          "*mangle\n" + foreign_rule + "\nCOMMIT\n");
+      REQUIRE_MESSAGE(restored.ok(), restored.err);
+      const auto check_foreign = [&] {
+        CHECK(count(ruleset(), "table inet " + table + "0 {") == 1);
+        CHECK(count(iptables_save(4), foreign_rule) == 1);
+      };
 
       CaptureSpec spec;
       spec.mode = CaptureMode::kLocal;
@@ -532,38 +563,27 @@ TEST_SUITE("lab") {
       spec.addresses = {"198.18.0.0/15", "2001:db8::/32"};
 
       const auto check_installed = [&](const char* when) {
-        for (const int family : {4, 6}) {
-          CAPTURE(when);
-          CAPTURE(family);
-          const std::string text = save(family);
-          CHECK(count(text, ":" + lab_chain + " ") == 1);
-          // (OUTPUT + PREROUTING) x (source + destination) jump rules, 7 rules in the chain.
-          CHECK(count(text, "-j " + lab_chain + "\n") == 4);
-          CHECK(count(text, "-m comment --comment finwave") == 4);
-          CHECK(count(text, "-A " + lab_chain + " ") == 7);
-          CHECK(count(ipset_names(), teardown_set_name(kLabQueue, family) + "\n") == 1);
-          CHECK(count(text, "--queue-num 4242 --queue-bypass") == 1);
-          // Jump rules come first in their hooks.
-          const std::size_t first_output = text.find("-A OUTPUT ");
-          REQUIRE(first_output != std::string::npos);
-          const std::string first_jump =
-              family == 4 ? "-A OUTPUT -s 198.18.0.0/15 " : "-A OUTPUT -s 2001:db8::/32 ";
-          CHECK(text.compare(first_output, first_jump.size(), first_jump) == 0);
-          CHECK(count(text, foreign_rule) == 1);
-        }
+        CAPTURE(when);
+        const std::string text = ruleset();
+        CHECK(count(text, "table inet " + table + " {") == 1);
+        CHECK(count(text, "set teardown4 {") == 1);
+        CHECK(count(text, "set teardown6 {") == 1);
+        CHECK(count(text, "type filter hook output priority mangle") == 2);  // Ours and the foreign one.
+        CHECK(count(text, "type filter hook prerouting priority mangle") == 1);
+        // (source + destination) x (sport + dport) x 2 families, in each of the two hooks.
+        CHECK(count(text, "goto capture") == 16);
+        // The queue rule ends the capture chain, with its counter.
+        CHECK(count(text, "queue num 4242 bypass") == 1);
+        CHECK(count(text, "update @teardown6 { ip6 daddr . tcp dport . ip6 saddr }\n\t\tcounter "
+                          "packets 0 bytes 0 queue num 4242 bypass\n\t}") == 1);
+        check_foreign();
       };
       const auto check_removed = [&](const char* when) {
-        for (const int family : {4, 6}) {
-          CAPTURE(when);
-          CAPTURE(family);
-          const std::string text = save(family);
-          CHECK(count(text, ":" + lab_chain) == 0);
-          CHECK(count(text, "-A " + lab_chain) == 0);
-          CHECK(count(text, "-j " + lab_chain + "\n") == 0);
-          CHECK(count(text, "--comment finwave") == 0);
-          CHECK(count(text, foreign_rule) == 1);
-          CHECK(count(ipset_names(), teardown_set_name(kLabQueue, family) + "\n") == 0);
-        }
+        CAPTURE(when);
+        const std::string text = ruleset();
+        CHECK(count(text, "table inet " + table + " {") == 0);
+        CHECK(count(text, "queue num") == 0);
+        check_foreign();
       };
 
       {
@@ -571,150 +591,118 @@ TEST_SUITE("lab") {
         CHECK(chains.installed());
         CHECK(chains.queue_num() == kLabQueue);
         check_installed("first install");
+        CHECK(teardown_set_entries(kLabQueue, 4) == 0U);
+        CHECK(teardown_set_entries(kLabQueue, 6) == 0U);
 
-        // A second install of the same queue replaces the rules instead of doubling them.
+        // A second install of the same queue replaces the table instead of doubling it.
         CaptureChains again = CaptureChains::install(spec);
         check_installed("second install");
 
-        // Stopping the capture empties the chains and keeps them and their jumps.
+        // Stopping the capture empties the capture chain and keeps the table and its hooks.
         chains.stop_capturing();
         CHECK(chains.installed());
-        for (const int family : {4, 6}) {
-          CAPTURE(family);
-          const std::string text = save(family);
-          CHECK(count(text, ":" + lab_chain + " ") == 1);
-          CHECK(count(text, "-A " + lab_chain + " ") == 0);
-          CHECK(count(text, "-j " + lab_chain + "\n") == 4);
-          CHECK(count(text, foreign_rule) == 1);
-        }
+        const std::string capture = nft({"list", "chain", "inet", table, "capture"});
+        CHECK(count(capture, "chain capture {\n\t}") == 1);
+        CHECK(count(ruleset(), "goto capture") == 16);
 
         chains.remove();
         CHECK(!chains.installed());
         check_removed("after remove");
+        CHECK_FALSE(teardown_set_entries(kLabQueue, 4).has_value());
         chains.remove();  // Idempotent.
         again.remove();   // Nothing left to remove: no error.
         check_removed("after removing twice");
       }
 
-      // Leftovers of a crashed run: the same input applied twice doubles the jump rules (the
-      // chain declaration flushes the chain itself).
-      for (const int family : {4, 6}) {
-        create_teardown_set(kLabQueue, family);
-        const std::string input = render_restore_input(spec, family);
-        restore(family, input);
-        restore(family, input);
-      }
-      CHECK(count(save(4), "-j " + lab_chain + "\n") == 8);
-      CHECK(CaptureChains::remove_stale(kLabQueue) == 2 * (8 + 7));
+      // Leftovers of a crashed run.
+      nft({"-f", "-"}, render_nft_input(spec));
+      CHECK(CaptureChains::remove_stale(kLabQueue));
       check_removed("after remove_stale");
-      CHECK(CaptureChains::remove_stale(kLabQueue) == 0);
+      CHECK_FALSE(CaptureChains::remove_stale(kLabQueue));
 
-      // Router mode, moved between owners: the last owner's destructor removes the rules.
+      // Router mode over four queues, moved between owners: the last owner's destructor removes
+      // the table.
       {
         CaptureSpec router;
         router.queue_num = kLabQueue;
+        router.queue_count = 4;
         CaptureChains first = CaptureChains::install(router);
         CaptureChains second(std::move(first));
         CHECK(!first.installed());  // NOLINT(bugprone-use-after-move): moved-from state is defined.
         CHECK(second.installed());
-        CHECK(count(save(6), "-A FORWARD -p tcp -m comment --comment finwave -j " + lab_chain) ==
-              1);
+        const std::string text = ruleset();
+        CHECK(count(text, "type filter hook forward priority mangle") == 1);
+        CHECK(count(text, "queue num 4242-4245 bypass") == 1);
       }
       check_removed("after destruction");
 
-      // A set of finwave's name but another type (not finwave's own leftover, which remove_stale
-      // would have destroyed first): install refuses with ipset's reason and leaves no rules.
+      // An nft that fails: the error carries its stderr, and nothing is left.
+      char dir_template[] = "/tmp/fwnf-fake-XXXXXX";
+      REQUIRE(::mkdtemp(dir_template) != nullptr);
+      const std::string dir = dir_template;
+      const std::string fake = dir + "/nft";
+      const char* path = std::getenv("PATH");
+      const std::string fake_path = dir + ":" + (path ? path : "/usr/sbin:/usr/bin:/sbin:/bin");
       {
-        const std::string ipset = require_executable("ipset", "ipset");
-        const std::string name = teardown_set_name(kLabQueue, 4);
-        const SubprocessResult made = run_subprocess({ipset, "create", name, "hash:ip"});
-        REQUIRE_MESSAGE(made.ok(), made.err);
-        try {
-          create_teardown_set(kLabQueue, 4);
-          FAIL("create_teardown_set accepted a set of another type");
-        } catch (const std::runtime_error& error) {
-          const std::string message = error.what();
-          CHECK(message.find("ipset create " + name + " failed") == 0);
-          CHECK(message.find("exists") != std::string::npos);
-        }
-        CHECK(destroy_teardown_set(kLabQueue, 4));
-        CHECK(!destroy_teardown_set(kLabQueue, 4));  // Gone: nothing to destroy.
-        check_removed("after a foreign set");
+        std::ofstream script(fake);
+        script << "#!/bin/sh\ncat >/dev/null\necho '/dev/stdin:3:5-9: Error: simulated' >&2\nexit 1\n";
       }
+      ::chmod(fake.c_str(), 0755);
+      {
+        ScopedEnv env("PATH", fake_path);
+        CHECK_THROWS_WITH_AS(CaptureChains::install(spec),
+                             "nft (installing table inet finwave-q4242) failed (exit status 1): "
+                             "/dev/stdin:3:5-9: Error: simulated",
+                             std::runtime_error);
+      }
+      check_removed("after nft failed");
 
-      // If the IPv6 half fails, the IPv4 half is rolled back and the error carries stderr.
+      // An nft that claims success without creating the table: the queue rule is refused with
+      // the kernel's reason.
       {
-        char dir_template[] = "/tmp/fwnf-fake-XXXXXX";
-        REQUIRE(::mkdtemp(dir_template) != nullptr);
-        const std::string dir = dir_template;
-        const std::string fake = dir + "/ip6tables-restore";
-        {
-          std::ofstream script(fake);
-          script
-              << "#!/bin/sh\ncat >/dev/null\necho 'line 3 failed: simulated failure' >&2\nexit 1\n";
-        }
-        ::chmod(fake.c_str(), 0755);
-        {
-          const char* path = std::getenv("PATH");
-          ScopedEnv env("PATH", dir + ":" + (path ? path : "/usr/sbin:/usr/bin:/sbin:/bin"));
-          CHECK_THROWS_WITH_AS(CaptureChains::install(spec),
-                               doctest::Contains("ip6tables-restore (installing FINWAVE-Q4242) "
-                                                 "failed (exit status 1): line 3 failed: "
-                                                 "simulated failure"),
-                               std::runtime_error);
-        }
-        ::unlink(fake.c_str());
-        ::rmdir(dir.c_str());
-        check_removed("after failed install");
+        std::ofstream script(fake);
+        script << "#!/bin/sh\ncat >/dev/null\nexit 0\n";
       }
+      {
+        ScopedEnv env("PATH", fake_path);
+        CHECK_THROWS_WITH_AS(CaptureChains::install(spec),
+                             "adding the queue rule to inet finwave-q4242 capture failed: No such "
+                             "file or directory",
+                             std::runtime_error);
+      }
+      check_removed("after the queue rule failed");
+      ::unlink(fake.c_str());
+      ::rmdir(dir.c_str());
     });
 
-    CHECK_MESSAGE(count(save(4), lab_chain) == 0, "the root namespace must never see ", lab_chain);
-    CHECK_MESSAGE(count(save(6), lab_chain) == 0, "the root namespace must never see ", lab_chain);
+    CHECK_MESSAGE(count(ruleset(), table) == 0, "the root namespace must never see ", table);
   }
 
   TEST_CASE("capture_chains: only teardown segments reach the queue on loopback") {
     constexpr std::uint16_t kPort = 5432;
     on_loopback_capture(kPort, [](const CaptureSpec& spec, const Socket& listener) {
 
-      // Nobody listens on the queue: --queue-bypass lets the queued segments through, and the
-      // rule counters tell which rule each segment ended at.
+      // Nobody listens on the queue: bypass lets the queued segments through, and the queue
+      // rule's counter tells how many got there.
       run_connection(listener, kPort, 0);
-      std::string saved =
-          run_subprocess({require_executable("iptables-save", "iptables"), "-c", "-t", "mangle"})
-              .out;
-      const std::string chain = capture_chain_name(kLabQueue);
-      const long queued = packets(saved, "-j NFQUEUE --queue-num 4242");
-      const std::string set = teardown_set_name(kLabQueue, 4);
-      const long bulk = packets(saved, "--match-set " + set + " src,src,dst -j RETURN") +
-                        packets(saved, "--match-set " + set + " dst,dst,src -j RETURN");
-      const long added = packets(saved, "--add-set " + set + " src,src,dst --exist");
-      const long through_output = packets(saved, "-A OUTPUT -p tcp");
-      const long through_input = packets(saved, "-A PREROUTING ! -i lo");
-      CAPTURE(saved);
-      // SYN, SYN-ACK, fin1, ack1, fin2, final ACK (ack1 may ride on fin2).
+      const long queued = queued_so_far();
+      // SYN, SYN-ACK, fin1, ack1, fin2, final ACK (ack1 may ride on fin2). The handshake's ACK
+      // and ten data segments with their ACKs stay in the kernel.
       CHECK(queued >= 5);
       CHECK(queued <= 6);
-      // fin1, ack1 (unless it rides on fin2), fin2 and the final ACK enter the set; the
-      // handshake does not.
-      CHECK(added >= 3);
-      CHECK(added == queued - 2);
-      // The handshake's ACK and ten data segments with their ACKs stay in the kernel.
-      CHECK(bulk >= 11);
-      // On loopback OUTPUT sees every segment once; PREROUTING skips lo.
-      CHECK(through_output == queued + bulk);
-      CHECK(through_input == 0);
+      // fin1 put both directions of the connection in the set; the handshake did not.
+      const std::string set = nft({"list", "set", "inet", capture_table_name(kLabQueue), "teardown4"});
+      CAPTURE(set);
+      CHECK(count(set, "127.0.0.1 . 5432 . 127.0.0.1 expires") == 1);
+      CHECK(count(set, " . 127.0.0.1 expires") == 2);
+      CHECK(teardown_set_entries(kLabQueue, 4) == 2U);
+      CHECK(teardown_set_entries(kLabQueue, 6) == 0U);
 
-      // finwave's own copies carry the injected mark and are never queued.
+      // finwave's own copies carry the injected mark and are never queued: of the client's
+      // SYN, fin1 and final ACK, none; only the server's SYN-ACK, ack1 and fin2.
       run_connection(listener, kPort, spec.injected_mark);
-      saved =
-          run_subprocess({require_executable("iptables-save", "iptables"), "-c", "-t", "mangle"})
-              .out;
-      const long injected = packets(saved, "-m mark --mark 0xf1a0000/0xf1a0000 -j RETURN");
-      const long queued_after = packets(saved, "-j NFQUEUE --queue-num 4242");
-      // The client's SYN, fin1 and final ACK; its bulk segments return before the mark test.
-      CHECK(injected >= 3);
-      CHECK(queued_after - queued <= 3);  // Only the server's SYN-ACK, ack1 and fin2.
+      CHECK(queued_so_far() - queued <= 3);
+      CHECK(queued_so_far() - queued >= 2);
     });
   }
 
@@ -722,8 +710,8 @@ TEST_SUITE("lab") {
     constexpr std::uint16_t kPort = 5433;
     on_loopback_capture(kPort, [](const CaptureSpec& /*spec*/, const Socket& listener) {
 
-      // Nobody listens on the queue: --queue-bypass lets queued segments through, and the queue
-      // rule's counter tells how many got there.
+      // Nobody listens on the queue: bypass lets queued segments through, and the queue rule's
+      // counter tells how many got there.
       // A half-closes: its client sent fin1, its server keeps the connection open. Both of its
       // entries are in the set now, among them (127.0.0.1, 5433, 127.0.0.1), which every
       // connection from this client address to this port shares.

@@ -1,0 +1,132 @@
+#include "netfilter/queue_rule.hpp"
+
+#include <arpa/inet.h>
+#include <libmnl/libmnl.h>
+#include <libnftnl/expr.h>
+#include <libnftnl/rule.h>
+#include <linux/netfilter.h>
+#include <linux/netfilter/nf_tables.h>
+#include <linux/netfilter/nfnetlink.h>
+#include <linux/netfilter/xt_NFQUEUE.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+
+#include <array>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <stdexcept>
+
+namespace finwave::nf {
+namespace {
+
+struct RuleFree {
+  void operator()(nftnl_rule* rule) const noexcept { nftnl_rule_free(rule); }
+};
+struct SocketClose {
+  void operator()(mnl_socket* socket) const noexcept { mnl_socket_close(socket); }
+};
+
+// The NFQUEUE target's revision whose info carries queue balancing and bypass as flags.
+constexpr std::uint32_t kNfqueueRevision = 3;
+
+std::string failure(const QueueRuleTarget& target, const std::string& reason) {
+  return "adding the queue rule to inet " + target.table + " " + target.chain + " failed: " +
+         reason;
+}
+
+/// The rule: a counter (so that `nft list table` shows how many segments were queued) and the
+/// NFQUEUE target. The rule owns its expressions.
+std::unique_ptr<nftnl_rule, RuleFree> queue_rule(const QueueRuleTarget& target,
+                                                 std::uint16_t queue_num,
+                                                 std::uint16_t queue_count) {
+  std::unique_ptr<nftnl_rule, RuleFree> rule(nftnl_rule_alloc());
+  nftnl_expr* counter = nftnl_expr_alloc("counter");
+  nftnl_expr* verdict = nftnl_expr_alloc("target");
+  if (!rule || !counter || !verdict) {
+    nftnl_expr_free(counter);
+    nftnl_expr_free(verdict);
+    throw std::bad_alloc();
+  }
+  nftnl_rule_set_u32(rule.get(), NFTNL_RULE_FAMILY, NFPROTO_INET);
+  nftnl_rule_set_str(rule.get(), NFTNL_RULE_TABLE, target.table.c_str());
+  nftnl_rule_set_str(rule.get(), NFTNL_RULE_CHAIN, target.chain.c_str());
+  nftnl_rule_add_expr(rule.get(), counter);
+
+  // The expression takes the info over and frees it with free(): it must come from malloc.
+  auto* info = static_cast<xt_NFQ_info_v3*>(std::calloc(1, sizeof(xt_NFQ_info_v3)));
+  if (!info) {
+    nftnl_expr_free(verdict);
+    throw std::bad_alloc();
+  }
+  info->queuenum = queue_num;
+  info->queues_total = queue_count;
+  // Bypass: while no finwave reads the queue (before it binds, after a crash), segments pass.
+  info->flags = NFQ_FLAG_BYPASS;
+  nftnl_expr_set_str(verdict, NFTNL_EXPR_TG_NAME, "NFQUEUE");
+  nftnl_expr_set_u32(verdict, NFTNL_EXPR_TG_REV, kNfqueueRevision);
+  nftnl_expr_set(verdict, NFTNL_EXPR_TG_INFO, info, sizeof *info);
+  nftnl_rule_add_expr(rule.get(), verdict);
+  return rule;
+}
+
+/// A batch header (NFNL_MSG_BATCH_BEGIN or _END) for the nftables subsystem.
+void put_batch_message(mnl_nlmsg_batch* batch, std::uint16_t type, std::uint32_t seq) {
+  nlmsghdr* nlh = mnl_nlmsg_put_header(mnl_nlmsg_batch_current(batch));
+  nlh->nlmsg_type = type;
+  nlh->nlmsg_flags = NLM_F_REQUEST;
+  nlh->nlmsg_seq = seq;
+  auto* header = static_cast<nfgenmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(nfgenmsg)));
+  header->nfgen_family = AF_UNSPEC;
+  header->version = NFNETLINK_V0;
+  header->res_id = htons(NFNL_SUBSYS_NFTABLES);
+  mnl_nlmsg_batch_next(batch);
+}
+
+}  // namespace
+
+void append_queue_rule(const QueueRuleTarget& target, std::uint16_t queue_num,
+                       std::uint16_t queue_count) {
+  const auto rule = queue_rule(target, queue_num, queue_count);
+
+  std::array<char, 4096> buffer{};
+  std::unique_ptr<mnl_nlmsg_batch, decltype(&mnl_nlmsg_batch_stop)> batch(
+      mnl_nlmsg_batch_start(buffer.data(), buffer.size()), &mnl_nlmsg_batch_stop);
+  if (!batch) throw std::bad_alloc();
+  constexpr std::uint32_t kBeginSeq = 1;
+  constexpr std::uint32_t kRuleSeq = 2;
+  put_batch_message(batch.get(), NFNL_MSG_BATCH_BEGIN, kBeginSeq);
+  nlmsghdr* nlh = nftnl_rule_nlmsg_build_hdr(static_cast<char*>(mnl_nlmsg_batch_current(batch.get())),
+                                             NFT_MSG_NEWRULE, NFPROTO_INET,
+                                             NLM_F_APPEND | NLM_F_CREATE | NLM_F_ACK, kRuleSeq);
+  nftnl_rule_nlmsg_build_payload(nlh, rule.get());
+  mnl_nlmsg_batch_next(batch.get());
+  put_batch_message(batch.get(), NFNL_MSG_BATCH_END, kRuleSeq + 1);
+
+  const std::unique_ptr<mnl_socket, SocketClose> socket(mnl_socket_open(NETLINK_NETFILTER));
+  if (!socket || mnl_socket_bind(socket.get(), 0, MNL_SOCKET_AUTOPID) < 0) {
+    throw std::runtime_error(failure(target, std::string("netlink socket: ") + std::strerror(errno)));
+  }
+  const timeval timeout{1, 0};
+  setsockopt(mnl_socket_get_fd(socket.get()), SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+  if (mnl_socket_sendto(socket.get(), mnl_nlmsg_batch_head(batch.get()),
+                        mnl_nlmsg_batch_size(batch.get())) < 0) {
+    throw std::runtime_error(failure(target, std::string("send: ") + std::strerror(errno)));
+  }
+  // The rule asked for an ACK: one NLMSG_ERROR answers it, with 0 for success.
+  std::array<char, 8192> reply{};
+  const ssize_t received = mnl_socket_recvfrom(socket.get(), reply.data(), reply.size());
+  if (received < 0) {
+    throw std::runtime_error(failure(target, errno == EAGAIN ? std::string("no answer from the kernel")
+                                                             : std::strerror(errno)));
+  }
+  // Sequence 0: any message of the batch may carry the refusal (the batch header itself, when
+  // the caller lacks CAP_NET_ADMIN).
+  if (mnl_cb_run(reply.data(), static_cast<std::size_t>(received), 0,
+                 mnl_socket_get_portid(socket.get()), nullptr, nullptr) < 0) {
+    throw std::runtime_error(failure(target, std::strerror(errno)));
+  }
+}
+
+}  // namespace finwave::nf
