@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # tests/bench/capture_cost.sh — what one-stream bulk forwarding pays for each part of finwave's
-# capture rules, measured rule by rule (issue 7: why bulk, one stream, misses 0.97 × kernel).
+# capture rules, measured rule by rule (issue 7: why bulk, one stream, missed 0.97 × kernel when
+# the capture was an iptables chain with an ipset lookup).
 #
 #   tests/bench/capture_cost.sh [--quick] [--rounds N] [--seconds S] [--json FILE] [--build DIR]
 #
@@ -19,9 +20,9 @@
 #   ipset     + the one teardown-set lookup each bulk packet takes in finwave's chain (`-m set`,
 #               which iptables-nft runs through its xtables compatibility layer)
 #   nft_set   the same lookup in a native nftables set, in a table and chain of its own that
-#               marks what is to be queued, plus one iptables rule on that mark: the way to
-#               cheaper capture this tool measures, not what finwave installs
-#   finwave   finwave itself, running with rules/examples/lose-first-final-ack.toml
+#               marks what is to be queued, plus one iptables rule on that mark
+#   finwave   finwave itself, running with rules/examples/lose-first-final-ack.toml: its own
+#               nftables table, whose bulk path is the nft_set one without the mark
 #
 # Needs root, iperf3, jq, ipset and nft (package nftables). Everything runs in a lab with a
 # prefix of its own, removed on exit; nothing touches the machine's own namespace.
