@@ -79,7 +79,6 @@ std::string failure_message(const std::string& what, const SubprocessResult& res
   return message;
 }
 
-
 /// The TCP match of a jump rule: either end's port in `ports` ("" for every port), as one rule
 /// per end. Each rule sends the segment to the capture chain with goto, so that a segment both
 /// of whose ends match enters it once.
@@ -101,13 +100,14 @@ std::vector<std::string> address_matches(const char* protocol,
     set += (i == 0 ? "" : ", ") + prefixes[i];
   }
   set += " }";
-  return {std::string(protocol) + " saddr " + set + " ", std::string(protocol) + " daddr " + set + " "};
+  return {std::string(protocol) + " saddr " + set + " ",
+          std::string(protocol) + " daddr " + set + " "};
 }
 
 /// The teardown set of `family`, as declared in the table.
 std::string set_declaration(int family) {
-  const char* type = family == 4 ? "ipv4_addr . inet_service . ipv4_addr"
-                                 : "ipv6_addr . inet_service . ipv6_addr";
+  const char* type =
+      family == 4 ? "ipv4_addr . inet_service . ipv4_addr" : "ipv6_addr . inet_service . ipv6_addr";
   return "  set " + teardown_set_name(family) + " {\n    type " + type +
          "\n    flags dynamic, timeout\n    timeout " + std::to_string(kTeardownSetTimeoutSeconds) +
          "s\n    size " + std::to_string(kTeardownSetMaxEntries) + "\n  }\n";
@@ -118,8 +118,7 @@ std::string set_key(int family, bool own) {
   const char* protocol = family == 4 ? "ip" : "ip6";
   const std::string source = std::string(protocol) + " saddr";
   const std::string destination = std::string(protocol) + " daddr";
-  return own ? source + " . tcp sport . " + destination
-             : destination + " . tcp dport . " + source;
+  return own ? source + " . tcp sport . " + destination : destination + " . tcp dport . " + source;
 }
 
 SubprocessResult run_nft(const std::vector<std::string>& arguments, std::string_view input = {}) {
@@ -240,8 +239,8 @@ std::string render_nft_input(const CaptureSpec& spec) {
     }
   }
   // finwave's own copies (duplicates, RSTs it writes) must not come back to it.
-  text += "    meta mark & " + hex(spec.injected_mark) + " == " + hex(spec.injected_mark) +
-          " return\n";
+  text +=
+      "    meta mark & " + hex(spec.injected_mark) + " == " + hex(spec.injected_mark) + " return\n";
   if (!spec.capture_all) {
     // A new connection (its SYN) starts outside the set even when its 4-tuple's last teardown
     // is still remembered: only the SYN sender's own element goes, since the other end's may be
@@ -358,8 +357,8 @@ void CaptureChains::stop_capturing() noexcept {
     const std::string table = capture_table_name(queue_num_);
     const SubprocessResult result = run_nft({"flush", "chain", "inet", table, kCaptureChain});
     if (!result.ok()) {
-      throw std::runtime_error(failure_message("nft flush chain inet " + table + " " +
-                                                   kCaptureChain, result));
+      throw std::runtime_error(
+          failure_message("nft flush chain inet " + table + " " + kCaptureChain, result));
     }
   });
 }

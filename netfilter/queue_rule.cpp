@@ -32,8 +32,8 @@ struct SocketClose {
 constexpr std::uint32_t kNfqueueRevision = 3;
 
 std::string failure(const QueueRuleTarget& target, const std::string& reason) {
-  return "adding the queue rule to inet " + target.table + " " + target.chain + " failed: " +
-         reason;
+  return "adding the queue rule to inet " + target.table + " " + target.chain +
+         " failed: " + reason;
 }
 
 /// The rule: a counter (so that `nft list table` shows how many segments were queued) and the
@@ -97,16 +97,17 @@ void append_queue_rule(const QueueRuleTarget& target, std::uint16_t queue_num,
   constexpr std::uint32_t kBeginSeq = 1;
   constexpr std::uint32_t kRuleSeq = 2;
   put_batch_message(batch.get(), NFNL_MSG_BATCH_BEGIN, kBeginSeq);
-  nlmsghdr* nlh = nftnl_rule_nlmsg_build_hdr(static_cast<char*>(mnl_nlmsg_batch_current(batch.get())),
-                                             NFT_MSG_NEWRULE, NFPROTO_INET,
-                                             NLM_F_APPEND | NLM_F_CREATE | NLM_F_ACK, kRuleSeq);
+  nlmsghdr* nlh = nftnl_rule_nlmsg_build_hdr(
+      static_cast<char*>(mnl_nlmsg_batch_current(batch.get())), NFT_MSG_NEWRULE, NFPROTO_INET,
+      NLM_F_APPEND | NLM_F_CREATE | NLM_F_ACK, kRuleSeq);
   nftnl_rule_nlmsg_build_payload(nlh, rule.get());
   mnl_nlmsg_batch_next(batch.get());
   put_batch_message(batch.get(), NFNL_MSG_BATCH_END, kRuleSeq + 1);
 
   const std::unique_ptr<mnl_socket, SocketClose> socket(mnl_socket_open(NETLINK_NETFILTER));
   if (!socket || mnl_socket_bind(socket.get(), 0, MNL_SOCKET_AUTOPID) < 0) {
-    throw std::runtime_error(failure(target, std::string("netlink socket: ") + std::strerror(errno)));
+    throw std::runtime_error(
+        failure(target, std::string("netlink socket: ") + std::strerror(errno)));
   }
   const timeval timeout{1, 0};
   setsockopt(mnl_socket_get_fd(socket.get()), SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
@@ -118,8 +119,8 @@ void append_queue_rule(const QueueRuleTarget& target, std::uint16_t queue_num,
   std::array<char, 8192> reply{};
   const ssize_t received = mnl_socket_recvfrom(socket.get(), reply.data(), reply.size());
   if (received < 0) {
-    throw std::runtime_error(failure(target, errno == EAGAIN ? std::string("no answer from the kernel")
-                                                             : std::strerror(errno)));
+    throw std::runtime_error(failure(
+        target, errno == EAGAIN ? std::string("no answer from the kernel") : std::strerror(errno)));
   }
   // Sequence 0: any message of the batch may carry the refusal (the batch header itself, when
   // the caller lacks CAP_NET_ADMIN).

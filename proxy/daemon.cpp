@@ -104,8 +104,9 @@ int Daemon::run() {
     // Before start(): the queue workers' threads inherit it (and so do the nft runs that
     // install the capture table, which finish in milliseconds). finwave sleeps in epoll
     // between packets and timers and spins only briefly (at most 2 ms per timer wake-up) just
-    // before a delayed segment is due, so the real-time class mostly decides who runs first when it wakes, and keeps it
-    // running while its release carries the segment on through the kernel.
+    // before a delayed segment is due, so the real-time class mostly decides who runs first
+    // when it wakes, and keeps it running while its release carries the segment on through
+    // the kernel.
     sched_param param{};
     param.sched_priority = options_.realtime_priority;
     if (sched_setscheduler(0, SCHED_FIFO, &param) != 0) {
@@ -220,9 +221,9 @@ void Daemon::start_workers(const rules::Engine& engine) {
   }
   kernel_stats_.assign(count, std::nullopt);
 
-  // Bind first, capture second: with --queue-bypass a packet queued before the bind would pass
-  // unseen, never be lost; the other order cannot do better. With --queue-balance every queue
-  // of the range must be bound, or its share of the connections would pass unseen.
+  // Bind first, capture second: with the queue rule's bypass a packet queued before the bind
+  // would pass unseen, never be lost; the other order cannot do better. With balancing every
+  // queue of the range must be bound, or its share of the connections would pass unseen.
   chains_ = nf::CaptureChains::install(spec);
   for (auto& worker : workers_) worker->start(&loop_);
 }

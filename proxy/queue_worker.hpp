@@ -38,9 +38,9 @@ class OutcomeSink {
 
 /// One NFQUEUE queue and everything that works on its packets: the netlink socket, the flow
 /// table, the delay line with its timerfd, the data path, a rule engine and rng of its own, and
-/// the tick that turns resolved teardowns into outcomes. The kernel's --queue-balance hash sends
-/// both directions of a connection to the same queue, so a worker sees whole connections and
-/// needs nothing from the others.
+/// the tick that turns resolved teardowns into outcomes. The NFQUEUE target's balancing hash
+/// sends both directions of a connection to the same queue, so a worker sees whole connections
+/// and needs nothing from the others.
 ///
 /// Worker 0 runs on the daemon's loop, the control thread, exactly as the daemon did with one
 /// queue: no lock is taken and no thread is crossed. Every other worker runs a loop of its own

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# finwave --queues 2 in router mode. The kernel's --queue-balance hash covers the two addresses
+# finwave --queues 2 in router mode. The NFQUEUE target's balancing hash covers the two addresses
 # (not the ports), so:
 #  1. many client addresses (32 IPv4, 8 IPv6), 8 short connections each: every connection is
 #     reported exactly once, whole (sides known, never incomplete: its two directions met on one

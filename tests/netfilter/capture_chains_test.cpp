@@ -56,10 +56,10 @@ std::string capture_chain(const std::vector<int>& families, const std::string& m
   for (const int family : families) {
     const std::string ip = family == 4 ? "ip" : "ip6";
     const std::string set = "@teardown" + std::to_string(family);
-    text += "    tcp flags & (syn | rst) == 0 update " + set + " { " + ip + " saddr . tcp sport . " +
-            ip + " daddr }\n";
-    text += "    tcp flags & (syn | rst) == 0 update " + set + " { " + ip + " daddr . tcp dport . " +
-            ip + " saddr }\n";
+    text += "    tcp flags & (syn | rst) == 0 update " + set + " { " + ip +
+            " saddr . tcp sport . " + ip + " daddr }\n";
+    text += "    tcp flags & (syn | rst) == 0 update " + set + " { " + ip +
+            " daddr . tcp dport . " + ip + " saddr }\n";
   }
   return text + "  }\n";
 }
@@ -72,8 +72,8 @@ std::string table_head(int queue) {
 
 // A base chain on `hook` holding `jumps` (each followed by " goto capture").
 std::string base_chain(const std::string& hook, const std::vector<std::string>& jumps) {
-  std::string text = "  chain " + hook + " {\n    type filter hook " + hook +
-                     " priority mangle; policy accept;\n";
+  std::string text =
+      "  chain " + hook + " {\n    type filter hook " + hook + " priority mangle; policy accept;\n";
   for (const std::string& jump : jumps) text += "    " + jump + " goto capture\n";
   return text + "  }\n";
 }
@@ -96,7 +96,8 @@ TEST_SUITE("netfilter") {
               base_chain("forward", {"meta l4proto tcp"}) + "}\n");
   }
 
-  TEST_CASE("capture_chains: local mode hooks output and prerouting to local addresses except loopback") {
+  TEST_CASE(
+      "capture_chains: local mode hooks output and prerouting to local addresses except loopback") {
     CaptureSpec spec;
     spec.mode = CaptureMode::kLocal;
     spec.queue_num = 3;
@@ -117,10 +118,11 @@ TEST_SUITE("netfilter") {
       spec.ports.push_back(port);
       ports += (port == 1 ? "" : ", ") + std::to_string(port);
     }
-    CHECK(render_nft_input(spec) ==
-          table_head(0) + set_declaration(4) + set_declaration(6) + capture_chain({4, 6}) +
-              base_chain("forward", {"tcp sport { " + ports + " }", "tcp dport { " + ports + " }"}) +
-              "}\n");
+    CHECK(
+        render_nft_input(spec) ==
+        table_head(0) + set_declaration(4) + set_declaration(6) + capture_chain({4, 6}) +
+            base_chain("forward", {"tcp sport { " + ports + " }", "tcp dport { " + ports + " }"}) +
+            "}\n");
   }
 
   TEST_CASE("capture_chains: addresses match either end in their own family only") {
@@ -129,19 +131,20 @@ TEST_SUITE("netfilter") {
     spec.addresses = {"198.18.0.0/15", "2001:db8:1::/48", "198.18.9.9", "198.18.0.0/15"};
     const std::string v4 = "{ 198.18.0.0/15, 198.18.9.9 } ";
     const std::string v6 = "{ 2001:db8:1::/48 } ";
-    CHECK(render_nft_input(spec) ==
-          table_head(0) + set_declaration(4) + set_declaration(6) + capture_chain({4, 6}) +
-              base_chain("forward", {
-                                        "ip saddr " + v4 + "tcp sport { 80 }",
-                                        "ip daddr " + v4 + "tcp sport { 80 }",
-                                        "ip6 saddr " + v6 + "tcp sport { 80 }",
-                                        "ip6 daddr " + v6 + "tcp sport { 80 }",
-                                        "ip saddr " + v4 + "tcp dport { 80 }",
-                                        "ip daddr " + v4 + "tcp dport { 80 }",
-                                        "ip6 saddr " + v6 + "tcp dport { 80 }",
-                                        "ip6 daddr " + v6 + "tcp dport { 80 }",
-                                    }) +
-              "}\n");
+    CHECK(render_nft_input(spec) == table_head(0) + set_declaration(4) + set_declaration(6) +
+                                        capture_chain({4, 6}) +
+                                        base_chain("forward",
+                                                   {
+                                                       "ip saddr " + v4 + "tcp sport { 80 }",
+                                                       "ip daddr " + v4 + "tcp sport { 80 }",
+                                                       "ip6 saddr " + v6 + "tcp sport { 80 }",
+                                                       "ip6 daddr " + v6 + "tcp sport { 80 }",
+                                                       "ip saddr " + v4 + "tcp dport { 80 }",
+                                                       "ip daddr " + v4 + "tcp dport { 80 }",
+                                                       "ip6 saddr " + v6 + "tcp dport { 80 }",
+                                                       "ip6 daddr " + v6 + "tcp dport { 80 }",
+                                                   }) +
+                                        "}\n");
   }
 
   TEST_CASE("capture_chains: a family without any of the given addresses is not captured") {
@@ -178,10 +181,9 @@ TEST_SUITE("netfilter") {
     spec.queue_num = 10;
     spec.queue_count = 4;  // Balancing is the queue rule's (see the lab test below).
     spec.injected_mark = 0x80000000;
-    CHECK(render_nft_input(spec) ==
-          table_head(10) + set_declaration(4) + set_declaration(6) +
-              capture_chain({4, 6}, "0x80000000") + base_chain("forward", {"meta l4proto tcp"}) +
-              "}\n");
+    CHECK(render_nft_input(spec) == table_head(10) + set_declaration(4) + set_declaration(6) +
+                                        capture_chain({4, 6}, "0x80000000") +
+                                        base_chain("forward", {"meta l4proto tcp"}) + "}\n");
   }
 
   TEST_CASE("capture_chains: invalid specs are rejected with their reason") {
@@ -372,7 +374,8 @@ namespace {
 
 /// Segments the queue rule of kLabQueue's table has counted so far.
 long queued_so_far() {
-  const std::string chain = nft({"list", "chain", "inet", capture_table_name(kLabQueue), "capture"});
+  const std::string chain =
+      nft({"list", "chain", "inet", capture_table_name(kLabQueue), "capture"});
   const std::string counter = "counter packets ";
   const std::size_t at = chain.find(counter);
   REQUIRE_MESSAGE(at != std::string::npos, "no counter in\n", chain);
@@ -534,7 +537,8 @@ TEST_SUITE("lab") {
     });
   }
 
-  TEST_CASE("capture_chains: install replaces a stale table and remove leaves nothing in a namespace") {
+  TEST_CASE(
+      "capture_chains: install replaces a stale table and remove leaves nothing in a namespace") {
     const std::string table = capture_table_name(kLabQueue);
     require_root();
     REQUIRE_MESSAGE(count(ruleset(), table) == 0, "the root namespace already has ", table,
@@ -544,12 +548,13 @@ TEST_SUITE("lab") {
     ns.run([&] {
       // Someone else's table and iptables rule must survive everything below. The table's name
       // starts like finwave's, to make sure tables are matched on whole names.
-      nft({"-f", "-"}, "table inet " + table + "0 {\n  chain output {\n    type filter hook output "
-                       "priority mangle; policy accept;\n    udp dport 9 return\n  }\n}\n");
+      nft({"-f", "-"}, "table inet " + table +
+                           "0 {\n  chain output {\n    type filter hook output "
+                           "priority mangle; policy accept;\n    udp dport 9 return\n  }\n}\n");
       const std::string foreign_rule = "-A OUTPUT -p udp -m udp --dport 9 -j RETURN";
-      const SubprocessResult restored = run_subprocess(
-          {require_executable("iptables-restore", "iptables"), "--noflush"},
-          "*mangle\n" + foreign_rule + "\nCOMMIT\n");
+      const SubprocessResult restored =
+          run_subprocess({require_executable("iptables-restore", "iptables"), "--noflush"},
+                         "*mangle\n" + foreign_rule + "\nCOMMIT\n");
       REQUIRE_MESSAGE(restored.ok(), restored.err);
       const auto check_foreign = [&] {
         CHECK(count(ruleset(), "table inet " + table + "0 {") == 1);
@@ -568,14 +573,16 @@ TEST_SUITE("lab") {
         CHECK(count(text, "table inet " + table + " {") == 1);
         CHECK(count(text, "set teardown4 {") == 1);
         CHECK(count(text, "set teardown6 {") == 1);
-        CHECK(count(text, "type filter hook output priority mangle") == 2);  // Ours and the foreign one.
+        CHECK(count(text, "type filter hook output priority mangle") ==
+              2);  // Ours and the foreign one.
         CHECK(count(text, "type filter hook prerouting priority mangle") == 1);
         // (source + destination) x (sport + dport) x 2 families, in each of the two hooks.
         CHECK(count(text, "goto capture") == 16);
         // The queue rule ends the capture chain, with its counter.
         CHECK(count(text, "queue num 4242 bypass") == 1);
-        CHECK(count(text, "update @teardown6 { ip6 daddr . tcp dport . ip6 saddr }\n\t\tcounter "
-                          "packets 0 bytes 0 queue num 4242 bypass\n\t}") == 1);
+        CHECK(count(text,
+                    "update @teardown6 { ip6 daddr . tcp dport . ip6 saddr }\n\t\tcounter "
+                    "packets 0 bytes 0 queue num 4242 bypass\n\t}") == 1);
         check_foreign();
       };
       const auto check_removed = [&](const char* when) {
@@ -645,7 +652,8 @@ TEST_SUITE("lab") {
       const std::string fake_path = dir + ":" + (path ? path : "/usr/sbin:/usr/bin:/sbin:/bin");
       {
         std::ofstream script(fake);
-        script << "#!/bin/sh\ncat >/dev/null\necho '/dev/stdin:3:5-9: Error: simulated' >&2\nexit 1\n";
+        script
+            << "#!/bin/sh\ncat >/dev/null\necho '/dev/stdin:3:5-9: Error: simulated' >&2\nexit 1\n";
       }
       ::chmod(fake.c_str(), 0755);
       {
@@ -681,7 +689,6 @@ TEST_SUITE("lab") {
   TEST_CASE("capture_chains: only teardown segments reach the queue on loopback") {
     constexpr std::uint16_t kPort = 5432;
     on_loopback_capture(kPort, [](const CaptureSpec& spec, const Socket& listener) {
-
       // Nobody listens on the queue: bypass lets the queued segments through, and the queue
       // rule's counter tells how many got there.
       run_connection(listener, kPort, 0);
@@ -691,7 +698,8 @@ TEST_SUITE("lab") {
       CHECK(queued >= 5);
       CHECK(queued <= 6);
       // fin1 put both directions of the connection in the set; the handshake did not.
-      const std::string set = nft({"list", "set", "inet", capture_table_name(kLabQueue), "teardown4"});
+      const std::string set =
+          nft({"list", "set", "inet", capture_table_name(kLabQueue), "teardown4"});
       CAPTURE(set);
       CHECK(count(set, "127.0.0.1 . 5432 . 127.0.0.1 expires") == 1);
       CHECK(count(set, " . 127.0.0.1 expires") == 2);
@@ -706,10 +714,11 @@ TEST_SUITE("lab") {
     });
   }
 
-  TEST_CASE("capture_chains: a connection in teardown does not pull its neighbours' data into the queue") {
+  TEST_CASE(
+      "capture_chains: a connection in teardown does not pull its neighbours' data into the "
+      "queue") {
     constexpr std::uint16_t kPort = 5433;
     on_loopback_capture(kPort, [](const CaptureSpec& /*spec*/, const Socket& listener) {
-
       // Nobody listens on the queue: bypass lets queued segments through, and the queue rule's
       // counter tells how many got there.
       // A half-closes: its client sent fin1, its server keeps the connection open. Both of its

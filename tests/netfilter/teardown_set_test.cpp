@@ -34,7 +34,8 @@ std::size_t put_elements(std::array<char, 8192>& buffer, std::size_t length, int
   for (int i = 0; i < elements; ++i) {
     nlattr* element = mnl_attr_nest_start(nlh, NFTA_LIST_ELEM);
     nlattr* key = mnl_attr_nest_start(nlh, NFTA_SET_ELEM_KEY);
-    const std::array<std::uint32_t, 3> value = {0x7f000001, static_cast<std::uint32_t>(i), 0x7f000001};
+    const std::array<std::uint32_t, 3> value = {0x7f000001, static_cast<std::uint32_t>(i),
+                                                0x7f000001};
     mnl_attr_put(nlh, NFTA_DATA_VALUE, sizeof value, value.data());
     mnl_attr_nest_end(nlh, key);
     mnl_attr_put_u64(nlh, NFTA_SET_ELEM_EXPIRATION, 179000);
@@ -83,8 +84,7 @@ TEST_SUITE("netfilter") {
   TEST_CASE("set_elements: an error, a truncated chunk or another message type counts nothing") {
     std::array<char, 8192> buffer{};
     // Another message type (a set, not its elements) is not counted.
-    std::size_t length =
-        put_elements(buffer, 0, 4, (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWSET);
+    std::size_t length = put_elements(buffer, 0, 4, (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWSET);
     CHECK(parse_set_elements_chunk(buffer.data(), length).elements == 0);
 
     // The kernel's answer for a table or set that does not exist.
@@ -100,7 +100,8 @@ TEST_SUITE("netfilter") {
     CHECK_FALSE(parse_set_elements_chunk(buffer.data(), 0).done);
   }
 
-  TEST_CASE("set_elements: no table or set by that name (or a name nftables cannot have) gives nothing") {
+  TEST_CASE(
+      "set_elements: no table or set by that name (or a name nftables cannot have) gives nothing") {
     // Without CAP_NET_ADMIN the kernel refuses; with it, the table does not exist. Either way.
     CHECK_FALSE(nft_set_elements("finwave-test-no-such-table", "teardown4").has_value());
     CHECK_FALSE(nft_set_elements("", "teardown4").has_value());
