@@ -34,6 +34,10 @@
 #                 consumer, and with no consumer as a control.
 #                 The bare consumer once more with --spin (it never sleeps): what the queue
 #                 costs without the consumer's wake-up (informative).
+#                 All of it twice: as the scheduler spreads the processes over the CPUs, and
+#                 with everything (probe client and servers, consumer, and so the packets'
+#                 softirq work) on CPU 0 (taskset), where a queue trip wakes the consumer on
+#                 its own CPU instead of another one (on a VM, an interrupt into an idle vCPU).
 #                                                          targets p50 <= 25 us, p99 <= 100 us
 #   4 verdict     packets/s verdicted from one queue with every segment captured (--capture-all),
 #                 iperf3 with 4 streams and TSO/GSO off in client and server (one segment per
@@ -181,6 +185,10 @@ bg() {
   fi
 }
 
+# What consumers and the latency probe are started through: empty, or `taskset -c 0` for the
+# one-CPU latency run.
+LAUNCH=()
+
 # config_start NAME [ARGS...] — kernel | finwave ARGS | bare ARGS (router namespace).
 config_start() {
   local name=$1
@@ -192,15 +200,15 @@ config_start() {
       # A control socket of its own: other labs' finwaves may run beside this one.
       FINWAVE_CONTROL_SOCKET="$CONFIG_OUT.sock"
       rm -f "$CONFIG_OUT.ready"
-      bg router "$CONFIG_OUT" "$FINWAVE_BIN" --json --quiet --ready-file "$CONFIG_OUT.ready" \
-        --control "$FINWAVE_CONTROL_SOCKET" "$@"
+      bg router "$CONFIG_OUT" "${LAUNCH[@]}" "$FINWAVE_BIN" --json --quiet \
+        --ready-file "$CONFIG_OUT.ready" --control "$FINWAVE_CONTROL_SOCKET" "$@"
       FINWAVE_PID=$BG_PID
       wait_started "$FINWAVE_PID" "$CONFIG_OUT" finwave
       ;;
     bare)
       CONFIG_OUT="$work/bare.$((++config_serial)).jsonl"
       rm -f "$CONFIG_OUT.ready"
-      bg router "$CONFIG_OUT" "$BARE" --ready-file "$CONFIG_OUT.ready" "$@"
+      bg router "$CONFIG_OUT" "${LAUNCH[@]}" "$BARE" --ready-file "$CONFIG_OUT.ready" "$@"
       BARE_PID=$BG_PID
       wait_started "$BARE_PID" "$CONFIG_OUT" "bare consumer"
       ;;
@@ -420,22 +428,31 @@ latency_verdict() {
 }
 
 bench_latency() {
-  echo "== 3. latency ($LATENCY_COUNT connection pairs one at a time, $LATENCY_ROUNDS rounds)" >&2
-  bg server "$work/probe-server.log" "$PROBE" server --port 7000
-  bg server "$work/probe-direct-server.log" "$PROBE" server --port 7001
+  local cpus=$1 configs="kernel finwave bare spin" label="spread over the CPUs"
+  if [[ $cpus == one ]]; then
+    # Everything on CPU 0: a spinning consumer would starve the rest, so it sits this one out.
+    LAUNCH=(taskset -c 0)
+    configs="kernel finwave bare"
+    label="everything on CPU 0"
+  fi
+  echo "== 3. latency, $label ($LATENCY_COUNT connection pairs one at a time, $LATENCY_ROUNDS rounds)" >&2
+  bg server "$work/probe-server-$cpus.log" "${LAUNCH[@]}" "$PROBE" server --port 7000
+  local server7000=$BG_PID
+  bg server "$work/probe-direct-server-$cpus.log" "${LAUNCH[@]}" "$PROBE" server --port 7001
+  local server7001=$BG_PID
   wait_listening server 7000
   wait_listening server 7001
   local round config file q50 q99 d50 d99 qf df
   local -A add50=() add99=() addfin=() queued50=() direct50=() queued99=() direct99=()
   for ((round = 1; round <= LATENCY_ROUNDS; round++)); do
-    for config in kernel finwave bare spin; do
+    for config in $configs; do
       case $config in
         finwave) config_start finwave --port 7000 --rules "$CHURN_RULES" ;;
         bare) config_start bare --port 7000 ;;
         spin) config_start bare --port 7000 --spin ;;
       esac
-      file="$work/latency.$config.$round.json"
-      lab_exec client "$PROBE" client --connect "$LAB_SERVER_V4" --port 7000 --direct-port 7001 \
+      file="$work/latency.$cpus.$config.$round.json"
+      lab_exec client "${LAUNCH[@]}" "$PROBE" client --connect "$LAB_SERVER_V4" --port 7000 --direct-port 7001 \
         --count "$LATENCY_COUNT" --warmup "$LATENCY_WARMUP" --gap-us 1000 >"$file" 2>"$file.err" ||
         fail "latency probe ($config) failed: $(cat "$file" "$file.err")"
       config_stop "${config/spin/bare}"
@@ -450,12 +467,19 @@ bench_latency() {
       echo "   round $round: $config connect->reply p50 $q50 us (port 7001: $d50), p99 $q99 us ($d99); reply->FIN p50 $qf us ($df)" >&2
     done
   done
+  lab_kill "$server7000" TERM
+  lab_kill "$server7001" TERM
+  lab_wait "$server7000" 10 || true
+  lab_wait "$server7001" 10 || true
+  LAUNCH=()
   local -A m50=() m99=() mfin=()
-  for config in kernel finwave bare spin; do
+  for config in $configs; do
     m50[$config]=$(median ${add50[$config]})
     m99[$config]=$(median ${add99[$config]})
     mfin[$config]=$(median ${addfin[$config]})
   done
+  # No spinning run: null in the JSON.
+  [[ -n ${m50[spin]:-} ]] || { m50[spin]=null; m99[spin]=null; }
   record "$(jq -cn \
     --argjson fq50 "$(median ${queued50[finwave]})" --argjson fd50 "$(median ${direct50[finwave]})" \
     --argjson fq99 "$(median ${queued99[finwave]})" --argjson fd99 "$(median ${direct99[finwave]})" \
@@ -470,7 +494,9 @@ bench_latency() {
     --argjson rb50 "$(json_array ${add50[bare]})" --argjson rb99 "$(json_array ${add99[bare]})" \
     --argjson met50 "$(target_met "$(latency_verdict "${m50[finwave]}" 25 "${m50[kernel]}" 10)")" \
     --argjson met99 "$(target_met "$(latency_verdict "${m99[finwave]}" 100 "${m99[kernel]}" 50)")" \
-    '{bench: "latency", case: "connect -> 1-byte reply, 2 queued segments (SYN, SYN-ACK); connections alternate captured port 7000 / uncaptured 7001",
+    --arg cpus "$cpus" --arg placement "$label" \
+    '{bench: "latency", cpus: $cpus, placement: $placement,
+      case: "connect -> 1-byte reply, 2 queued segments (SYN, SYN-ACK); connections alternate captured port 7000 / uncaptured 7001",
       unit: "us",
       values: {finwave: {queued_p50: $fq50, direct_p50: $fd50, queued_p99: $fq99, direct_p99: $fd99},
                bare: {queued_p50: $bq50, direct_p50: $bd50, queued_p99: $bq99, direct_p99: $bd99},
@@ -751,18 +777,20 @@ print_table() {
       [ "2 churn: consumer CPU us/conn", "finwave \(.consumer_cpu_us_per_connection.finwave|n)  bare \(.consumer_cpu_us_per_connection.bare|n)",
         "", "(informative)", "" ]
     elif .bench == "latency" then
-      [ "3 latency p50 (us, connect->reply)",
+      (if .cpus == "one" then "1 CPU" else "2 CPUs" end) as $where |
+      [ "3 latency p50 (us, \($where))",
         "finwave \(.values.finwave.queued_p50|n) vs \(.values.finwave.direct_p50|n)  bare \(.values.bare.queued_p50|n) vs \(.values.bare.direct_p50|n)",
         "added/seg \(.added_per_segment.finwave_p50|n) (bare \(.added_per_segment.bare_p50|n), ctl \(.added_per_segment.control_p50|n))",
         .targets[0].target, (.targets[0].met|yn) ],
-      [ "3 latency p99 (us, connect->reply)",
+      [ "3 latency p99 (us, \($where))",
         "finwave \(.values.finwave.queued_p99|n) vs \(.values.finwave.direct_p99|n)  bare \(.values.bare.queued_p99|n) vs \(.values.bare.direct_p99|n)",
         "added/seg \(.added_per_segment.finwave_p99|n) (bare \(.added_per_segment.bare_p99|n), ctl \(.added_per_segment.control_p99|n))",
         .targets[1].target, (.targets[1].met|yn) ],
-      [ "3 latency reply->FIN p50 (1 queued)", "", "added \(.added_per_segment.finwave_fin_p50|n) (bare \(.added_per_segment.bare_fin_p50|n))",
+      [ "3 latency reply->FIN p50 (\($where))", "", "added \(.added_per_segment.finwave_fin_p50|n) (bare \(.added_per_segment.bare_fin_p50|n))",
         "(informative)", "" ],
+      (if .cpus == "one" then empty else
       [ "3 latency, bare consumer spinning", "", "added/seg p50 \(.added_per_segment.spinning_bare_p50|n) p99 \(.added_per_segment.spinning_bare_p99|n)",
-        "(informative: the queue without a wake-up)", "" ]
+        "(informative: the queue without a wake-up)", "" ] end)
     elif .bench == "verdict" then
       [ "4 verdicts/s, capture-all, \(.load)",
         "finwave \(.values.finwave|n)  bare \(.values.bare|n)",
@@ -807,14 +835,17 @@ lab_exec server sysctl -q -w net.core.somaxconn=4096
 timed() {
   local t0
   t0=$(now_ns)
-  "$2"
+  "${@:2}"
   echo "   ($1: $(awk -v ns=$(($(now_ns) - t0)) 'BEGIN { printf "%.1f", ns / 1e9 }') s)" >&2
 }
 
 if wants churn || wants memory; then start_churn_server; fi
 if wants throughput; then timed throughput bench_throughput; fi
 if wants churn; then timed churn bench_churn; fi
-if wants latency; then timed latency bench_latency; fi
+if wants latency; then
+  timed latency bench_latency spread
+  timed latency-one-cpu bench_latency one
+fi
 if wants verdict; then timed verdict bench_verdict; fi
 if wants memory; then timed memory bench_memory; fi
 if ((profile)); then timed profile bench_profile; fi
