@@ -38,7 +38,7 @@ int main(int argc, char** argv) {
   if (!parsed.options.check_path.empty()) return check_rules(parsed.options.check_path);
 
   // A reader that goes away (finwave | head) must not kill the daemon mid-teardown: the
-  // capture chains would stay behind.
+  // capture table would stay behind.
   std::signal(SIGPIPE, SIG_IGN);
   try {
     finwave::proxy::Daemon daemon(std::move(parsed.options));
