@@ -36,33 +36,38 @@ std::string set_declaration(int family) {
          "\n    flags dynamic, timeout\n    timeout 180s\n    size 1048576\n  }\n";
 }
 
-// The capture chain of a teardown capture for `families`, with `mark` as the injected mark.
-std::string capture_chain(const std::vector<int>& families, const std::string& mark = "0xf1a0000") {
-  std::string text = "  chain capture {\n";
-  for (const int family : families) {
-    const std::string ip = family == 4 ? "ip" : "ip6";
-    const std::string set = "@teardown" + std::to_string(family);
-    text += "    tcp flags & (fin | syn | rst) == 0 " + ip + " saddr . tcp sport . " + ip +
-            " daddr != " + set + " return\n";
-    text += "    tcp flags & (fin | syn | rst) == 0 " + ip + " daddr . tcp dport . " + ip +
-            " saddr != " + set + " return\n";
-  }
-  text += "    meta mark & " + mark + " == " + mark + " return\n";
-  for (const int family : families) {
-    const std::string ip = family == 4 ? "ip" : "ip6";
-    text += "    tcp flags & (fin | syn | rst | ack) == syn delete @teardown" +
-            std::to_string(family) + " { " + ip + " saddr . tcp sport . " + ip + " daddr }\n";
-  }
-  for (const int family : families) {
-    const std::string ip = family == 4 ? "ip" : "ip6";
-    const std::string set = "@teardown" + std::to_string(family);
-    text += "    tcp flags & (syn | rst) == 0 update " + set + " { " + ip +
-            " saddr . tcp sport . " + ip + " daddr }\n";
-    text += "    tcp flags & (syn | rst) == 0 update " + set + " { " + ip +
-            " daddr . tcp dport . " + ip + " saddr }\n";
-  }
-  return text + "  }\n";
-}
+// The capture chain of a teardown capture of both families, written out in full: what
+// render_nft_input must produce, not a second derivation of it.
+const std::string kCaptureBoth =
+    "  chain capture {\n"
+    "    tcp flags & (fin | syn | rst) == 0 ip saddr . tcp sport . ip daddr != @teardown4 return\n"
+    "    tcp flags & (fin | syn | rst) == 0 ip daddr . tcp dport . ip saddr != @teardown4 return\n"
+    "    tcp flags & (fin | syn | rst) == 0 ip6 saddr . tcp sport . ip6 daddr != @teardown6 "
+    "return\n"
+    "    tcp flags & (fin | syn | rst) == 0 ip6 daddr . tcp dport . ip6 saddr != @teardown6 "
+    "return\n"
+    "    meta mark & 0xf1a0000 == 0xf1a0000 return\n"
+    "    tcp flags & (fin | syn | rst | ack) == syn delete @teardown4 { ip saddr . tcp sport . ip "
+    "daddr }\n"
+    "    tcp flags & (fin | syn | rst | ack) == syn delete @teardown6 { ip6 saddr . tcp sport . "
+    "ip6 daddr }\n"
+    "    tcp flags & (syn | rst) == 0 update @teardown4 { ip saddr . tcp sport . ip daddr }\n"
+    "    tcp flags & (syn | rst) == 0 update @teardown4 { ip daddr . tcp dport . ip saddr }\n"
+    "    tcp flags & (syn | rst) == 0 update @teardown6 { ip6 saddr . tcp sport . ip6 daddr }\n"
+    "    tcp flags & (syn | rst) == 0 update @teardown6 { ip6 daddr . tcp dport . ip6 saddr }\n"
+    "  }\n";
+
+// The same for IPv4 alone.
+const std::string kCaptureV4 =
+    "  chain capture {\n"
+    "    tcp flags & (fin | syn | rst) == 0 ip saddr . tcp sport . ip daddr != @teardown4 return\n"
+    "    tcp flags & (fin | syn | rst) == 0 ip daddr . tcp dport . ip saddr != @teardown4 return\n"
+    "    meta mark & 0xf1a0000 == 0xf1a0000 return\n"
+    "    tcp flags & (fin | syn | rst | ack) == syn delete @teardown4 { ip saddr . tcp sport . ip "
+    "daddr }\n"
+    "    tcp flags & (syn | rst) == 0 update @teardown4 { ip saddr . tcp sport . ip daddr }\n"
+    "    tcp flags & (syn | rst) == 0 update @teardown4 { ip daddr . tcp dport . ip saddr }\n"
+    "  }\n";
 
 // The table's opening for queue `queue`: replace whatever table of that name there is.
 std::string table_head(int queue) {
@@ -76,6 +81,13 @@ std::string base_chain(const std::string& hook, const std::vector<std::string>& 
       "  chain " + hook + " {\n    type filter hook " + hook + " priority mangle; policy accept;\n";
   for (const std::string& jump : jumps) text += "    " + jump + " goto capture\n";
   return text + "  }\n";
+}
+
+// `chain` with the default injected mark replaced by `mark`.
+std::string with_mark(std::string chain, const std::string& mark) {
+  const std::string old = "meta mark & 0xf1a0000 == 0xf1a0000";
+  chain.replace(chain.find(old), old.size(), "meta mark & " + mark + " == " + mark);
+  return chain;
 }
 
 int count(const std::string& text, const std::string& needle) {
@@ -92,7 +104,7 @@ int count(const std::string& text, const std::string& needle) {
 TEST_SUITE("netfilter") {
   TEST_CASE("capture_chains: router mode captures every port by default") {
     CHECK(render_nft_input(CaptureSpec{}) ==
-          table_head(0) + set_declaration(4) + set_declaration(6) + capture_chain({4, 6}) +
+          table_head(0) + set_declaration(4) + set_declaration(6) + kCaptureBoth +
               base_chain("forward", {"meta l4proto tcp"}) + "}\n");
   }
 
@@ -104,7 +116,7 @@ TEST_SUITE("netfilter") {
     spec.ports = {5432, 8080, 5432};
     const std::string inbound = "iif != \"lo\" fib daddr type local ";
     CHECK(render_nft_input(spec) ==
-          table_head(3) + set_declaration(4) + set_declaration(6) + capture_chain({4, 6}) +
+          table_head(3) + set_declaration(4) + set_declaration(6) + kCaptureBoth +
               base_chain("output", {"tcp sport { 5432, 8080 }", "tcp dport { 5432, 8080 }"}) +
               base_chain("prerouting", {inbound + "tcp sport { 5432, 8080 }",
                                         inbound + "tcp dport { 5432, 8080 }"}) +
@@ -120,7 +132,7 @@ TEST_SUITE("netfilter") {
     }
     CHECK(
         render_nft_input(spec) ==
-        table_head(0) + set_declaration(4) + set_declaration(6) + capture_chain({4, 6}) +
+        table_head(0) + set_declaration(4) + set_declaration(6) + kCaptureBoth +
             base_chain("forward", {"tcp sport { " + ports + " }", "tcp dport { " + ports + " }"}) +
             "}\n");
   }
@@ -132,7 +144,7 @@ TEST_SUITE("netfilter") {
     const std::string v4 = "{ 198.18.0.0/15, 198.18.9.9 } ";
     const std::string v6 = "{ 2001:db8:1::/48 } ";
     CHECK(render_nft_input(spec) == table_head(0) + set_declaration(4) + set_declaration(6) +
-                                        capture_chain({4, 6}) +
+                                        kCaptureBoth +
                                         base_chain("forward",
                                                    {
                                                        "ip saddr " + v4 + "tcp sport { 80 }",
@@ -151,7 +163,7 @@ TEST_SUITE("netfilter") {
     CaptureSpec spec;
     spec.addresses = {"198.18.1.0/24"};
     CHECK(render_nft_input(spec) ==
-          table_head(0) + set_declaration(4) + capture_chain({4}) +
+          table_head(0) + set_declaration(4) + kCaptureV4 +
               base_chain("forward", {"ip saddr { 198.18.1.0/24 } meta l4proto tcp",
                                      "ip daddr { 198.18.1.0/24 } meta l4proto tcp"}) +
               "}\n");
@@ -182,7 +194,7 @@ TEST_SUITE("netfilter") {
     spec.queue_count = 4;  // Balancing is the queue rule's (see the lab test below).
     spec.injected_mark = 0x80000000;
     CHECK(render_nft_input(spec) == table_head(10) + set_declaration(4) + set_declaration(6) +
-                                        capture_chain({4, 6}, "0x80000000") +
+                                        with_mark(kCaptureBoth, "0x80000000") +
                                         base_chain("forward", {"meta l4proto tcp"}) + "}\n");
   }
 
