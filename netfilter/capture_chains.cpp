@@ -79,29 +79,30 @@ std::string failure_message(const std::string& what, const SubprocessResult& res
   return message;
 }
 
-/// The TCP match of a jump rule: either end's port in `ports` ("" for every port), as one rule
-/// per end. Each rule sends the segment to the capture chain with goto, so that a segment both
-/// of whose ends match enters it once.
+/// An nftables anonymous set: "{ a, b }".
+std::string anonymous_set(const std::vector<std::string>& items) {
+  std::string set = "{ ";
+  for (std::size_t i = 0; i < items.size(); ++i) set += (i == 0 ? "" : ", ") + items[i];
+  return set + " }";
+}
+
+/// The TCP match of a jump rule: either end's port in `ports` (every TCP segment when there are
+/// none), as one rule per end. Each rule sends the segment to the capture chain with goto, so
+/// that a segment both of whose ends match enters it once.
 std::vector<std::string> port_matches(const std::vector<std::uint16_t>& ports) {
   if (ports.empty()) return {"meta l4proto tcp"};
-  std::string set = "{ ";
-  for (std::size_t i = 0; i < ports.size(); ++i) {
-    set += (i == 0 ? "" : ", ") + std::to_string(ports[i]);
-  }
-  set += " }";
+  std::vector<std::string> numbers;
+  for (const std::uint16_t port : ports) numbers.push_back(std::to_string(port));
+  const std::string set = anonymous_set(numbers);
   return {"tcp sport " + set, "tcp dport " + set};
 }
 
-/// The address match of a jump rule for one family: either end's address among `prefixes`.
-std::vector<std::string> address_matches(const char* protocol,
+/// The address match of a jump rule for one family ("ip" or "ip6"): either end's address among
+/// `prefixes`, as one rule per end.
+std::vector<std::string> address_matches(const std::string& protocol,
                                          const std::vector<std::string>& prefixes) {
-  std::string set = "{ ";
-  for (std::size_t i = 0; i < prefixes.size(); ++i) {
-    set += (i == 0 ? "" : ", ") + prefixes[i];
-  }
-  set += " }";
-  return {std::string(protocol) + " saddr " + set + " ",
-          std::string(protocol) + " daddr " + set + " "};
+  const std::string set = anonymous_set(prefixes);
+  return {protocol + " saddr " + set + " ", protocol + " daddr " + set + " "};
 }
 
 /// The teardown set of `family`, as declared in the table.
@@ -113,7 +114,8 @@ std::string set_declaration(int family) {
          "s\n    size " + std::to_string(kTeardownSetMaxEntries) + "\n  }\n";
 }
 
-/// The key of a segment's own direction ("src") or its peer's ("dst") in `family`'s set.
+/// The key of a segment's own direction (`own`: address, port, peer address of its sender) or
+/// its peer's (those of its receiver) in `family`'s set.
 std::string set_key(int family, bool own) {
   const char* protocol = family == 4 ? "ip" : "ip6";
   const std::string source = std::string(protocol) + " saddr";
