@@ -105,13 +105,14 @@ std::vector<std::string> address_matches(const std::string& protocol,
   return {protocol + " saddr " + set + " ", protocol + " daddr " + set + " "};
 }
 
-/// The teardown set of `family`, as declared in the table.
-std::string set_declaration(int family) {
+/// The teardown set of `family` and its refused counter, as declared in the table.
+std::string set_declaration(int family, std::uint32_t size) {
   const char* type =
       family == 4 ? "ipv4_addr . inet_service . ipv4_addr" : "ipv6_addr . inet_service . ipv6_addr";
   return "  set " + teardown_set_name(family) + " {\n    type " + type +
          "\n    flags dynamic, timeout\n    timeout " + std::to_string(kTeardownSetTimeoutSeconds) +
-         "s\n    size " + std::to_string(kTeardownSetMaxEntries) + "\n  }\n";
+         "s\n    size " + std::to_string(size) + "\n  }\n  counter " +
+         refused_counter_name(family) + " {\n  }\n";
 }
 
 /// The key of a segment's own direction (`own`: address, port, peer address of its sender) or
@@ -191,6 +192,9 @@ void validate(const CaptureSpec& spec) {
       throw std::invalid_argument(message);
     }
   }
+  if (spec.teardown_set_size == 0) {
+    throw std::invalid_argument(prefix + "teardown_set_size must be at least 1");
+  }
   if (spec.injected_mark == 0) {
     throw std::invalid_argument(
         prefix + "injected_mark must not be 0 (every packet would count as injected)");
@@ -225,7 +229,7 @@ std::string render_nft_input(const CaptureSpec& spec) {
   std::string text = "table inet " + table + "\ndelete table inet " + table + "\n";
   text += "table inet " + table + " {\n";
   if (!spec.capture_all) {
-    for (const int family : families) text += set_declaration(family);
+    for (const int family : families) text += set_declaration(family, spec.teardown_set_size);
   }
 
   text += "  chain " + std::string(kCaptureChain) + " {\n";
@@ -253,12 +257,18 @@ std::string render_nft_input(const CaptureSpec& spec) {
     }
     // The first FIN puts both directions of its connection in the set, and every later
     // captured segment but an RST keeps them there (update restarts the timeout). A full set
-    // makes an update fail, which ends only its own rule.
+    // makes an update fail, which ends only its own rule; a segment whose own element is still
+    // missing after its update found the set full, and is counted.
     for (const int family : families) {
       for (const bool own : {true, false}) {
         text += "    tcp flags & (syn | rst) == 0 update @" + teardown_set_name(family) + " { " +
                 set_key(family, own) + " }\n";
       }
+    }
+    for (const int family : families) {
+      text += "    tcp flags & (syn | rst) == 0 " + set_key(family, true) + " != @" +
+              teardown_set_name(family) + " counter name \"" + refused_counter_name(family) +
+              "\"\n";
     }
   }
   // The queue rule is appended after this script (append_queue_rule).

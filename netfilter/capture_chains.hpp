@@ -4,6 +4,8 @@
 #include <string>
 #include <vector>
 
+#include "netfilter/teardown_set.hpp"
+
 namespace finwave::nf {
 
 /// Where finwave sits: on the forwarding host between client and server, or on one of them.
@@ -33,6 +35,8 @@ struct CaptureSpec {
   std::uint32_t injected_mark = 0x0f1a0000;
   /// Benchmarks: queue every TCP segment, not only teardown.
   bool capture_all = false;
+  /// Elements each teardown set holds at most (teardown_set.hpp); tests make it small to fill it.
+  std::uint32_t teardown_set_size = kTeardownSetMaxEntries;
 };
 
 /// The nftables table (family inet) finwave owns for `queue_num`: "finwave-q<queue_num>". It
@@ -44,13 +48,13 @@ inline constexpr const char* kCaptureChain = "capture";
 
 /// Throws std::invalid_argument with a message naming the offending field when `spec` cannot be
 /// rendered: a zero port, queue_count 0 or a queue range past 65535, an address that is not a
-/// CIDR prefix or whose prefix length is too long, or a zero injected_mark.
+/// CIDR prefix or whose prefix length is too long, a zero injected_mark or teardown_set_size.
 void validate(const CaptureSpec& spec);
 
 /// The `nft -f` input that creates the table of `spec`, replacing one of the same name in the
-/// same transaction: its teardown sets, the capture chain without its queue rule (which nft
-/// cannot write, see queue_rule.hpp), and the base chains that send TCP segments of the
-/// captured ports and addresses to it. Pure: no I/O. Throws std::invalid_argument like
+/// same transaction: its teardown sets and refused counters, the capture chain without its queue
+/// rule (which nft cannot write, see queue_rule.hpp), and the base chains that send TCP segments of
+/// the captured ports and addresses to it. Pure: no I/O. Throws std::invalid_argument like
 /// validate().
 std::string render_nft_input(const CaptureSpec& spec);
 

@@ -63,8 +63,8 @@ SetElementsChunk parse_set_elements_chunk(const void* chunk, std::size_t length)
   return result;
 }
 
-std::optional<std::uint64_t> nft_set_elements(const std::string& table,
-                                              const std::string& set) noexcept {
+std::optional<std::uint64_t> nft_set_elements(const std::string& table, const std::string& set,
+                                              std::uint64_t limit) noexcept {
   if (table.empty() || set.empty() || table.size() > kNameMax || set.size() > kNameMax) {
     return std::nullopt;
   }
@@ -100,6 +100,8 @@ std::optional<std::uint64_t> nft_set_elements(const std::string& table,
         parse_set_elements_chunk(reply.data(), static_cast<std::size_t>(received));
     if (chunk.failed) return std::nullopt;
     elements += chunk.elements;
+    // Closing the socket (on return) ends the dump in the kernel.
+    if (elements > limit) return std::nullopt;
     if (chunk.done) return elements;
   }
 }

@@ -31,14 +31,27 @@ inline constexpr unsigned kTeardownSetTimeoutSeconds = 180;
 /// Elements per set: 2,900 connections a second, two elements each, for the timeout. A full set
 /// takes no more elements until old ones expire (nftables has no eviction): a connection whose
 /// first FIN finds it full is still captured at its FINs, SYNs and RSTs, but not at its final
-/// ACKs. `stats` shows how full the sets are.
+/// ACKs. The capture chain counts the segments that found the set full (the "refused" counter).
 inline constexpr unsigned kTeardownSetMaxEntries = 1U << 20;
+
+/// The most elements teardown_set_entries() counts: counting costs the kernel more than linear
+/// time (see set_elements.hpp), and the control loop that asks also gives queue 0 its verdicts.
+inline constexpr std::uint64_t kTeardownSetCountLimit = 10'000;
 
 /// The set's name in the capture table: "teardown4" or "teardown6".
 std::string teardown_set_name(int family);
 
-/// How many live elements the set for `family` of queue `queue_num`'s capture table holds now
-/// (see set_elements.hpp); nullopt when the set does not exist or cannot be read. Never throws.
+/// The name of the capture table's counter of captured segments whose connection could not
+/// enter the set for `family` because it was full: "refused4" or "refused6".
+std::string refused_counter_name(int family);
+
+/// How many live elements the set for `family` of queue `queue_num`'s capture table holds now;
+/// nullopt when there are more than kTeardownSetCountLimit, or the set does not exist or cannot
+/// be read. Never throws.
 std::optional<std::uint64_t> teardown_set_entries(std::uint16_t queue_num, int family) noexcept;
+
+/// The refused counter of `family` (one netlink round trip); nullopt when it does not exist or
+/// cannot be read. Never throws.
+std::optional<std::uint64_t> teardown_set_refused(std::uint16_t queue_num, int family) noexcept;
 
 }  // namespace finwave::nf

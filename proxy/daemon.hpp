@@ -83,7 +83,8 @@ class Daemon final : private ControlHandler, private OutcomeSink {
   /// Throws ControlError(unknown_rule) with a "did you mean" unless a rule is called `name`.
   void require_rule(const std::string& name) const;
   std::uint64_t now_us() const noexcept;
-  /// Reads both teardown sets' entry counts into teardown_entries_ (a netlink round trip each).
+  /// Reads both teardown sets' entry counts and refused counters into teardown_entries_ and
+  /// teardown_refused_ (a few netlink round trips).
   void read_teardown_entries() const noexcept;
   void log(const std::string& message) const noexcept;
 
@@ -99,13 +100,14 @@ class Daemon final : private ControlHandler, private OutcomeSink {
   std::vector<std::unique_ptr<QueueWorker>> workers_;
   /// Per worker, read just before unbinding.
   std::vector<std::optional<nf::KernelQueueStats>> kernel_stats_;
-  /// Entries of the IPv4 and IPv6 teardown sets: read at most once a second for `stats` (a
-  /// flood of requests must not turn into a flood of netlink round trips on the loop that
-  /// gives verdicts), and once more just before the sets are destroyed.
+  /// Entries of the IPv4 and IPv6 teardown sets, and their refused counters: read at most once
+  /// a second for `stats` (a flood of requests must not turn into a flood of netlink round
+  /// trips on the loop that gives verdicts), and once more just before the sets are destroyed.
   mutable std::array<std::optional<std::uint64_t>, 2> teardown_entries_{};
+  mutable std::array<std::optional<std::uint64_t>, 2> teardown_refused_{};
   mutable std::uint64_t teardown_entries_read_us_ = 0;  // 0: never read
-  std::optional<ControlServer> control_;  // absent with --control none
-  std::set<std::string> control_added_;   // rules added over the socket, until a reload
+  std::optional<ControlServer> control_;                // absent with --control none
+  std::set<std::string> control_added_;  // rules added over the socket, until a reload
   std::uint64_t started_us_ = 0;
   std::time_t started_at_ = 0;
 

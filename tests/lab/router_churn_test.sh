@@ -56,6 +56,8 @@ v6=$(outcomes 'select(.flow.server | startswith("["))' | wc -l)
 for family in v4 v6; do
   entries=$(finwave_stats ".teardown_set.$family")
   [ "$entries" = $((count + 1)) ] || fail "teardown set $family held $entries entries, expected $((count + 1))"
+  refused=$(finwave_stats ".teardown_set.refused.$family")
+  [ "$refused" = 0 ] || fail "teardown set $family refused $refused segments, expected none"
 done
 
 pass "$((2 * count)) connections in $elapsed_ms ms; $queued packets queued ($(( queued / (2 * count) )) per connection), all accepted, $reported outcomes ($late_resets reset in TIME_WAIT); teardown sets held $((count + 1)) entries per family"

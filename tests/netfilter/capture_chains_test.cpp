@@ -23,6 +23,7 @@
 #include <utility>
 #include <vector>
 
+#include "netfilter/set_elements.hpp"
 #include "netfilter/subprocess.hpp"
 #include "netfilter/teardown_set.hpp"
 
@@ -33,7 +34,9 @@ std::string set_declaration(int family) {
   const std::string address = family == 4 ? "ipv4_addr" : "ipv6_addr";
   return "  set teardown" + std::to_string(family) + " {\n    type " + address +
          " . inet_service . " + address +
-         "\n    flags dynamic, timeout\n    timeout 180s\n    size 1048576\n  }\n";
+         "\n    flags dynamic, timeout\n    timeout 180s\n    size 1048576\n  }\n  counter "
+         "refused" +
+         std::to_string(family) + " {\n  }\n";
 }
 
 // The capture chain of a teardown capture of both families, written out in full: what
@@ -55,6 +58,10 @@ const std::string kCaptureBoth =
     "    tcp flags & (syn | rst) == 0 update @teardown4 { ip daddr . tcp dport . ip saddr }\n"
     "    tcp flags & (syn | rst) == 0 update @teardown6 { ip6 saddr . tcp sport . ip6 daddr }\n"
     "    tcp flags & (syn | rst) == 0 update @teardown6 { ip6 daddr . tcp dport . ip6 saddr }\n"
+    "    tcp flags & (syn | rst) == 0 ip saddr . tcp sport . ip daddr != @teardown4 counter name "
+    "\"refused4\"\n"
+    "    tcp flags & (syn | rst) == 0 ip6 saddr . tcp sport . ip6 daddr != @teardown6 counter name "
+    "\"refused6\"\n"
     "  }\n";
 
 // The same for IPv4 alone.
@@ -67,6 +74,8 @@ const std::string kCaptureV4 =
     "daddr }\n"
     "    tcp flags & (syn | rst) == 0 update @teardown4 { ip saddr . tcp sport . ip daddr }\n"
     "    tcp flags & (syn | rst) == 0 update @teardown4 { ip daddr . tcp dport . ip saddr }\n"
+    "    tcp flags & (syn | rst) == 0 ip saddr . tcp sport . ip daddr != @teardown4 counter name "
+    "\"refused4\"\n"
     "  }\n";
 
 // The table's opening for queue `queue`: replace whatever table of that name there is.
@@ -248,6 +257,8 @@ TEST_SUITE("netfilter") {
            s.addresses = {"198.18.0.0/15", "fe80::1%eth0"};
          }),
          "capture spec: address \"fe80::1%eth0\"" + bad_address},
+        {"teardown set of size 0", with([](CaptureSpec& s) { s.teardown_set_size = 0; }),
+         "capture spec: teardown_set_size must be at least 1"},
         {"injected mark 0", with([](CaptureSpec& s) { s.injected_mark = 0; }),
          "capture spec: injected_mark must not be 0 (every packet would count as injected)"},
     };
@@ -593,8 +604,8 @@ TEST_SUITE("lab") {
         // The queue rule ends the capture chain, with its counter.
         CHECK(count(text, "queue num 4242 bypass") == 1);
         CHECK(count(text,
-                    "update @teardown6 { ip6 daddr . tcp dport . ip6 saddr }\n\t\tcounter "
-                    "packets 0 bytes 0 queue num 4242 bypass\n\t}") == 1);
+                    "!= @teardown6 counter name \"refused6\"\n\t\tcounter packets 0 bytes 0 "
+                    "queue num 4242 bypass\n\t}") == 1);
         check_foreign();
       };
       const auto check_removed = [&](const char* when) {
@@ -764,6 +775,42 @@ TEST_SUITE("lab") {
       REQUIRE(::recv(b.client.fd, &byte, 1, 0) == 0);
       std::this_thread::sleep_for(std::chrono::milliseconds(60));
       CHECK(queued_so_far() - before_close >= 3);
+    });
+  }
+
+  TEST_CASE("capture_chains: a full teardown set refuses a new connection and counts it") {
+    constexpr std::uint16_t kPort = 5434;
+    require_root();
+    TestNamespace ns;
+    ns.run([] {
+      CaptureSpec spec = loopback_capture(kPort);
+      spec.teardown_set_size = 2;
+      const CaptureChains chains = CaptureChains::install(spec);
+      const Socket listener = listen_on_loopback(kPort);
+      const std::string table = capture_table_name(kLabQueue);
+      char byte;
+
+      // A's fin1 fills the set with A's two elements.
+      const Connection a = connect_to(listener, kPort);
+      REQUIRE(::shutdown(a.client.fd, SHUT_WR) == 0);
+      REQUIRE(::recv(a.server.fd, &byte, 1, 0) == 0);
+      std::this_thread::sleep_for(std::chrono::milliseconds(60));
+      CHECK(teardown_set_entries(kLabQueue, 4) == 2U);
+      CHECK(teardown_set_refused(kLabQueue, 4) == 0U);
+
+      // B's fin1 finds no room for B's client element (the server's, shared with A, is there):
+      // it is counted, and B's later pure ACKs will not be captured.
+      const Connection b = connect_to(listener, kPort);
+      REQUIRE(::shutdown(b.client.fd, SHUT_WR) == 0);
+      REQUIRE(::recv(b.server.fd, &byte, 1, 0) == 0);
+      std::this_thread::sleep_for(std::chrono::milliseconds(60));
+      CHECK(teardown_set_entries(kLabQueue, 4) == 2U);
+      CHECK(teardown_set_refused(kLabQueue, 4) == 1U);
+      CHECK(teardown_set_refused(kLabQueue, 6) == 0U);
+
+      // A count past its limit gives nothing rather than a partial figure.
+      CHECK(nft_set_elements(table, "teardown4", 2) == 2U);
+      CHECK_FALSE(nft_set_elements(table, "teardown4", 1).has_value());
     });
   }
 }

@@ -1,6 +1,7 @@
 #include "netfilter/teardown_set.hpp"
 
 #include <doctest/doctest.h>
+#include <endian.h>
 #include <libmnl/libmnl.h>
 #include <linux/netfilter.h>
 #include <linux/netfilter/nf_tables.h>
@@ -9,8 +10,10 @@
 #include <array>
 #include <cerrno>
 #include <cstdint>
+#include <optional>
 #include <string>
 
+#include "netfilter/nft_counter.hpp"
 #include "netfilter/set_elements.hpp"
 
 namespace finwave::nf {
@@ -45,6 +48,24 @@ std::size_t put_elements(std::array<char, 8192>& buffer, std::size_t length, int
   return length + nlh->nlmsg_len;
 }
 
+/// Writes at the start of `buffer` a kernel-shaped NEWOBJ reply for a named counter holding
+/// `packets` (when given). Returns its length.
+std::size_t counter_reply(std::array<char, 8192>& buffer, std::optional<std::uint64_t> packets,
+                          std::uint16_t type = (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWOBJ) {
+  nlmsghdr* nlh = mnl_nlmsg_put_header(buffer.data());
+  nlh->nlmsg_type = type;
+  auto* header = static_cast<nfgenmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(nfgenmsg)));
+  header->nfgen_family = NFPROTO_INET;
+  mnl_attr_put_strz(nlh, NFTA_OBJ_TABLE, "finwave-q0");
+  mnl_attr_put_strz(nlh, NFTA_OBJ_NAME, "refused4");
+  mnl_attr_put_u32(nlh, NFTA_OBJ_TYPE, htobe32(NFT_OBJECT_COUNTER));
+  nlattr* data = mnl_attr_nest_start(nlh, NFTA_OBJ_DATA);
+  mnl_attr_put_u64(nlh, NFTA_COUNTER_BYTES, htobe64(4096));
+  if (packets) mnl_attr_put_u64(nlh, NFTA_COUNTER_PACKETS, htobe64(*packets));
+  mnl_attr_nest_end(nlh, data);
+  return nlh->nlmsg_len;
+}
+
 std::size_t put_done(std::array<char, 8192>& buffer, std::size_t length) {
   nlmsghdr* nlh = mnl_nlmsg_put_header(buffer.data() + length);
   nlh->nlmsg_type = NLMSG_DONE;
@@ -57,6 +78,8 @@ TEST_SUITE("netfilter") {
   TEST_CASE("teardown_set: names carry the family") {
     CHECK(teardown_set_name(4) == "teardown4");
     CHECK(teardown_set_name(6) == "teardown6");
+    CHECK(refused_counter_name(4) == "refused4");
+    CHECK(refused_counter_name(6) == "refused6");
   }
 
   TEST_CASE("set_elements: a dump's chunks are counted element by element until it is done") {
@@ -103,11 +126,46 @@ TEST_SUITE("netfilter") {
   TEST_CASE(
       "set_elements: no table or set by that name (or a name nftables cannot have) gives nothing") {
     // Without CAP_NET_ADMIN the kernel refuses; with it, the table does not exist. Either way.
-    CHECK_FALSE(nft_set_elements("finwave-test-no-such-table", "teardown4").has_value());
-    CHECK_FALSE(nft_set_elements("", "teardown4").has_value());
-    CHECK_FALSE(nft_set_elements("finwave-q0", "").has_value());
-    CHECK_FALSE(nft_set_elements(std::string(256, 'x'), "teardown4").has_value());
+    CHECK_FALSE(nft_set_elements("finwave-test-no-such-table", "teardown4", 10).has_value());
+    CHECK_FALSE(nft_set_elements("", "teardown4", 10).has_value());
+    CHECK_FALSE(nft_set_elements("finwave-q0", "", 10).has_value());
+    CHECK_FALSE(nft_set_elements(std::string(256, 'x'), "teardown4", 10).has_value());
     CHECK_FALSE(teardown_set_entries(4243, 4).has_value());
+  }
+
+  TEST_CASE("nft_counter: the packet count comes from the data nest of the object reply") {
+    std::array<char, 8192> buffer{};
+    CHECK(parse_counter_reply(buffer.data(), counter_reply(buffer, 7)) == 7U);
+    CHECK(parse_counter_reply(buffer.data(), counter_reply(buffer, 0)) == 0U);
+    CHECK(parse_counter_reply(buffer.data(), counter_reply(buffer, 0x1'0000'0001ULL)) ==
+          0x1'0000'0001ULL);
+  }
+
+  TEST_CASE("nft_counter: an error, a reply without a count or a truncated reply gives nothing") {
+    std::array<char, 8192> buffer{};
+    CHECK_FALSE(
+        parse_counter_reply(buffer.data(), counter_reply(buffer, std::nullopt)).has_value());
+    // Another message type is not read.
+    const std::size_t other =
+        counter_reply(buffer, 5, (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWSET);
+    CHECK_FALSE(parse_counter_reply(buffer.data(), other).has_value());
+    // The kernel's answer for a counter that does not exist.
+    nlmsghdr* nlh = mnl_nlmsg_put_header(buffer.data());
+    nlh->nlmsg_type = NLMSG_ERROR;
+    auto* error = static_cast<nlmsgerr*>(mnl_nlmsg_put_extra_header(nlh, sizeof(nlmsgerr)));
+    error->error = -ENOENT;
+    CHECK_FALSE(parse_counter_reply(buffer.data(), nlh->nlmsg_len).has_value());
+    // Cut short.
+    const std::size_t length = counter_reply(buffer, 3);
+    CHECK_FALSE(parse_counter_reply(buffer.data(), length - 4).has_value());
+    CHECK_FALSE(parse_counter_reply(buffer.data(), 0).has_value());
+  }
+
+  TEST_CASE("nft_counter: no table or counter by that name gives nothing") {
+    CHECK_FALSE(nft_counter_packets("finwave-test-no-such-table", "refused4").has_value());
+    CHECK_FALSE(nft_counter_packets("", "refused4").has_value());
+    CHECK_FALSE(nft_counter_packets("finwave-q0", std::string(256, 'x')).has_value());
+    CHECK_FALSE(teardown_set_refused(4243, 6).has_value());
   }
 }
 
