@@ -126,7 +126,14 @@ void append_queue_rule(const QueueRuleTarget& target, std::uint16_t queue_num,
   // the caller lacks CAP_NET_ADMIN).
   if (mnl_cb_run(reply.data(), static_cast<std::size_t>(received), 0,
                  mnl_socket_get_portid(socket.get()), nullptr, nullptr) < 0) {
-    throw std::runtime_error(failure(target, std::strerror(errno)));
+    std::string reason = std::strerror(errno);
+    // The kernel says ENOENT both for a missing table or chain and for a missing target.
+    if (errno == ENOENT) {
+      reason +=
+          " (no such table or chain, or the kernel lacks the xtables NFQUEUE target: "
+          "nft_compat and xt_NFQUEUE)";
+    }
+    throw std::runtime_error(failure(target, reason));
   }
 }
 

@@ -698,7 +698,8 @@ TEST_SUITE("lab") {
         ScopedEnv env("PATH", fake_path);
         CHECK_THROWS_WITH_AS(CaptureChains::install(spec),
                              "adding the queue rule to inet finwave-q4242 capture failed: No such "
-                             "file or directory",
+                             "file or directory (no such table or chain, or the kernel lacks the "
+                             "xtables NFQUEUE target: nft_compat and xt_NFQUEUE)",
                              std::runtime_error);
       }
       check_removed("after the queue rule failed");
