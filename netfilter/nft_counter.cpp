@@ -5,24 +5,16 @@
 #include <linux/netfilter.h>
 #include <linux/netfilter/nf_tables.h>
 #include <linux/netfilter/nfnetlink.h>
-#include <sys/socket.h>
-#include <sys/time.h>
 
 #include <algorithm>
 #include <array>
-#include <memory>
+
+#include "netfilter/nft_netlink.hpp"
 
 namespace finwave::nf {
 namespace {
 
 constexpr std::uint16_t kNewObject = (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWOBJ;
-constexpr std::uint16_t kGetObject = (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETOBJ;
-// The kernel's names are at most 256 bytes with the terminator (NFT_NAME_MAXLEN).
-constexpr std::size_t kNameMax = 255;
-
-struct SocketCloser {
-  void operator()(mnl_socket* socket) const noexcept { mnl_socket_close(socket); }
-};
 
 int find_packets(const nlattr* attribute, void* data) {
   if (mnl_attr_get_type(attribute) == NFTA_COUNTER_PACKETS &&
@@ -59,27 +51,11 @@ std::optional<std::uint64_t> parse_counter_reply(const void* reply, std::size_t 
 
 std::optional<std::uint64_t> nft_counter_packets(const std::string& table,
                                                  const std::string& name) noexcept {
-  if (table.empty() || name.empty() || table.size() > kNameMax || name.size() > kNameMax) {
-    return std::nullopt;
-  }
-  const std::unique_ptr<mnl_socket, SocketCloser> socket(mnl_socket_open(NETLINK_NETFILTER));
-  if (!socket || mnl_socket_bind(socket.get(), 0, MNL_SOCKET_AUTOPID) < 0) return std::nullopt;
-  // A kernel that never answers must not hang the control loop.
-  const timeval timeout{1, 0};
-  if (setsockopt(mnl_socket_get_fd(socket.get()), SOL_SOCKET, SO_RCVTIMEO, &timeout,
-                 sizeof timeout) != 0) {
-    return std::nullopt;
-  }
-
+  if (!valid_nft_name(table) || !valid_nft_name(name)) return std::nullopt;
+  const MnlSocket socket = open_nft_socket();
+  if (!socket) return std::nullopt;
   std::array<char, 1024> request{};
-  nlmsghdr* nlh = mnl_nlmsg_put_header(request.data());
-  nlh->nlmsg_type = kGetObject;
-  nlh->nlmsg_flags = NLM_F_REQUEST;
-  nlh->nlmsg_seq = 1;
-  auto* header = static_cast<nfgenmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(nfgenmsg)));
-  header->nfgen_family = NFPROTO_INET;
-  header->version = NFNETLINK_V0;
-  header->res_id = 0;
+  nlmsghdr* nlh = put_nft_request(request.data(), NFT_MSG_GETOBJ, 0);
   mnl_attr_put_strz(nlh, NFTA_OBJ_TABLE, table.c_str());
   mnl_attr_put_strz(nlh, NFTA_OBJ_NAME, name.c_str());
   mnl_attr_put_u32(nlh, NFTA_OBJ_TYPE, htobe32(NFT_OBJECT_COUNTER));

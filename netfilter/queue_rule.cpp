@@ -8,8 +8,6 @@
 #include <linux/netfilter/nf_tables.h>
 #include <linux/netfilter/nfnetlink.h>
 #include <linux/netfilter/xt_NFQUEUE.h>
-#include <sys/socket.h>
-#include <sys/time.h>
 
 #include <array>
 #include <cerrno>
@@ -18,14 +16,13 @@
 #include <memory>
 #include <stdexcept>
 
+#include "netfilter/nft_netlink.hpp"
+
 namespace finwave::nf {
 namespace {
 
 struct RuleFree {
   void operator()(nftnl_rule* rule) const noexcept { nftnl_rule_free(rule); }
-};
-struct SocketClose {
-  void operator()(mnl_socket* socket) const noexcept { mnl_socket_close(socket); }
 };
 
 // The NFQUEUE target's revision whose info carries queue balancing and bypass as flags.
@@ -104,13 +101,11 @@ void append_queue_rule(const QueueRuleTarget& target, std::uint16_t queue_num,
   mnl_nlmsg_batch_next(batch.get());
   put_batch_message(batch.get(), NFNL_MSG_BATCH_END, kRuleSeq + 1);
 
-  const std::unique_ptr<mnl_socket, SocketClose> socket(mnl_socket_open(NETLINK_NETFILTER));
-  if (!socket || mnl_socket_bind(socket.get(), 0, MNL_SOCKET_AUTOPID) < 0) {
+  const MnlSocket socket = open_nft_socket();
+  if (!socket) {
     throw std::runtime_error(
         failure(target, std::string("netlink socket: ") + std::strerror(errno)));
   }
-  const timeval timeout{1, 0};
-  setsockopt(mnl_socket_get_fd(socket.get()), SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
   if (mnl_socket_sendto(socket.get(), mnl_nlmsg_batch_head(batch.get()),
                         mnl_nlmsg_batch_size(batch.get())) < 0) {
     throw std::runtime_error(failure(target, std::string("send: ") + std::strerror(errno)));
