@@ -534,6 +534,15 @@ void exchange(const Socket& from, const Socket& to, int chunks) {
   std::this_thread::sleep_for(std::chrono::milliseconds(60));
 }
 
+/// The client of `connection` half-closes (fin1) and the server reads the end of the stream;
+/// then the ACKs settle.
+void send_fin1(const Connection& connection) {
+  REQUIRE(::shutdown(connection.client.fd, SHUT_WR) == 0);
+  char byte;
+  REQUIRE(::recv(connection.server.fd, &byte, 1, 0) == 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(60));
+}
+
 }  // namespace
 
 TEST_SUITE("lab") {
@@ -749,10 +758,7 @@ TEST_SUITE("lab") {
       // entries are in the set now, among them (127.0.0.1, 5433, 127.0.0.1), which every
       // connection from this client address to this port shares.
       const Connection a = connect_to(listener, kPort);
-      REQUIRE(::shutdown(a.client.fd, SHUT_WR) == 0);
-      char byte;
-      REQUIRE(::recv(a.server.fd, &byte, 1, 0) == 0);
-      std::this_thread::sleep_for(std::chrono::milliseconds(60));
+      send_fin1(a);
 
       // B, a neighbour with the same addresses and server port, exchanges data both ways: only
       // its SYN and SYN-ACK are queued.
@@ -770,8 +776,8 @@ TEST_SUITE("lab") {
 
       // B's teardown is queued like any other: fin1, fin2, the final ACK (ack1 may ride on fin2).
       const long before_close = queued_so_far();
-      REQUIRE(::shutdown(b.client.fd, SHUT_WR) == 0);
-      REQUIRE(::recv(b.server.fd, &byte, 1, 0) == 0);
+      send_fin1(b);
+      char byte;
       REQUIRE(::shutdown(b.server.fd, SHUT_WR) == 0);
       REQUIRE(::recv(b.client.fd, &byte, 1, 0) == 0);
       std::this_thread::sleep_for(std::chrono::milliseconds(60));
@@ -789,22 +795,17 @@ TEST_SUITE("lab") {
       const CaptureChains chains = CaptureChains::install(spec);
       const Socket listener = listen_on_loopback(kPort);
       const std::string table = capture_table_name(kLabQueue);
-      char byte;
 
       // A's fin1 fills the set with A's two elements.
       const Connection a = connect_to(listener, kPort);
-      REQUIRE(::shutdown(a.client.fd, SHUT_WR) == 0);
-      REQUIRE(::recv(a.server.fd, &byte, 1, 0) == 0);
-      std::this_thread::sleep_for(std::chrono::milliseconds(60));
+      send_fin1(a);
       CHECK(teardown_set_entries(kLabQueue, 4) == 2U);
       CHECK(teardown_set_refused(kLabQueue, 4) == 0U);
 
       // B's fin1 finds no room for B's client element (the server's, shared with A, is there):
       // it is counted, and B's later pure ACKs will not be captured.
       const Connection b = connect_to(listener, kPort);
-      REQUIRE(::shutdown(b.client.fd, SHUT_WR) == 0);
-      REQUIRE(::recv(b.server.fd, &byte, 1, 0) == 0);
-      std::this_thread::sleep_for(std::chrono::milliseconds(60));
+      send_fin1(b);
       CHECK(teardown_set_entries(kLabQueue, 4) == 2U);
       CHECK(teardown_set_refused(kLabQueue, 4) == 1U);
       CHECK(teardown_set_refused(kLabQueue, 6) == 0U);
