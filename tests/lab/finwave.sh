@@ -2,7 +2,7 @@
 #   finwave_start ROLE OUTFILE ARGS...   starts finwave in ROLE's namespace with --json and a
 #                                        ready file; sets FINWAVE_PID; waits until it is ready
 #   finwave_stop                         SIGTERM, wait, and check it exited 0
-#   finwave_kill9                        SIGKILL (a crash)
+#   finwave_kill9                        SIGKILL (a crash); removes the socket file it leaves
 #   finwave_stats FIELD                  a jq path into the exit stats line, e.g. .queue.queued
 #   outcomes [JQ-FILTER]                 the outcome lines of OUTFILE (optionally filtered)
 #   kernel_queue_field ROLE N FIELD      a column of /proc/net/netfilter/nfnetlink_queue for
@@ -43,10 +43,12 @@ finwave_stop() {
   [ "$status" -eq 0 ] || { cat "$FINWAVE_OUT.err" >&2; fail "finwave exited with status $status"; }
 }
 
-# finwave_kill9: what a crash looks like to the kernel.
+# finwave_kill9: what a crash looks like to the kernel. A killed finwave cannot remove its
+# control socket file: the test that caused the crash removes it (the leak check would fail it).
 finwave_kill9() {
   lab_kill "$FINWAVE_PID" KILL
   FINWAVE_PID=
+  rm -f "$FINWAVE_OUT.control.sock"
 }
 
 finwave_stats() {

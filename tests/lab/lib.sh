@@ -31,6 +31,17 @@
 # lab_wait, lab_kill, capture_start, capture_stop, capture_count, wait_for_file, lab_now_ms,
 # peer_events, peer_field, require_file, fail, pass; tcpdump filters LAB_FILTER_FIN/SYN/RST.
 #
+# What a test leaves behind fails it, the way libuv's tests end with a leak check: after the
+# cleanup, no program the test started may still run (every program it starts, directly or not,
+# inherits FINWAVE_LAB_TOKEN in its environment, which is how they are found), no namespace of
+# its lab may exist (the prefix FINWAVE_LAB, or it with letters after), no `finwave-*` nft table may be in the machine's own namespace, no socket
+# file may be left in LAB_DIR and no new file in /run/finwave. Leftover programs are ended and
+# leftover namespaces removed (they are the test's own), and each is named.
+#
+# A test never outlives its deadline: FINWAVE_LAB_DEADLINE seconds (default 240; ctest sets it
+# below its own timeout) after lab_begin, a watchdog ends the test's programs and the test fails,
+# saying so, with its cleanup and leak check run as on any failure.
+#
 # Background processes start with SIGINT and SIGQUIT restored to their default action (bash
 # otherwise makes asynchronous commands ignore them), so `lab_kill PID INT` works.
 
@@ -44,6 +55,8 @@ LAB_WORK=""
 LAB_LAST_PID=""
 _LAB_UP=0
 _LAB_EXIT_HOOKS=()
+_LAB_WATCHDOG_PID=""
+_LAB_RUN_FINWAVE_BEFORE=""
 
 # fail MSG — print "FAIL: <test>: MSG" on stderr and exit 1 (the EXIT trap cleans up).
 # Inside $(...) it only leaves that subshell: test the result instead.
@@ -72,13 +85,17 @@ lab_begin() {
   fi
   _lab_collect_stale
   export FINWAVE_LAB="fwt$$"
+  # Unique per run, even when a PID comes round again: it marks every program this test starts.
+  export FINWAVE_LAB_TOKEN="$FINWAVE_LAB.$EPOCHREALTIME"
   LAB_DIR="$(mktemp -d "/tmp/finwave-$LAB_NAME.XXXXXX")"
   LAB_WORK="$LAB_DIR"
   : >"$LAB_DIR/pids"
   : >"$LAB_DIR/captures"
+  _LAB_RUN_FINWAVE_BEFORE="$(_lab_run_finwave_files)"
   trap '_lab_exit' EXIT
   trap 'exit 130' INT
-  trap 'exit 143' TERM
+  trap '_lab_on_term' TERM
+  _lab_start_watchdog "${FINWAVE_LAB_DEADLINE:-240}"
   _LAB_UP=1
   "$FINWAVE_LAB_SH" up || fail "deploy/lab.sh up failed for lab $FINWAVE_LAB"
   eval "$("$FINWAVE_LAB_SH" env)"
@@ -99,6 +116,118 @@ _lab_collect_stale() {
     echo "$LAB_NAME: removing stale lab $prefix left by a test run that died" >&2
     FINWAVE_LAB="$prefix" "$FINWAVE_LAB_SH" down || true
   done
+}
+
+# The programs this test started that still run: PIDs whose environment holds this test's
+# token. grep runs without the token so that it does not find itself. Forked subshells of the
+# test keep the environment the test shell was started with, so only programs are listed.
+_lab_own_programs() {
+  local file
+  [[ -n "${FINWAVE_LAB_TOKEN:-}" ]] || return 0
+  # Builtins only on this side of the pipe: any program here would carry the token too.
+  while read -r file; do
+    file="${file#/proc/}"
+    echo "${file%/environ}"
+  done < <(env -u FINWAVE_LAB_TOKEN grep -lzx -F -e "FINWAVE_LAB_TOKEN=$FINWAVE_LAB_TOKEN" \
+    /proc/[0-9]*/environ 2>/dev/null)
+}
+
+# Ends PIDs (TERM, then KILL after 2 s); they are this test's own programs.
+_lab_end_programs() {
+  local pid i alive
+  (($# > 0)) || return 0
+  kill -s TERM "$@" 2>/dev/null
+  for ((i = 0; i < 40; i++)); do
+    alive=0
+    for pid in "$@"; do kill -0 "$pid" 2>/dev/null && alive=1 && break; done
+    ((alive)) || return 0
+    sleep 0.05
+  done
+  kill -s KILL "$@" 2>/dev/null
+  return 0
+}
+
+# Files in /run/finwave (finwave's default run directory), one per line.
+_lab_run_finwave_files() {
+  [[ -d /run/finwave ]] && find /run/finwave -mindepth 1 -maxdepth 1 -printf '%f\n' | sort
+  return 0
+}
+
+# Starts the watchdog that ends this test SECONDS after lab_begin. It runs without the token
+# (it is not a leftover) and exits by itself within half a second of the test shell.
+_lab_start_watchdog() {
+  local seconds=$1 test_pid=$$ marker="$LAB_DIR/deadline" token=$FINWAVE_LAB_TOKEN
+  (
+    unset FINWAVE_LAB_TOKEN
+    trap - EXIT INT TERM
+    end=$((SECONDS + seconds))
+    while ((SECONDS < end)); do
+      kill -0 "$test_pid" 2>/dev/null || exit 0
+      sleep 0.5
+    done
+    echo "$seconds" >"$marker"
+    # The TERM trap runs once the test's foreground command returns: ending the test's
+    # programs is what makes it return.
+    kill -s TERM "$test_pid" 2>/dev/null
+    mapfile -t programs < <(FINWAVE_LAB_TOKEN=$token _lab_own_programs)
+    _lab_end_programs "${programs[@]}"
+  ) >/dev/null 2>&1 </dev/null &
+  _LAB_WATCHDOG_PID=$!
+}
+
+_lab_on_term() {
+  if [[ -s "$LAB_DIR/deadline" ]]; then
+    echo "FAIL: $LAB_NAME: deadline of $(<"$LAB_DIR/deadline") s exceeded" \
+      "(FINWAVE_LAB_DEADLINE); its programs were ended" >&2
+  fi
+  exit 143
+}
+
+# The leak check: prints one line per leftover and ends leftover programs; returns 1 if any.
+_lab_check_leftovers() {
+  local -a programs=() names=()
+  local pid i ns leaked=0 tables sockets new_files
+  # A program that was just signalled may need a moment to go.
+  for ((i = 0; i < 40; i++)); do
+    mapfile -t programs < <(_lab_own_programs)
+    ((${#programs[@]} == 0)) && break
+    sleep 0.05
+  done
+  if ((${#programs[@]})); then
+    for pid in "${programs[@]}"; do
+      echo "LEAK: $LAB_NAME: program still running: PID $pid:" \
+        "$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null)" >&2
+    done
+    _lab_end_programs "${programs[@]}"
+    leaked=1
+  fi
+  while read -r ns _; do
+    [[ "$ns" =~ ^${FINWAVE_LAB}[a-z]*-(client|router|server)$ ]] && names+=("$ns")
+  done < <(ip netns list 2>/dev/null)
+  if ((${#names[@]})); then
+    echo "LEAK: $LAB_NAME: namespaces left: ${names[*]}" >&2
+    for ns in "${names[@]}"; do ip netns delete "$ns" 2>/dev/null; done
+    leaked=1
+  fi
+  # Lab tests run finwave inside lab namespaces only: a finwave table here is theirs.
+  tables="$(nft list tables 2>/dev/null | grep -E ' finwave' || true)"
+  if [[ -n "$tables" ]]; then
+    echo "LEAK: $LAB_NAME: nft table in the machine's own namespace: $tables" >&2
+    leaked=1
+  fi
+  if [[ -n "$LAB_DIR" && -d "$LAB_DIR" ]]; then
+    sockets="$(find "$LAB_DIR" -type s 2>/dev/null)"
+    if [[ -n "$sockets" ]]; then
+      echo "LEAK: $LAB_NAME: socket files left: $(tr '\n' ' ' <<<"$sockets")" >&2
+      leaked=1
+    fi
+  fi
+  new_files="$(comm -13 <(echo "$_LAB_RUN_FINWAVE_BEFORE") <(_lab_run_finwave_files) | grep . || true)"
+  if [[ -n "$new_files" ]]; then
+    echo "LEAK: $LAB_NAME: new files in /run/finwave: $(tr '\n' ' ' <<<"$new_files")" >&2
+    leaked=1
+  fi
+  ((leaked == 0))
 }
 
 # lab_on_exit CMD [ARGS...] — run CMD at cleanup (before the lab goes down), last registered
@@ -133,11 +262,22 @@ _lab_cleanup() {
   fi
 }
 
+# A second lab of the test (prefix "${FINWAVE_LAB}b") goes down in a lab_on_exit hook; the leak
+# check finds it if it did not.
+
 _lab_exit() {
   local rc=$?
   set +e
   trap - EXIT INT TERM
   _lab_cleanup
+  if [[ -n "$_LAB_WATCHDOG_PID" ]]; then
+    kill "$_LAB_WATCHDOG_PID" 2>/dev/null
+    _LAB_WATCHDOG_PID=""
+  fi
+  if ! _lab_check_leftovers; then
+    echo "FAIL: $LAB_NAME: the test left the above behind" >&2
+    ((rc == 0)) && rc=1
+  fi
   if [[ -n "$LAB_DIR" && -d "$LAB_DIR" ]]; then
     if ((rc == 0)); then
       rm -rf "$LAB_DIR"
@@ -173,16 +313,20 @@ lab_exec() {
 # and set LAB_LAST_PID. The PID is the command itself (signal it with lab_kill). It is not a
 # child of the test's shell, so `wait PID` does not work: use lab_wait PID, which returns its
 # exit status (recorded even when lab_bg ran inside $(...)). Every such process is killed at
-# cleanup.
+# cleanup. ROLE "host" runs CMD in the test's own namespace (a client of a Unix socket).
 #   pid=$(lab_bg server "$LAB_DIR/s.log" "$FINWAVE_BIN_PEER" server --listen :: --port 5000)
 lab_bg() {
   local role="${1:-}" log="${2:?lab_bg ROLE LOGFILE CMD...}" ns token pid tries
-  ns="$(lab_ns "$role")" || return 2
+  local -a enter=()
+  if [[ "$role" != host ]]; then
+    ns="$(lab_ns "$role")" || return 2
+    enter=(ip netns exec "$ns")
+  fi
   shift 2
   (($# > 0)) || fail "lab_bg: no command given"
   token="$(mktemp "$LAB_DIR/bg.XXXXXX")"
   (
-    ip netns exec "$ns" env --default-signal=INT,QUIT "$@" >"$log" 2>"$log.err" </dev/null &
+    "${enter[@]}" env --default-signal=INT,QUIT "$@" >"$log" 2>"$log.err" </dev/null &
     child=$!
     # PIDs wrap (32768 on a 2-core machine): an exit status left by an earlier process with
     # this PID must go before the PID is handed out, or lab_wait would return it.

@@ -71,7 +71,13 @@ for f in "${files[@]}"; do
   name=$(basename "$f" .scn)
   t0=$SECONDS
   status=0
-  bash "$here/run.sh" --one "$f" "$tmp/$name.json" >"$tmp/$name.log" 2>&1 || status=$?
+  # Each scenario has a deadline of its own (lib.sh's watchdog), so that one that hangs fails
+  # alone, cleaned up, and the suite stays within ctest's timeout.
+  long=$(bash -c '. "$1"; echo "${LONG:-0}"' _ "$f")
+  deadline=120
+  [[ $long == 1 ]] && deadline=900
+  FINWAVE_LAB_DEADLINE=$deadline bash "$here/run.sh" --one "$f" "$tmp/$name.json" \
+    >"$tmp/$name.log" 2>&1 || status=$?
   if [[ ! -s "$tmp/$name.json" ]]; then
     # The scenario died before it could judge itself (a failed step, a lab error): a failure.
     jq -n --arg name "$name" --arg file "$f" --arg log "$(tail -25 "$tmp/$name.log")" \
