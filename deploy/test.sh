@@ -8,8 +8,8 @@
 #                finwavectl and finwave-peer run sanitized in the lab; any report fails it
 #     fuzz       a clang-14 libFuzzer build (build-fuzz/): each fuzz target for a short time
 #   deploy/test.sh --stage plain    only the named stage (repeat --stage for several)
-#   deploy/test.sh --repeat N       the lab suite N times in a row on the plain build; stops at
-#                                   the first failure (ctest --repeat until-fail:N)
+#   deploy/test.sh --repeat N       the lab suite N times in a row on the plain build; stops
+#                                   after the first round that fails
 #   deploy/test.sh -- -L lab -R chaos   everything after "--" goes to each stage's ctest
 #
 # Unit tests are every test not labelled "lab" or "fuzz" (ctest -LE 'lab|fuzz').
@@ -89,7 +89,11 @@ run_ctest() {
 stage_plain() {
   FINWAVE_BUILD=$plain_build FINWAVE_SANITIZE='' finwave_build "$repo"
   if ((repeat > 0)); then
-    run_ctest "plain (lab x$repeat)" "$plain_build" -L lab --repeat "until-fail:$repeat"
+    local round
+    for ((round = 1; round <= repeat; round++)); do
+      run_ctest "plain, lab round $round of $repeat" "$plain_build" -L lab
+      ((status == 0)) || break
+    done
   else
     run_ctest plain "$plain_build"
   fi
