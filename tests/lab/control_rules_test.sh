@@ -8,6 +8,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
 . "$here/finwave.sh"
+. "$here/wait_lib.sh"
 
 lab_begin control_rules
 ctl() { "$FINWAVE_BUILD/finwavectl" "$@"; }
@@ -18,7 +19,7 @@ finwave_start router "$LAB_DIR/finwave.jsonl" --rules "$LAB_DIR/rules.toml" --po
   --settle 0.2 --linger 2 --control "$FINWAVE_CONTROL"
 lab_bg server "$LAB_DIR/server.jsonl" "$FINWAVE_BIN_PEER" server --listen :: --port 5000 \
   --quiet --ready-file "$LAB_DIR/server.ready" >/dev/null
-wait_for_file "$LAB_DIR/server.ready" 10
+wait_for_file "$LAB_DIR/server.ready" 10 || fail "the server did not start within 10 s"
 connect() {
   lab_exec client "$FINWAVE_BIN_PEER" client --connect "$1" --port 5000 --quiet >/dev/null ||
     fail "client to $1 failed"
@@ -42,11 +43,16 @@ ctl --json rules | jq -e '.rules[0] | .name == "lose-fin1-once" and .origin == "
 lab_bg router "$LAB_DIR/hits.jsonl" "$FINWAVE_BUILD/finwavectl" --json watch --events rule_hit \
   --rule lose-fin1-once >/dev/null
 watch_pid=$LAB_LAST_PID
-sleep 0.3
+subscribers() { finwave_status_field "$FINWAVE_CONTROL" .control.subscribers; }
+wait_until 10 "finwavectl watch to subscribe" exactly 1 subscribers
 connect "$LAB_SERVER_V4"
 ctl wait --rule lose-fin1-once --since change --timeout 10s >/dev/null || fail "no outcome names the added rule"
 retx=$(ctl --json outcomes --limit 1 | jq '.outcomes[0].fin_retransmits.client')
 [ "$retx" -ge 1 ] || fail "the dropped fin1 was not retransmitted ($retx)"
+# The rule_hit event was published when the fin1 was dropped, before the outcome; the watcher
+# writes it once it has read it.
+wait_for 10 "the rule_hit event" at_least 1 event_count "$LAB_DIR/hits.jsonl" rule_hit ||
+  fail "the watcher wrote no rule_hit event in 10 s: $(cat "$LAB_DIR/hits.jsonl")"
 lab_kill "$watch_pid" INT
 hits=$(jq -c 'select(.event == "rule_hit")' "$LAB_DIR/hits.jsonl" | wc -l)
 [ "$hits" -eq 1 ] || fail "$hits rule_hit events, expected 1: $(cat "$LAB_DIR/hits.jsonl")"
@@ -91,15 +97,21 @@ ctl reload >/dev/null
 
 # SIGHUP reloads too, and subscribers hear of it.
 # (lab_bg: a plain `&` job would ignore SIGINT, as every background job of a script does.)
+# The first watcher's subscription ends when finwave reads its close: wait for that, so that the
+# count of 1 below is the new watcher's.
+wait_until 10 "the first watcher's subscription to end" exactly 0 subscribers
 lab_bg router "$LAB_DIR/changes.jsonl" "$FINWAVE_BUILD/finwavectl" --json watch \
   --events rule_change >/dev/null
 changes_pid=$LAB_LAST_PID
-sleep 0.5
+wait_until 10 "the second finwavectl watch to subscribe" exactly 1 subscribers
 kill -HUP "$FINWAVE_PID"
-sleep 0.5
+sighup_change() {
+  jq -e 'select(.event == "rule_change") | .change == "reload" and .by == "sighup"' \
+    "$LAB_DIR/changes.jsonl"
+}
+wait_for 10 "a rule_change event for SIGHUP" sighup_change ||
+  fail "no rule_change event for SIGHUP in 10 s: $(cat "$LAB_DIR/changes.jsonl")"
 lab_kill "$changes_pid" INT
-jq -e 'select(.event == "rule_change") | .change == "reload" and .by == "sighup"' \
-  "$LAB_DIR/changes.jsonl" >/dev/null || fail "no rule_change event for SIGHUP: $(cat "$LAB_DIR/changes.jsonl")"
 
 finwave_stop
 for line in "added rule 'lose-fin1-once'" "added rule 'reset-fin2' first" "removed rule 'lose-fin1-once'" \

@@ -21,6 +21,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
 . "$here/finwave.sh"
 . "$here/teardown_lib.sh"
+. "$here/wait_lib.sh"
 
 started=$(lab_now_ms)
 teardown_setup late_start
@@ -54,15 +55,27 @@ for name in "${cases[@]}"; do
   port=$((port + 1))
 done
 
-# Every connection established (and its first data exchanged) before finwave starts.
+# Every connection established and its first data exchanged before finwave starts: the server
+# accepted it, the client wrote its 1000 bytes, and the server's stack acknowledged them all (the
+# client's send queue is empty), so that no segment of the exchange is left for finwave to see.
 for name in "${cases[@]}"; do
-  deadline=$((SECONDS + 5))
-  until grep -q '"event":"accept"' "$WORK/$name.server.jsonl" 2>/dev/null; do
-    ((SECONDS < deadline)) || fail "$name: no connection within 5 s"
-    sleep 0.02
-  done
+  wait_until 10 "$name: the server to accept the connection" \
+    at_least 1 event_count "$WORK/$name.server.jsonl" accept
+  wait_until 10 "$name: the client to send its data" \
+    at_least 1 event_count "$WORK/$name.client.jsonl" send
 done
-sleep 0.1
+# Client sockets of the cases' ports: "Send-Q" of each (ss -H with one state: Recv-Q Send-Q ...).
+client_send_queues() {
+  lab_exec client ss -Htn state established "( dport >= :$TEARDOWN_PORT and dport < :$port )" |
+    awk '{ print $2 }'
+}
+all_acked() {
+  local queues
+  queues=$(client_send_queues) || return 1
+  [[ "$(wc -l <<<"$queues")" -eq "${#cases[@]}" ]] && ! grep -qv '^0$' <<<"$queues"
+}
+wait_for 10 "every client's data acknowledged" all_acked ||
+  fail "the clients' send queues did not drain in 10 s: $(client_send_queues | tr '\n' ' ')"
 port_args=()
 for ((p = TEARDOWN_PORT + 1; p < port; p++)); do port_args+=(--port "$p"); done
 teardown_finwave "${port_args[@]}" --linger 1

@@ -6,6 +6,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
 . "$here/finwave.sh"
+. "$here/wait_lib.sh"
 
 lab_begin local
 work=$LAB_WORK
@@ -16,8 +17,8 @@ lab_bg client "$work/server-lo.jsonl" "$FINWAVE_BIN_PEER" server --listen :: --p
   --connections $((2 * count + 1)) --script read-eof,close --quiet --ready-file "$work/lo.ready" >/dev/null
 lab_bg server "$work/server-remote.jsonl" "$FINWAVE_BIN_PEER" server --listen :: --port 5000 \
   --connections $((count + 1)) --script read-eof,close --quiet --ready-file "$work/remote.ready" >/dev/null
-wait_for_file "$work/lo.ready" 10
-wait_for_file "$work/remote.ready" 10
+wait_for_file "$work/lo.ready" 10 || fail "the server did not start within 10 s"
+wait_for_file "$work/remote.ready" 10 || fail "the server did not start within 10 s"
 
 run_client() {  # ADDRESS CONNECTIONS SCRIPT
   local log="$work/client-$1-$2.jsonl"
@@ -31,11 +32,10 @@ run_client 198.18.2.2 1 send:10000000,close
 run_client 2001:db8:2::2 "$count" send:200,close
 expected=$((3 * count + 2))
 
-deadline=$((SECONDS + 15))
-until [ "$(grep -c '"event":"outcome"' "$work/finwave.jsonl" || true)" -ge "$expected" ]; do
-  [ $SECONDS -lt $deadline ] || break
-  sleep 0.2
-done
+# Every outcome before the kernel's queue counter is read: the last of them comes --settle after
+# the last segment of its connection, so the counter is final by then.
+wait_for 15 "$expected outcomes" at_least "$expected" event_count "$work/finwave.jsonl" outcome ||
+  fail "$(event_count "$work/finwave.jsonl" outcome) outcomes after 15 s for $expected connections"
 kernel_queued=$(kernel_queue_field client 0 8)
 finwave_stop
 check_verdict_accounting

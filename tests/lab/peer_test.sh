@@ -7,6 +7,8 @@
 set -euo pipefail
 # shellcheck source=tests/lab/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+# shellcheck source=tests/lab/wait_lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/wait_lib.sh"
 
 require_file "$FINWAVE_BIN_PEER" "cmake --build $FINWAVE_BUILD --target finwave-peer"
 command -v jq >/dev/null || fail "jq is needed to read finwave-peer's JSON lines"
@@ -92,6 +94,9 @@ lab_wait "$SERVER_PID" 10 || fail "abort: server exited with $? (log: $LAB_DIR/a
 [[ "$(peer_events "$LAB_DIR/abort.server.log" wait_rst | jq -r '.error' | sort -u)" == ECONNRESET ]] ||
   fail "abort: server did not see ECONNRESET on both connections"
 expect "$LAB_DIR/abort.server.log" summary ok 2
+# The server saw both RSTs, so they crossed the router: wait until tcpdump has written them.
+wait_for 5 "2 RSTs in the capture" at_least 2 pcap_count "$LAB_DIR/abort.pcap" "$LAB_FILTER_RST" ||
+  fail "abort: the router's capture has $(pcap_count "$LAB_DIR/abort.pcap" "$LAB_FILTER_RST") of the 2 RSTs after 5 s"
 capture_stop "$LAB_DIR/abort.pcap"
 rsts="$(capture_count "$LAB_DIR/abort.pcap" "$LAB_FILTER_RST")"
 fins="$(capture_count "$LAB_DIR/abort.pcap" "$LAB_FILTER_FIN")"
@@ -112,6 +117,9 @@ lab_kill "$SERVER_PID" TERM
 lab_wait "$SERVER_PID" 5 || fail "half-close: server exited with $? after SIGTERM"
 expect "$LAB_DIR/half.server.log" read_eof bytes 1000
 expect "$LAB_DIR/half.server.log" summary ok 1
+# Both FINs reached their peers, so they crossed the client's eth0: wait until tcpdump wrote them.
+wait_for 5 "2 FINs in the capture" at_least 2 pcap_count "$LAB_DIR/half.pcap" "$LAB_FILTER_FIN" ||
+  fail "half-close: the client's capture has $(pcap_count "$LAB_DIR/half.pcap" "$LAB_FILTER_FIN") of the 2 FINs after 5 s"
 capture_stop "$LAB_DIR/half.pcap"
 fins="$(capture_count "$LAB_DIR/half.pcap" "$LAB_FILTER_FIN")"
 rsts="$(capture_count "$LAB_DIR/half.pcap" "$LAB_FILTER_RST")"

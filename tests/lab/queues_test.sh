@@ -14,6 +14,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
 . "$here/finwave.sh"
+. "$here/wait_lib.sh"
 
 lab_begin queues
 work=$LAB_WORK
@@ -154,12 +155,17 @@ ctl add - <<<'{ name = "lose-first-final-ack", role = "final_ack", first = 1, ac
 lab_bg router "$work/hits.jsonl" "$FINWAVE_BUILD/finwavectl" --control "$work/control.sock" \
   --json watch --events rule_hit >/dev/null
 watch_pid=$LAB_LAST_PID
-sleep 0.3
+wait_until 10 "finwavectl watch to subscribe" \
+  exactly 1 finwave_status_field "$work/control.sock" .control.subscribers
 run_clients rule "$rule_connections" send:100,close "${rule_addresses[@]}"
 lab_wait "$SERVER_PID" 20 || fail "the server failed: $(cat "$work/server.jsonl.err")"
 wait_outcomes "$rule_total" 20
+# Rule hits are counted live by each queue's engine (summed when `rules` asks).
 hits=$(ctl --json rules | jq '.rules[0].hits')
-sleep 0.3
+# Each hit's event was published at its drop, before the outcome; the watcher writes it once it
+# has read it.
+wait_for 10 "$rule_total rule_hit events" at_least "$rule_total" event_count "$work/hits.jsonl" rule_hit ||
+  fail "the watcher wrote $(event_count "$work/hits.jsonl" rule_hit) rule_hit events in 10 s, expected $rule_total"
 lab_kill "$watch_pid" INT
 finwave_stop
 check_verdict_accounting

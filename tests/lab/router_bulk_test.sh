@@ -6,6 +6,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
 . "$here/finwave.sh"
+. "$here/wait_lib.sh"
 
 lab_begin bulk
 work=$LAB_WORK
@@ -13,18 +14,16 @@ work=$LAB_WORK
 finwave_start router "$work/finwave.jsonl" --port 5000 --settle 0.3 --pcap "$work/finwave.pcap"
 lab_bg server "$work/server.jsonl" "$FINWAVE_BIN_PEER" server --listen 198.18.2.2 --port 5000 \
   --connections 1 --script read-eof,close --ready-file "$work/server.ready" >/dev/null
-wait_for_file "$work/server.ready" 10
+server_pid=$LAB_LAST_PID
+wait_for_file "$work/server.ready" 10 || fail "the server did not start within 10 s"
 
 lab_exec client "$FINWAVE_BIN_PEER" client --connect 198.18.2.2 --port 5000 \
   --script send:10000000,close >"$work/client.jsonl" || fail "client failed: $(cat "$work/client.jsonl")"
-wait_for_output() {  # wait until the server reported and finwave printed the outcome
-  local deadline=$((SECONDS + 10))
-  until grep -q '"event":"outcome"' "$work/finwave.jsonl"; do
-    [ $SECONDS -lt $deadline ] || fail "no outcome from finwave within 10 s"
-    sleep 0.1
-  done
-}
-wait_for_output
+# The server (one connection) exits once it has logged what it read and closed; finwave's outcome
+# comes --settle after the final ACK.
+lab_wait "$server_pid" 10 || fail "the server failed: $(cat "$work/server.jsonl.err")"
+wait_for 10 "finwave's outcome" at_least 1 event_count "$work/finwave.jsonl" outcome ||
+  fail "no outcome from finwave within 10 s"
 
 received=$(jq -r 'select(.event == "read_eof") | "\(.bytes) \(.intact)"' "$work/server.jsonl")
 [ "$received" = "10000000 true" ] || fail "server received '$received', expected '10000000 true'"

@@ -6,6 +6,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
 . "$here/finwave.sh"
+. "$here/wait_lib.sh"
 
 lab_begin churn
 work=$LAB_WORK
@@ -14,7 +15,7 @@ count=1000
 finwave_start router "$work/finwave.jsonl" --port 5000 --settle 0.2
 lab_bg server "$work/server.jsonl" "$FINWAVE_BIN_PEER" server --listen :: --port 5000 \
   --connections $((2 * count)) --script read-eof,close --quiet --ready-file "$work/server.ready" >/dev/null
-wait_for_file "$work/server.ready" 10
+wait_for_file "$work/server.ready" 10 || fail "the server did not start within 10 s"
 
 started=$(date +%s%N)
 for address in 198.18.2.2 2001:db8:2::2; do
@@ -26,11 +27,10 @@ for address in 198.18.2.2 2001:db8:2::2; do
 done
 elapsed_ms=$(( ($(date +%s%N) - started) / 1000000 ))
 
-deadline=$((SECONDS + 15))
-until [ "$(grep -c '"event":"outcome"' "$work/finwave.jsonl" || true)" -ge $((2 * count)) ]; do
-  [ $SECONDS -lt $deadline ] || break
-  sleep 0.2
-done
+# Every outcome before the kernel's queue counter is read: the last of them comes --settle after
+# the last segment of its connection, so the counter is final by then.
+wait_for 15 "$((2 * count)) outcomes" at_least $((2 * count)) event_count "$work/finwave.jsonl" outcome ||
+  fail "$(event_count "$work/finwave.jsonl" outcome) outcomes after 15 s for $((2 * count)) connections"
 kernel_queued=$(kernel_queue_field router 0 8)
 finwave_stop
 check_verdict_accounting

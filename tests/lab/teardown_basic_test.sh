@@ -6,7 +6,10 @@
 #                 finwave must say the same)
 #   server_first  the server closes first, the client closes 50 ms after EOF
 #   three_way     the server closes as soon as it reads EOF: ack1 rides on fin2 (checked on the
-#                 wire: no segment of the server acknowledges fin1 before its FIN)
+#                 wire: no segment of the server acknowledges fin1 before its FIN). Whether it
+#                 rides depends on the server's close coming before its delayed ACK fires, which
+#                 a loaded machine can miss: three attempts, at least one must be three-way on
+#                 the wire, and finwave must agree with the wire on every one
 #   half_close    the client shuts down its write side, the server then sends 50000 bytes and
 #                 closes; the client reads them all: data_after_fin.bytes == 50000, which is
 #                 also the server's FIN sequence number minus its sequence number at fin1
@@ -31,10 +34,12 @@ for address in "$LAB_SERVER_V4" "$LAB_SERVER_V6"; do
   teardown_case "client_first_$f" "$address" read-eof,hold:100,close "$client_closes"
   teardown_case "server_first_$f" "$address" send:1000,shutdown,read-eof,close \
     read:1000,read-eof,hold:50,close
-  teardown_case "three_way_$f" "$address" read-eof,close "$client_closes"
+  for attempt in 1 2 3; do
+    teardown_case "three_way_${f}_$attempt" "$address" read-eof,close "$client_closes"
+  done
   teardown_case "half_close_$f" "$address" "read-eof,send:$half,close" "$client_closes"
 done
-teardown_collect 8
+teardown_collect 12
 
 for f in v4 v6; do
   check_against_wire "client_first_$f"
@@ -48,10 +53,16 @@ for f in v4 v6; do
   expect_outcome "server_first_$f" '.closer == "server" and .result == "clean" and .rst == null and
     .sides_known and .final_acks.seen >= 1' "a clean close by the server"
 
-  check_against_wire "three_way_$f"
-  expect_wire "three_way_$f" '.kind == "three_way"' "ack1 did not ride on fin2"
-  expect_outcome "three_way_$f" '.closer == "client" and .kind == "three_way" and
-    .result == "clean"' "a clean three-way close by the client"
+  three_way=0
+  for attempt in 1 2 3; do
+    name="three_way_${f}_$attempt"
+    check_against_wire "$name"
+    [[ "$(case_report "$name" '.wire.kind == "three_way"')" == true ]] || continue
+    three_way=$((three_way + 1))
+    expect_outcome "$name" '.closer == "client" and .kind == "three_way" and
+      .result == "clean"' "a clean three-way close by the client"
+  done
+  ((three_way > 0)) || fail "three_way_$f: in none of 3 attempts did ack1 ride on fin2 on the wire"
 
   check_against_wire "half_close_$f"
   expect_wire "half_close_$f" ".data_after_fin == $half" \
@@ -63,4 +74,4 @@ for f in v4 v6; do
     fail "half_close_$f: the client read $got bytes after its FIN, not $half"
 done
 
-pass "8 teardowns agree with tcpdump ($(($(lab_now_ms) - started)) ms)"
+pass "12 teardowns agree with tcpdump ($(($(lab_now_ms) - started)) ms)"

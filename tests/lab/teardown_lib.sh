@@ -256,13 +256,13 @@ teardown_case() {
   teardown_record "$name" "$address"
 }
 
-# teardown_collect N [SECONDS] — wait (default 10 s) for N outcomes, stop finwave (it must exit
-# 0 with every verdict accounted for) and the captures, and read the pcaps.
+# teardown_collect N [SECONDS] — wait (default 10 s) for N outcomes (fails without them), stop
+# finwave (it must exit 0 with every verdict accounted for) and the captures, and read the pcaps.
 teardown_collect() {
-  local expected=${1:?teardown_collect N} seconds=${2:-10} deadline
+  local expected=${1:?teardown_collect N} seconds=${2:-10} deadline have
   deadline=$((SECONDS + seconds))
-  until [[ "$(grep -c '"event":"outcome"' "$WORK/finwave.jsonl" || true)" -ge "$expected" ]]; do
-    ((SECONDS < deadline)) || break
+  until have=$(grep -c '"event":"outcome"' "$WORK/finwave.jsonl" || true) && ((have >= expected)); do
+    ((SECONDS < deadline)) || fail "$have of $expected outcomes after $seconds s"
     sleep 0.1
   done
   finwave_stop

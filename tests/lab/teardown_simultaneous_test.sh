@@ -64,21 +64,26 @@ while read -r name family _ late_client late_server; do
   check_against_wire "$name" >"$WORK/$name.summary"
   echo "$(<"$WORK/$name.summary"); woke late by client $late_client us, server $late_server us"
 done <"$WORK/attempts"
-# One jq run for the rest: every attempt clean, closer both iff simultaneous; the counts.
+# One jq run for the rest: every attempt clean, closer both iff simultaneous; the counts. Clean,
+# or reset in TIME_WAIT: on an attempt that missed the tick, veth can swap the passive side's ACK
+# of fin1 and its FIN (sent from two CPUs); the active side in TIME_WAIT answers the stale ACK,
+# which meets a closed socket and draws an RST (see router_churn_test.sh). The kernel did that,
+# when scheduling put the two segments on two CPUs, and finwave agreed with the wire above.
 read -r bad hits v6_hits on_time < <(jq -rn --rawfile attempts "$WORK/attempts" \
   --slurpfile report "$WORK/report.jsonl" '
   [$attempts | split("\n")[] | select(length > 0) | split(" ")
    | {name: .[0], family: .[1], on_time: ((.[3] | tonumber) < 1000 and (.[4] | tonumber) < 1000)}]
   as $attempts
   | ($report | map({key: .name, value: .outcomes[0]}) | from_entries) as $o
-  | [$attempts[] | select($o[.name] | .result != "clean" or .rst != null or
-       ((.kind == "simultaneous") != (.closer == "both"))) | .name] as $bad
+  | [$attempts[] | select($o[.name] |
+       ((.result == "clean" and .rst == null) or (.result == "reset" and .rst.stage == "time_wait")
+        | not) or ((.kind == "simultaneous") != (.closer == "both"))) | .name] as $bad
   | [$attempts[] | select($o[.name].kind == "simultaneous")] as $hits
   | [($bad | join(",") | if . == "" then "-" else . end), ($hits | length),
      ([$hits[] | select(.family == "v6")] | length), ([$attempts[] | select(.on_time)] | length)]
   | map(tostring) | join(" ")')
 [[ "$bad" == - ]] ||
-  fail "$bad: expected clean closes, closer both iff simultaneous: $(case_outcome "${bad%%,*}")"
+  fail "$bad: expected clean closes (or a TIME_WAIT reset), closer both iff simultaneous: $(case_outcome "${bad%%,*}")"
 
 ((hits > 0)) ||
   fail "no simultaneous close in $attempts attempts ($on_time with both ends on time):" \

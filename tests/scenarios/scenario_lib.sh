@@ -7,6 +7,7 @@ lab_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/../lab" && pwd)"
 . "$lab_dir/lib.sh"
 . "$lab_dir/finwave.sh"
 . "$lab_dir/teardown_lib.sh"
+. "$lab_dir/wait_lib.sh"
 
 # Defaults of the scenario variables.
 scenario_defaults() {
