@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # rules/examples/delay-final-ack.toml in router mode, IPv4 and IPv6 at once: every final ACK is
-# held 400 ms, longer than the server's RTO (>= 200 ms). The server retransmits its FIN once
-# (spuriously: the ACK is only late), the client acks it again, and that ACK is held 400 ms too.
+# held 300 ms, longer than the server's RTO (>= 200 ms) and shorter than its second (~414 ms). The server retransmits its FIN once
+# (spuriously: the ACK is only late), the client acks it again, and that ACK is held 300 ms too.
 # The first late ACK closes the server's socket (LAST_ACK -> CLOSED, no TIME_WAIT on the passive
 # side), so the second one meets no socket and Linux answers it with an RST, which ends the
 # client's TIME_WAIT: the outcome is a reset in time_wait from the server, after a clean exchange
 # of FINs. Checked against tcpdump: one server FIN retransmission (to-server), two final ACKs on
-# each side, each crossing the router 400 ms +- 1 ms later (to-client -> to-server timestamps),
+# each side, each crossing the router 300 ms +- 1 ms later (to-client -> to-server timestamps),
 # and the server's RST after the second. finwave runs with --realtime-priority 10.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -16,7 +16,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 
 rules=$FINWAVE_REPO/rules/examples/delay-final-ack.toml
 delay_us=$(( $(sed -n 's/^delay_ms *= *\([0-9]*\).*/\1/p' "$rules") * 1000 ))
-[ "$delay_us" -eq 400000 ] || fail "expected delay_ms = 400 in $rules"
+[ "$delay_us" -eq 300000 ] || fail "expected delay_ms = 300 in $rules"
 
 # The wire delay must be the rule's within this (microseconds). This is a functional check (the
 # segment was held about as long as asked, well past the peer's RTO); precision is measured by
@@ -58,7 +58,7 @@ for name in v4 v6; do
     error=$((held - delay_us))
     echo "  $name final ACK $((k + 1)) crossed the router in $held us (error ${error#-} us)"
     [ "${error#-}" -le "$tolerance_us" ] ||
-      fail "$name: final ACK $((k + 1)) held $held us, not 400 ms +- $tolerance_us us"
+      fail "$name: final ACK $((k + 1)) held $held us, not 300 ms +- $tolerance_us us"
   done
   # The outcome says how long each was held (from its arrival at the router to its release, in ms).
   holds=$(jq -r '[.timeline[] | select(.verdict == "delay") | .hold_ms] | @tsv' <<<"$o")
@@ -70,7 +70,7 @@ for name in v4 v6; do
     error=$((hold_ms[k] * 1000 - delay_us))
     echo "  $name final ACK $((k + 1)): outcome hold_ms ${hold_ms[k]}"
     [ "${error#-}" -le "$tolerance_us" ] ||
-      fail "$name: final ACK $((k + 1)) hold_ms ${hold_ms[k]}, not 400 +- $((tolerance_us / 1000))"
+      fail "$name: final ACK $((k + 1)) hold_ms ${hold_ms[k]}, not 300 +- $((tolerance_us / 1000))"
   done
   # What Linux does with the second late ACK, and what finwave makes of it.
   expect "$name result" "$(jq -r .result <<<"$o")" reset
@@ -82,4 +82,4 @@ done
 expect "stats actions.delayed" "$(finwave_stats .actions.delayed)" 4
 expect "stats actions.released" "$(finwave_stats .actions.released)" 4
 
-pass "delay-final-ack: IPv4 and IPv6 final ACKs held 400 ms +- 1 ms on the wire; one spurious FIN retransmission, then the late duplicate ACK draws an RST in TIME_WAIT, as tcpdump saw"
+pass "delay-final-ack: IPv4 and IPv6 final ACKs held 300 ms +- 1 ms on the wire; one spurious FIN retransmission, then the late duplicate ACK draws an RST in TIME_WAIT, as tcpdump saw"
