@@ -349,6 +349,22 @@ bool CaptureChains::remove_stale(std::uint16_t queue_num) {
   return true;
 }
 
+QueueRuleProbe CaptureChains::check() const noexcept {
+  if (!installed_) return {};
+  return probe_queue_rule({capture_table_name(queue_num_), kCaptureChain});
+}
+
+void CaptureChains::restore(const CaptureSpec& spec, QueueRuleState found) {
+  if (found == QueueRuleState::kMissing && installed_) {
+    append_queue_rule({capture_table_name(queue_num_), kCaptureChain}, spec.queue_num,
+                      spec.queue_count);
+    return;
+  }
+  // Whatever is left of the table goes in the same transaction that writes it anew.
+  installed_ = false;
+  *this = install(spec);
+}
+
 CaptureChains::CaptureChains(CaptureChains&& other) noexcept
     : queue_num_(other.queue_num_), installed_(std::exchange(other.installed_, false)) {}
 

@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "netfilter/queue_rule.hpp"
 #include "netfilter/teardown_set.hpp"
 
 namespace finwave::nf {
@@ -91,6 +92,18 @@ class CaptureChains {
   /// Removes the table; idempotent, never throws (failures are written to stderr, since the
   /// caller is usually shutting down and cannot do better).
   void remove() noexcept;
+
+  /// Looks whether the table and its queue rule are still in the kernel (someone may delete
+  /// either with nft while finwave runs): probe_queue_rule() on the capture chain. kUnknown
+  /// also when nothing is installed. Never throws; a couple of netlink round trips.
+  QueueRuleProbe check() const noexcept;
+
+  /// Puts back what check() found gone: the whole table (`found` kChainMissing: install() of
+  /// `spec` again, its teardown sets start empty), or only the queue rule (kMissing: appended to
+  /// the chain that is still there, so that nothing queued through the table's hooks is
+  /// disturbed). Throws std::runtime_error like install(); the chains are then not installed
+  /// and a later restore() with kChainMissing may try again.
+  void restore(const CaptureSpec& spec, QueueRuleState found);
 
   /// True between a successful install() and remove().
   bool installed() const noexcept { return installed_; }

@@ -15,6 +15,7 @@
 #include <cstring>
 #include <memory>
 #include <stdexcept>
+#include <string_view>
 
 #include "netfilter/nft_netlink.hpp"
 
@@ -130,6 +131,101 @@ void append_queue_rule(const QueueRuleTarget& target, std::uint16_t queue_num,
     }
     throw std::runtime_error(failure(target, reason));
   }
+}
+
+namespace {
+
+/// The NFQUEUE rule among the rules of a dump, and its counter.
+struct RuleScan {
+  bool found = false;
+  std::optional<std::uint64_t> packets;
+};
+
+int scan_rule(const nlmsghdr* nlh, void* data) {
+  auto* scan = static_cast<RuleScan*>(data);
+  if ((nlh->nlmsg_type & 0xff) != NFT_MSG_NEWRULE || scan->found) return MNL_CB_OK;
+  std::unique_ptr<nftnl_rule, RuleFree> rule(nftnl_rule_alloc());
+  // A rule libnftnl cannot parse is not ours (ours it wrote itself): skip it.
+  if (!rule || nftnl_rule_nlmsg_parse(nlh, rule.get()) < 0) return MNL_CB_OK;
+  std::unique_ptr<nftnl_expr_iter, decltype(&nftnl_expr_iter_destroy)> iter(
+      nftnl_expr_iter_create(rule.get()), &nftnl_expr_iter_destroy);
+  if (!iter) return MNL_CB_OK;
+  bool queue = false;
+  std::optional<std::uint64_t> packets;
+  for (nftnl_expr* expr = nftnl_expr_iter_next(iter.get()); expr != nullptr;
+       expr = nftnl_expr_iter_next(iter.get())) {
+    const char* name = nftnl_expr_get_str(expr, NFTNL_EXPR_NAME);
+    if (name == nullptr) continue;
+    const std::string_view kind(name);
+    if (kind == "counter") {
+      packets = nftnl_expr_get_u64(expr, NFTNL_EXPR_CTR_PACKETS);
+    } else if (kind == "target") {
+      const char* target = nftnl_expr_get_str(expr, NFTNL_EXPR_TG_NAME);
+      queue = target != nullptr && std::string_view(target) == "NFQUEUE";
+    }
+  }
+  if (queue) {
+    scan->found = true;
+    scan->packets = packets;
+  }
+  return MNL_CB_OK;
+}
+
+QueueRuleProbe unknown(int error) {
+  QueueRuleProbe probe;
+  probe.error = error;
+  return probe;
+}
+
+}  // namespace
+
+QueueRuleProbe probe_queue_rule(const QueueRuleTarget& target) noexcept {
+  if (!valid_nft_name(target.table) || !valid_nft_name(target.chain)) return unknown(EINVAL);
+  const MnlSocket socket = open_nft_socket();
+  if (!socket) return unknown(errno);
+  const std::uint32_t portid = mnl_socket_get_portid(socket.get());
+  std::array<char, 16384> buffer{};
+
+  // The chain first: a rule dump of a chain or table that is not there is empty, not an error.
+  nlmsghdr* nlh = put_nft_request(buffer.data(), NFT_MSG_GETCHAIN, NLM_F_ACK);
+  mnl_attr_put_strz(nlh, NFTA_CHAIN_TABLE, target.table.c_str());
+  mnl_attr_put_strz(nlh, NFTA_CHAIN_NAME, target.chain.c_str());
+  if (mnl_socket_sendto(socket.get(), nlh, nlh->nlmsg_len) < 0) return unknown(errno);
+  for (;;) {
+    const ssize_t received = mnl_socket_recvfrom(socket.get(), buffer.data(), buffer.size());
+    if (received <= 0) return unknown(received < 0 ? errno : EIO);
+    // The chain, then the ACK (error 0); or only the error.
+    const int run =
+        mnl_cb_run(buffer.data(), static_cast<std::size_t>(received), 1, portid, nullptr, nullptr);
+    if (run == MNL_CB_STOP) break;
+    if (run < 0) {
+      if (errno == ENOENT) {
+        QueueRuleProbe probe;
+        probe.state = QueueRuleState::kChainMissing;
+        return probe;
+      }
+      return unknown(errno);
+    }
+  }
+
+  nlh = put_nft_request(buffer.data(), NFT_MSG_GETRULE, NLM_F_DUMP);
+  mnl_attr_put_strz(nlh, NFTA_RULE_TABLE, target.table.c_str());
+  mnl_attr_put_strz(nlh, NFTA_RULE_CHAIN, target.chain.c_str());
+  if (mnl_socket_sendto(socket.get(), nlh, nlh->nlmsg_len) < 0) return unknown(errno);
+  RuleScan scan;
+  for (;;) {
+    const ssize_t received = mnl_socket_recvfrom(socket.get(), buffer.data(), buffer.size());
+    if (received <= 0) return unknown(received < 0 ? errno : EIO);
+    const int run =
+        mnl_cb_run(buffer.data(), static_cast<std::size_t>(received), 1, portid, scan_rule, &scan);
+    if (run == MNL_CB_STOP) break;
+    // EINTR: the ruleset changed during the dump; the next look will tell.
+    if (run < 0) return unknown(errno);
+  }
+  QueueRuleProbe probe;
+  probe.state = scan.found ? QueueRuleState::kPresent : QueueRuleState::kMissing;
+  probe.packets = scan.packets;
+  return probe;
 }
 
 }  // namespace finwave::nf

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 namespace finwave::nf {
@@ -25,5 +26,28 @@ struct QueueRuleTarget {
 /// a second. Control plane only: blocks.
 void append_queue_rule(const QueueRuleTarget& target, std::uint16_t queue_num,
                        std::uint16_t queue_count);
+
+/// What one look at a queue rule's chain found.
+enum class QueueRuleState {
+  kPresent,       ///< The chain holds an NFQUEUE rule.
+  kMissing,       ///< The chain is there, without an NFQUEUE rule.
+  kChainMissing,  ///< No such chain, or no such table.
+  kUnknown,       ///< The kernel could not be asked (no socket, no answer, another error).
+};
+
+/// The result of probe_queue_rule().
+struct QueueRuleProbe {
+  QueueRuleState state = QueueRuleState::kUnknown;
+  /// The packet count of the queue rule's counter (kPresent only): every segment that reached
+  /// the end of the capture chain, queued or let pass by the kernel (bypass, fail-open).
+  std::optional<std::uint64_t> packets;
+  /// With kUnknown: why (errno).
+  int error = 0;
+};
+
+/// Looks for the queue rule in `target`'s chain: two netlink round trips (the chain, then a dump
+/// of its rules, a handful of messages for finwave's capture chain), each given up after a
+/// second. Never throws. Cheap enough to run on a timer on the loop that gives verdicts.
+QueueRuleProbe probe_queue_rule(const QueueRuleTarget& target) noexcept;
 
 }  // namespace finwave::nf

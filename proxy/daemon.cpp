@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <stdexcept>
@@ -27,6 +28,10 @@ namespace {
 
 // Outcomes the control socket keeps for `outcomes` and `wait --since` (a few KiB each).
 constexpr std::size_t kOutcomeHistory = 1000;
+
+// How often the capture watch looks at the kernel (Daemon::watch_capture()): a deleted table
+// or queue rule is noticed within this, and put back a few tens of milliseconds later.
+constexpr std::uint64_t kCaptureWatchMs = 250;
 
 TrackerConfig tracker_config(const DaemonOptions& options) {
   TrackerConfig config;
@@ -168,6 +173,10 @@ void Daemon::start() {
   check(uv_signal_start(sigterm_.get(), &Daemon::on_signal, SIGTERM), "cannot watch SIGTERM");
   check(sighup_.init(uv_signal_init, &loop_, this), "cannot watch SIGHUP");
   check(uv_signal_start(sighup_.get(), &Daemon::on_signal, SIGHUP), "cannot watch SIGHUP");
+  check(capture_watch_.init(uv_timer_init, &loop_, this), "cannot create the capture watch");
+  check(uv_timer_start(capture_watch_.get(), &Daemon::on_capture_watch, kCaptureWatchMs,
+                       kCaptureWatchMs),
+        "cannot start the capture watch");
 
   std::string ports;
   for (const auto port : options_.ports) ports += (ports.empty() ? "" : ",") + std::to_string(port);
@@ -221,6 +230,17 @@ void Daemon::start_workers(const rules::Engine& engine) {
   }
   kernel_stats_.assign(count, std::nullopt);
 
+  const nf::QueueRuleState stale =
+      nf::probe_queue_rule({nf::capture_table_name(spec.queue_num), nf::kCaptureChain}).state;
+  if (stale == nf::QueueRuleState::kPresent || stale == nf::QueueRuleState::kMissing) {
+    // The queue is ours (the bind above succeeded), so no finwave reads for this table: it is
+    // a crashed run's, whose queue rule's bypass has let segments pass unseen since.
+    log("replacing the stale capture table inet " + nf::capture_table_name(spec.queue_num) +
+        " (left by a finwave that is gone)");
+  }
+  // Read before the rule exists, so that every id handed out after it is counted against the
+  // rule's counter (those a stale table's rule hands out meanwhile make it come out low).
+  capture_watch_state_.ids_at_install = queue_ids().value_or(0);
   // Bind first, capture second: with the queue rule's bypass a packet queued before the bind
   // would pass unseen, never be lost; the other order cannot do better. With balancing every
   // queue of the range must be bound, or its share of the connections would pass unseen.
@@ -262,6 +282,127 @@ void Daemon::on_signal(uv_signal_t* handle, int signum) noexcept {
   self->shutdown();
 }
 
+void Daemon::on_capture_watch(uv_timer_t* timer) noexcept {
+  auto* self = static_cast<Daemon*>(timer->data);
+  if (self != nullptr) self->watch_capture();
+}
+
+// Someone may delete finwave's table or its queue rule while it runs: `nft flush ruleset`, a
+// firewall reload, a colleague's clean-up. The kernel does not tell a queue's reader that
+// nothing is sent to it any more; finwave would run on, seeing, faulting and reporting nothing.
+//
+// finwave puts the capture back rather than exit: it is a chaos tool that runs for hours under
+// test suites that come and go around it, and a firewall reload that takes its table should
+// cost a gap in the capture, not the run. The gap is not hidden: it is said on stderr and
+// counted in `stats` (capture.lost, capture.restored, capture.state), so a test can tell that
+// connections seen during it may be reported incompletely. Deleting the table makes the kernel
+// drop what is queued through its hooks (its verdicts are then refused, queue.verdict_errors);
+// nothing can save those. A table that cannot be put back (nft gone, a permission taken) is
+// tried again at every look, and said once per loss.
+//
+// It looks four times a second rather than subscribing to nftables notifications
+// (NFNLGRP_NFTABLES): a notification says that something changed, not whether the capture is
+// whole, so the look is needed anyway; a subscriber must read every change anyone makes to the
+// namespace's ruleset (kube-proxy and firewall managers rewrite theirs all the time) on this
+// loop, the one that gives queue 0's verdicts, and loses notifications to ENOBUFS when it falls
+// behind. The look is two short netlink round trips and a read of /proc, whatever else changes.
+// Putting a table back runs nft (tens of milliseconds, during which queue 0 waits): rare, and
+// better than no capture.
+void Daemon::watch_capture() noexcept {
+  if (stopping_) return;
+  CaptureWatch& watch = capture_watch_state_;
+  ++watch.checks;
+  nf::QueueRuleProbe probe;
+  if (chains_.installed()) {
+    probe = chains_.check();
+  } else {
+    probe.state = nf::QueueRuleState::kChainMissing;  // a restore that failed: try again
+  }
+  const std::string table = "inet " + nf::capture_table_name(options_.queue_num);
+  if (probe.state == nf::QueueRuleState::kUnknown) {
+    // Nothing is concluded from a look that failed; say so now and then.
+    if (watch.check_errors++ % 120 == 0) {
+      log("capture watch: cannot look at table " + table + ": " + std::strerror(probe.error));
+    }
+    return;
+  }
+  if (probe.state == nf::QueueRuleState::kPresent) {
+    read_capture_counts(probe);
+    return;
+  }
+  if (watch.intact) {
+    watch.intact = false;
+    ++watch.lost;
+    watch.lost_at_us = now_us();
+    watch.restore_errors_at_loss = watch.restore_errors;
+    watch.last_loss = probe.state == nf::QueueRuleState::kMissing ? "queue rule" : "table";
+    // What the deleted rule counted up to the last look is kept; what it counted since is lost.
+    if (watch.counts_known && watch.rule_packets) {
+      const auto queued = static_cast<std::int64_t>(watch.ids - watch.ids_at_install);
+      watch.passed_before +=
+          std::max<std::int64_t>(0, static_cast<std::int64_t>(*watch.rule_packets) - queued);
+      watch.rule_packets_before += *watch.rule_packets;
+    }
+    watch.rule_packets = std::nullopt;
+    log("capture lost: " +
+        (probe.state == nf::QueueRuleState::kMissing
+             ? "the queue rule of " + table + " chain " + nf::kCaptureChain + " was deleted"
+             : "table " + table + " was deleted") +
+        " (not by finwave): teardown segments pass unseen until it is back; restoring it");
+  }
+  // No queue rule exists now, so nothing is queued between this read and the new rule.
+  const std::optional<std::uint64_t> ids_before = queue_ids();
+  try {
+    chains_.restore(capture_spec(options_), probe.state);
+  } catch (const std::exception& error) {
+    if (++watch.restore_errors == watch.restore_errors_at_loss + 1) {
+      log(std::string("capture watch: cannot restore the capture (trying again every ") +
+          std::to_string(kCaptureWatchMs) + " ms): " + error.what());
+    }
+    return;
+  }
+  watch.intact = true;
+  ++watch.restored;
+  // The new rule's counter starts at 0; the queue ids go on.
+  watch.counts_known = watch.counts_known && ids_before;
+  watch.ids_at_install = watch.ids = ids_before.value_or(0);
+  watch.rule_packets = 0;
+  log("capture restored: " +
+      (watch.last_loss == "table" ? "table " + table : "the queue rule of " + table) +
+      " put back " + std::to_string((now_us() - watch.lost_at_us) / 1000) +
+      " ms after the loss was noticed" +
+      (watch.last_loss == "table" ? " (connections in teardown then are seen again from their "
+                                    "next FIN or RST)"
+                                  : ""));
+}
+
+bool Daemon::read_capture_counts(const nf::QueueRuleProbe& probe) noexcept {
+  CaptureWatch& watch = capture_watch_state_;
+  if (probe.state != nf::QueueRuleState::kPresent || !probe.packets) return false;
+  // The counter first, the ids second: a segment queued in between makes the difference come
+  // out low (and it is clamped at 0), never counts a queued segment as passed.
+  const std::optional<std::uint64_t> ids = queue_ids();
+  if (!ids) return false;
+  watch.rule_packets = *probe.packets;
+  watch.ids = *ids;
+  watch.counts_known = true;
+  return true;
+}
+
+std::optional<std::uint64_t> Daemon::queue_ids() const noexcept {
+  std::uint64_t ids = 0;
+  try {
+    for (const auto& worker : workers_) {
+      const auto kernel = nf::read_kernel_queue_stats(worker->queue_num());
+      if (!kernel) return std::nullopt;
+      ids += kernel->id_sequence;
+    }
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+  return ids;
+}
+
 void Daemon::reload() noexcept {
   if (options_.rules_path.empty()) {
     log("SIGHUP: no rule file to reload (started without --rules)");
@@ -299,6 +440,9 @@ std::vector<rules::RuleStatus> Daemon::rule_statuses() const {
 void Daemon::shutdown() noexcept {
   if (stopping_) return;
   stopping_ = true;
+  capture_watch_.close();
+  // The last look at the queue rule's counter, while it is still there.
+  if (capture_watch_state_.intact) read_capture_counts(chains_.check());
   // Every packet still queued must get its verdict before the capture chains go: removing them
   // makes the kernel drop what is queued through them (a held FIN was lost that way), and so
   // does closing the socket. So: the chains are emptied first (nothing more is queued, nothing
@@ -430,6 +574,28 @@ nlohmann::json Daemon::stats_json(bool live_kernel) const {
                            {"refused",
                             {{"v4", entries_json(teardown_refused_[0])},
                              {"v6", entries_json(teardown_refused_[1])}}}};
+  // The capture watch (watch_capture()); the counts are those of its last look, at most
+  // kCaptureWatchMs old.
+  const CaptureWatch& watch = capture_watch_state_;
+  nlohmann::json rule_packets = nullptr;
+  nlohmann::json passed = nullptr;
+  if (watch.counts_known && watch.rule_packets) {
+    rule_packets = watch.rule_packets_before + *watch.rule_packets;
+    const auto queued = static_cast<std::int64_t>(watch.ids - watch.ids_at_install);
+    passed = watch.passed_before +
+             std::max<std::int64_t>(0, static_cast<std::int64_t>(*watch.rule_packets) - queued);
+  } else if (watch.counts_known) {
+    rule_packets = watch.rule_packets_before;
+    passed = watch.passed_before;
+  }
+  stats["capture"] = {{"state", watch.intact ? "installed" : "lost"},
+                      {"checks", watch.checks},
+                      {"check_errors", watch.check_errors},
+                      {"lost", watch.lost},
+                      {"restored", watch.restored},
+                      {"restore_errors", watch.restore_errors},
+                      {"queue_rule_packets", rule_packets},
+                      {"passed_unqueued", passed}};
   stats["queues"] = std::move(queues);
   if (handoff_) {
     const HandoffCounters h = handoff_->counters();
@@ -536,13 +702,14 @@ nlohmann::json Daemon::status_json() const {
       {"addresses", options_.addresses},
       {"started", started},
       {"uptime_s", static_cast<double>(now_us() - started_us_) / 1e6},
-      {"rules_file", options_.rules_path.empty() ? nlohmann::json(nullptr)
-                                                 : nlohmann::json(options_.rules_path)},
+      {"rules_file",
+       options_.rules_path.empty() ? nlohmann::json(nullptr) : nlohmann::json(options_.rules_path)},
       {"rules", statuses.size()},
       {"rules_enabled", enabled},
       {"settle_s", options_.settle_s},
       {"linger_s", options_.linger_s},
       {"flows", {{"tracked", t.flows_tracked}, {"outcomes", t.outcomes_emitted}}},
+      {"capture", capture_watch_state_.intact ? "installed" : "lost"},
   };
   if (!workers_.empty()) {
     status["segments"] = total.dataplane.segments;

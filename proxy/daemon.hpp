@@ -45,6 +45,16 @@ class Daemon final : private ControlHandler, private OutcomeSink {
 
  private:
   static void on_signal(uv_signal_t* handle, int signum) noexcept;
+  static void on_capture_watch(uv_timer_t* timer) noexcept;
+
+  /// The capture watch: looks whether the table and its queue rule are still there, puts back
+  /// what someone deleted, and says so on stderr and in `stats` (see the comment in daemon.cpp).
+  void watch_capture() noexcept;
+  /// Reads the queue rule's counter and the kernel's queue ids together: the pair from which
+  /// `capture.passed_unqueued` comes. Returns false when either cannot be read.
+  bool read_capture_counts(const nf::QueueRuleProbe& probe) noexcept;
+  /// The queue ids the kernel has handed out on finwave's queues (their id sequences, summed).
+  std::optional<std::uint64_t> queue_ids() const noexcept;
 
   void start();
   void start_workers(const rules::Engine& engine);
@@ -94,6 +104,29 @@ class Daemon final : private ControlHandler, private OutcomeSink {
   bool stopping_ = false;
 
   nf::CaptureChains chains_;
+  /// What the capture watch has seen (control thread only).
+  struct CaptureWatch {
+    bool intact = true;              // false from a loss until the capture is back
+    std::uint64_t checks = 0;        // looks at the kernel
+    std::uint64_t check_errors = 0;  // looks the kernel did not answer (nothing concluded)
+    std::uint64_t lost = 0;          // times the table or its queue rule was found gone
+    std::uint64_t restored = 0;      // times finwave put it back
+    std::uint64_t restore_errors = 0;
+    std::uint64_t restore_errors_at_loss = 0;  // so that each loss says its first failure
+    std::uint64_t lost_at_us = 0;              // when the current loss was noticed
+    std::string last_loss;  // what was gone the last time ("table", "queue rule")
+    // Segments the queue rule sent on that the kernel let pass unqueued (fail-open: the queue
+    // was full, or finwave's socket buffer): the queue rule's counter minus the queue ids the
+    // kernel handed out, both since the rule was (re)installed, plus what earlier rules left.
+    std::optional<std::uint64_t> rule_packets;  // the current rule's counter, last read
+    std::uint64_t rule_packets_before = 0;      // counted by rules since deleted
+    std::uint64_t ids_at_install = 0;           // queue ids handed out when the rule came
+    std::uint64_t ids = 0;                      // queue ids handed out, last read
+    std::int64_t passed_before = 0;             // passed_unqueued of rules since deleted
+    bool counts_known = false;
+  };
+  CaptureWatch capture_watch_state_;
+  UvHandle<uv_timer_t> capture_watch_;
   std::optional<nf::ArrivalStamps> arrival_stamps_;  // delays run from the kernel's arrival time
   std::optional<Handoff> handoff_;                   // with more than one queue
   /// Worker i reads queue queue_num + i; worker 0 runs on this loop.

@@ -23,6 +23,7 @@
 #include <utility>
 #include <vector>
 
+#include "netfilter/queue_rule.hpp"
 #include "netfilter/set_elements.hpp"
 #include "netfilter/subprocess.hpp"
 #include "netfilter/teardown_set.hpp"
@@ -717,6 +718,47 @@ TEST_SUITE("lab") {
     });
 
     CHECK_MESSAGE(count(ruleset(), table) == 0, "the root namespace must never see ", table);
+  }
+
+  TEST_CASE(
+      "capture_chains: check() sees a deleted queue rule or table and restore() puts it back") {
+    require_root();
+    TestNamespace ns;
+    ns.run([] {
+      const std::string table = capture_table_name(kLabQueue);
+      CaptureSpec spec;
+      spec.queue_num = kLabQueue;
+      spec.ports = {5000};
+      CHECK(CaptureChains().check().state == QueueRuleState::kUnknown);
+      CHECK(probe_queue_rule({table, kCaptureChain}).state == QueueRuleState::kChainMissing);
+      CaptureChains chains = CaptureChains::install(spec);
+      QueueRuleProbe probe = chains.check();
+      CHECK(probe.state == QueueRuleState::kPresent);
+      CHECK(probe.packets == std::optional<std::uint64_t>(0));
+
+      // The queue rule alone: found by its handle, the last word of its line in `nft -a`.
+      const std::string listed = nft({"-a", "list", "chain", "inet", table, kCaptureChain});
+      const std::size_t rule = listed.find("queue num 4242 bypass # handle ");
+      REQUIRE(rule != std::string::npos);
+      const std::string handle = listed.substr(rule + 31, listed.find('\n', rule) - (rule + 31));
+      nft({"delete", "rule", "inet", table, kCaptureChain, "handle", handle});
+      CHECK(chains.check().state == QueueRuleState::kMissing);
+      chains.restore(spec, QueueRuleState::kMissing);
+      CHECK(chains.check().state == QueueRuleState::kPresent);
+      CHECK(count(ruleset(), "queue num 4242 bypass") == 1);
+
+      // The whole table.
+      nft({"delete", "table", "inet", table});
+      CHECK(chains.check().state == QueueRuleState::kChainMissing);
+      chains.restore(spec, QueueRuleState::kChainMissing);
+      CHECK(chains.check().state == QueueRuleState::kPresent);
+      const std::string text = ruleset();
+      CHECK(count(text, "table inet " + table + " {") == 1);
+      CHECK(count(text, "queue num 4242 bypass") == 1);
+      CHECK(count(text, "goto capture") == 2);
+      chains.remove();
+      CHECK(count(ruleset(), table) == 0);
+    });
   }
 
   TEST_CASE("capture_chains: only teardown segments reach the queue on loopback") {
