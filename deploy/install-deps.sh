@@ -13,6 +13,8 @@ packages=(
   # libraries
   libuv1-dev libnetfilter-queue-dev libmnl-dev libnftnl-dev libtomlplusplus-dev doctest-dev
   nlohmann-json3-dev libcli11-dev libpcap-dev libxml2-dev
+  # fuzzing (tests/fuzz/, FINWAVE_FUZZ=ON): clang with its sanitizer runtimes, and libFuzzer
+  clang-14 libfuzzer-14-dev
   # finwavectl shell: line editing and history (editline, BSD licence)
   libedit-dev
   # finwave at run time: nft writes its capture table

@@ -325,7 +325,9 @@ ParseError parse_tcp_segment(std::span<const std::uint8_t> packet, TcpSegment& o
 
   // From here on only the IP datagram counts: bytes past `end` (link-layer padding) are ignored.
   const std::size_t available = l3.end - l3.tcp_offset;
-  if (available < kTcpMinHeader) {
+  // A copy cut short by NFQUEUE's copy range may end inside the TCP header even though the
+  // datagram (`available`) holds all of it: the data offset must not be read past the buffer.
+  if (available < kTcpMinHeader || l3.tcp_offset + kTcpMinHeader > packet.size()) {
     return ParseError::kTruncatedTcp;
   }
   const std::uint8_t* tcp = packet.data() + l3.tcp_offset;

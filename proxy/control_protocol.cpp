@@ -568,7 +568,8 @@ ParsedControlRequest parse_control_request(std::string_view line) {
     }
     try {
       object = nlohmann::json::parse(line);
-    } catch (const nlohmann::json::parse_error& e) {
+    } catch (const nlohmann::json::exception& e) {
+      // Not only parse_error: a number beyond a double ("1e400") is out_of_range.406.
       throw error(ControlErrorCode::kBadJson,
                   "not a JSON line: " + strip_json_exception_prefix(e.what()));
     }

@@ -206,7 +206,10 @@ TimelineEntry get_timeline_entry(const Json& value, const std::string& path) {
   if (const Json* hold = optional_member(j, "hold_ms")) {
     e.hold_ms = get_u32(*hold, join(path, "hold_ms"));
   }
-  e.released = optional_bool(j, path, "released", false);
+  // `released` qualifies `hold_ms` and to_json() writes it only with it; alone it says nothing,
+  // and keeping it would make an outcome that does not survive a write and a read.
+  const bool released = optional_bool(j, path, "released", false);
+  e.released = e.hold_ms.has_value() && released;
   if (const Json* copies = optional_member(j, "copies")) {
     e.copies = static_cast<std::uint16_t>(
         get_unsigned(*copies, join(path, "copies"), std::numeric_limits<std::uint16_t>::max()));
@@ -334,8 +337,10 @@ Outcome outcome_from_json_line(std::string_view json_line) {
   Json json;
   try {
     json = Json::parse(json_line);
-  } catch (const Json::parse_error& error) {
-    // nlohmann prefixes "[json.exception.parse_error.101] "; the rest is the useful part.
+  } catch (const Json::exception& error) {
+    // Mostly parse_error; a number beyond double ("1e400") is out_of_range.406, also not JSON
+    // we can read. nlohmann prefixes "[json.exception.parse_error.101] "; the rest is the
+    // useful part.
     std::string what = error.what();
     const std::size_t bracket = what.find("] ");
     if (!what.empty() && what.front() == '[' && bracket != std::string::npos) {

@@ -18,7 +18,8 @@ namespace finwave::proxy {
 /// fields the tracker adds (`id`, `sides_known`, `ended_by`, `data_after_fin.bytes`, `dup_acks`,
 /// `segments`, `actions_dropped`, `timeline_dropped`, `rst.answers_fin_retransmit`, and
 /// `dup_ack`, `bogus`, `hold_ms`, `released`, `copies` in timeline entries) may be missing and
-/// then take Outcome's defaults (`hold_ms` unknown).
+/// then take Outcome's defaults (`hold_ms` unknown; `released` is kept only with a `hold_ms`, as
+/// to_json() writes it).
 /// Unknown fields are ignored, so newer producers stay readable.
 ///
 /// Throws std::invalid_argument naming the field and the problem, e.g.

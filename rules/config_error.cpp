@@ -1,5 +1,6 @@
 #include "rules/config_error.hpp"
 
+#include <cstdio>
 #include <utility>
 
 namespace finwave::rules {
@@ -30,5 +31,21 @@ ConfigError::ConfigError(std::string file_name, std::uint32_t line_number,
       message(std::move(text)) {}
 
 ConfigError::ConfigError(std::string text) : std::runtime_error(text), message(std::move(text)) {}
+
+std::string printable(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (const char c : text) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (byte < 0x20 || byte == 0x7f) {
+      char escaped[8];
+      std::snprintf(escaped, sizeof escaped, "\\u%04x", static_cast<unsigned>(byte));
+      out += escaped;
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
 
 }  // namespace finwave::rules

@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 
 namespace finwave::rules {
 
@@ -25,5 +26,9 @@ struct ConfigError : std::runtime_error {
   std::uint32_t column = 0;  ///< 1-based; 0 when the error has no position.
   std::string message;       ///< The message without the "FILE:LINE:COL: " prefix.
 };
+
+/// User text as error messages show it: control characters (a NUL would cut what() short, a
+/// newline or an escape sequence would garble a terminal) written as TOML escapes them, \u0000.
+std::string printable(std::string_view text);
 
 }  // namespace finwave::rules

@@ -7,6 +7,8 @@
 #include <cstring>
 #include <utility>
 
+#include "rules/config_error.hpp"
+
 namespace finwave::rules {
 namespace {
 
@@ -144,7 +146,7 @@ std::optional<Cidr> Cidr::parse(std::string_view text, std::string* why) {
     }
     return std::nullopt;
   };
-  const std::string quoted = "'" + std::string(text) + "'";
+  const std::string quoted = "'" + printable(text) + "'";
   if (text.empty()) {
     return fail("empty address; write an address or prefix such as 198.18.0.0/15");
   }
@@ -155,9 +157,12 @@ std::optional<Cidr> Cidr::parse(std::string_view text, std::string* why) {
   cidr.family = address_text.find(':') != std::string::npos ? 6 : 4;
   const unsigned max_length = cidr.family == 4 ? 32 : 128;
   const char* family_name = cidr.family == 4 ? "IPv4" : "IPv6";
-  if (inet_pton(cidr.family == 4 ? AF_INET : AF_INET6, address_text.c_str(), cidr.address.data()) !=
-      1) {
-    return fail(quoted + ": '" + address_text + "' is not an " + family_name + " address");
+  // inet_pton() would stop at an embedded NUL and accept what came before it.
+  if (address_text.find('\0') != std::string::npos ||
+      inet_pton(cidr.family == 4 ? AF_INET : AF_INET6, address_text.c_str(), cidr.address.data()) !=
+          1) {
+    return fail(quoted + ": '" + printable(address_text) + "' is not an " + family_name +
+                " address");
   }
 
   cidr.prefix_length = static_cast<std::uint8_t>(max_length);
@@ -171,10 +176,10 @@ std::optional<Cidr> Cidr::parse(std::string_view text, std::string* why) {
         std::from_chars(length_text.data(), length_text.data() + length_text.size(), length);
     if (error != std::errc{} || end != length_text.data() + length_text.size()) {
       if (error == std::errc::result_out_of_range) {
-        return fail(quoted + ": prefix length /" + std::string(length_text) + " is too long for " +
+        return fail(quoted + ": prefix length /" + printable(length_text) + " is too long for " +
                     family_name + " (0.." + std::to_string(max_length) + ")");
       }
-      return fail(quoted + ": prefix length '" + std::string(length_text) + "' is not a number");
+      return fail(quoted + ": prefix length '" + printable(length_text) + "' is not a number");
     }
     if (length > max_length) {
       return fail(quoted + ": prefix length /" + std::to_string(length) + " is too long for " +

@@ -115,7 +115,7 @@ std::optional<Key> key_from_name(std::string_view name) {
   return std::nullopt;
 }
 
-std::string quote(std::string_view text) { return "'" + std::string(text) + "'"; }
+std::string quote(std::string_view text) { return "'" + printable(text) + "'"; }
 
 // Concatenates message parts in one allocation.
 template <typename... Parts>
@@ -169,7 +169,7 @@ std::string format_number(double value) {
 std::string shown(const toml::node& node) {
   std::string text;
   if (const auto* string = node.as_string()) {
-    text = "\"" + string->get() + "\"";
+    text = "\"" + printable(string->get()) + "\"";
   } else if (const auto* integer = node.as_integer()) {
     text = std::to_string(integer->get());
   } else if (const auto* floating = node.as_floating_point()) {
@@ -257,7 +257,8 @@ class Loader {
         description[0] =
             static_cast<char>(std::tolower(static_cast<unsigned char>(description[0])));
       }
-      fail(error.source().begin, "invalid TOML: " + description);
+      // toml++ quotes what it saw as it is, a newline or a NUL included.
+      fail(error.source().begin, "invalid TOML: " + printable(description));
     }
   }
 

@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "proxy/control_protocol.hpp"
+#include "proxy/finwavectl/add_request.hpp"
 #include "proxy/finwavectl/connection.hpp"
 #include "proxy/finwavectl/render.hpp"
 #include "proxy/finwavectl/shell.hpp"
@@ -411,16 +412,7 @@ int run_parsed(const CLI::App& app, Options& o) {
     return run_rule_change(o, command);
   }
   if (command == "add") {
-    const std::string text = read_rule_text(o.file);
-    nlohmann::json request = {{"cmd", "add"}};
-    // A JSON object is sent as "rule"; anything else is TOML.
-    nlohmann::json parsed = nlohmann::json::parse(text, nullptr, false);
-    if (parsed.is_object()) {
-      request["rule"] = std::move(parsed);
-    } else {
-      request["toml"] = text;
-    }
-    if (o.first) request["position"] = "first";
+    const nlohmann::json request = add_request(read_rule_text(o.file), o.first);
     return simple(o, request, [](const nlohmann::json& reply, const Style& style) {
       const nlohmann::json rule = reply.value("rule", nlohmann::json::object());
       std::printf("added %s at position %s: %s\n", style.bold(rule.value("name", "")).c_str(),

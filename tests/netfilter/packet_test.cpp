@@ -2,6 +2,7 @@
 
 #include <doctest/doctest.h>
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <random>
@@ -162,6 +163,25 @@ TEST_SUITE("netfilter") {
       CHECK(parse_tcp_segment(headless, s, whole.size()) != ParseError::kNone);
       // A wire length the IP header contradicts is still truncation.
       CHECK(parse_tcp_segment(cut, s, cut.size() + 1) == ParseError::kTruncatedIp);
+    }
+  }
+
+  TEST_CASE("packet: a copy cut inside the TCP header is truncated, never read past") {
+    // Found by tests/fuzz (regressions/packet/copy_cut_inside_tcp_header): with a wire length
+    // the data offset was read before checking that the copy holds the fixed TCP header. Each
+    // cut is a vector of exactly its size, so that a sanitizer build sees a read past it.
+    for (const bool v6 : {false, true}) {
+      CAPTURE(v6);
+      const auto whole = (v6 ? PacketBuilder::ipv6() : PacketBuilder::ipv4()).payload(100).build();
+      const std::size_t ip_header = v6 ? 40 : 20;
+      for (std::size_t size = ip_header; size < ip_header + 20; ++size) {
+        CAPTURE(size);
+        const std::vector<std::uint8_t> cut(whole.begin(),
+                                            whole.begin() + static_cast<std::ptrdiff_t>(size));
+        TcpSegment s;
+        CHECK(parse_tcp_segment(cut, s, whole.size()) == ParseError::kTruncatedTcp);
+        CHECK(parse_tcp_segment(cut, s, 0x10000 + size) == ParseError::kTruncatedTcp);
+      }
     }
   }
 

@@ -29,6 +29,7 @@ const std::vector<BadRequest> kBadRequests = {
     {R"({"id":1,"cmd":"status")", ControlErrorCode::kBadJson, "not a JSON line"},
     {R"({"id":1,"cmd":"status"} trailing)", ControlErrorCode::kBadJson, "not a JSON line"},
     {R"({'id':1,'cmd':'status'})", ControlErrorCode::kBadJson, "not a JSON line"},
+    {R"({"id":1e400,"cmd":"status"})", ControlErrorCode::kBadJson, "not a JSON line"},
     {R"({"id":1,"cmd":"status",})", ControlErrorCode::kBadJson, "not a JSON line"},
     {"{\"cmd\":\"st\xff\xfe\"}", ControlErrorCode::kBadJson, "not a JSON line"},
     {std::string("{\"cmd\":\"status\"}\0", 17), ControlErrorCode::kBadJson, "not a JSON line"},

@@ -875,6 +875,22 @@ TEST_SUITE("proxy") {
     CHECK(ladder.find("DUPLICATED =") != std::string::npos);
   }
 
+  TEST_CASE("outcome_json: released without hold_ms is dropped, as to_json() would drop it") {
+    // Found by tests/fuzz (regressions/outcome_json/released_without_hold_ms.json): the reader
+    // kept it, the writer does not write it without hold_ms, so a round trip changed the outcome.
+    Json j = valid_json();
+    j["timeline"][3]["verdict"] = "delay";
+    j["timeline"][3].erase("hold_ms");
+    j["timeline"][3]["released"] = true;
+    const Outcome o = outcome_from_json(j);
+    CHECK_FALSE(o.timeline[3].hold_ms.has_value());
+    CHECK_FALSE(o.timeline[3].released);
+    check_same(o, outcome_from_json_line(to_json_line(o)));
+    // With its hold it stays.
+    j["timeline"][3]["hold_ms"] = 300;
+    CHECK(outcome_from_json(j).timeline[3].released);
+  }
+
   TEST_CASE("outcome_json: malformed outcomes are refused with the field and the problem") {
     for (const Malformed& bad : malformed_cases()) {
       SUBCASE(bad.what) {

@@ -193,6 +193,11 @@ spacing_ms = 0
         {"unterminated string", "[[rule]]\nname = \"a\naction = \"drop\"\n",
          "t.toml:2:10: invalid TOML: error while parsing string: unescaped control characters "
          "other than TAB (U+0009) are explicitly prohibited"},
+        // Found by tests/fuzz (regressions/rule_loader/newline_in_toml_error.toml): toml++
+        // quotes what it saw with the newline in it.
+        {"truncated boolean", rule + "enabled = fals\naction = \"drop\"\n",
+         "t.toml:3:15: invalid TOML: error while parsing boolean: expected 'false', saw "
+         "'fals\\u000a'"},
         {"unclosed header", "[[rule]\nname = \"a\"\n",
          "t.toml:1:8: invalid TOML: error while parsing table header: expected ']', saw '\\n'"},
         // Top level.
@@ -282,6 +287,14 @@ spacing_ms = 0
          "'.' and '-'"},
         {"name with non-ASCII", "[[rule]]\nname = \"perdu-é\"\naction = \"drop\"\n",
          "t.toml:2:8: rule name 'perdu-é' contains a non-ASCII character; names may use only "
+         "letters, digits, '_', '.' and '-'"},
+        // Found by tests/fuzz (regressions/rule_loader/nul_in_rule_name.toml): a NUL in the
+        // name used to cut what() short, a newline to garble the terminal.
+        {"name with a NUL", "[[rule]]\nname = \"a\\u0000b\"\naction = \"drop\"\n",
+         "t.toml:2:8: rule name 'a\\u0000b' contains a control character; names may use only "
+         "letters, digits, '_', '.' and '-'"},
+        {"name with a newline", "[[rule]]\nname = \"a\\nb\"\naction = \"drop\"\n",
+         "t.toml:2:8: rule name 'a\\u000ab' contains a control character; names may use only "
          "letters, digits, '_', '.' and '-'"},
         {"name too long", "[[rule]]\nname = \"" + std::string(65, 'x') + "\"\naction = \"drop\"\n",
          "t.toml:2:8: rule name is 65 characters long; the limit is 64"},

@@ -115,6 +115,13 @@ TEST_SUITE("rules") {
       CHECK_FALSE(Cidr::parse(c.text, &why).has_value());
       CHECK(why == c.why);
     }
+    // Found by tests/fuzz (regressions/rule_loader/control_character_in_address.toml): control
+    // characters were echoed raw, and inet_pton() accepted what came before a NUL.
+    std::string why;
+    CHECK_FALSE(Cidr::parse(std::string_view("198.18.0.1\0x", 12), &why).has_value());
+    CHECK(why == "'198.18.0.1\\u0000x': '198.18.0.1\\u0000x' is not an IPv4 address");
+    CHECK_FALSE(Cidr::parse("\t198.18.0.1/32", &why).has_value());
+    CHECK(why == "'\\u0009198.18.0.1/32': '\\u0009198.18.0.1' is not an IPv4 address");
   }
 
   TEST_CASE("rule: describe gives a one-line summary") {
