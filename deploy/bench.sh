@@ -24,9 +24,10 @@ BENCHMARKS=(
   "perf|throughput, churn, latency, verdict capacity, memory: finwave vs kernel, bare consumer, socat"
   "delay|precision of the delay action: requested vs observed hold on the wire, 1 to 1000 ms"
 )
-# Run only when named: they explain a figure of the others rather than add one.
+# Run only when named: they explain a figure of the others rather than add one, or take long.
 EXTRA_BENCHMARKS=(
   "capture|(extra, ~5 min) one-stream bulk against each part of the capture rules, rule by rule"
+  "soak|(extra, ~12 min) 1,000,000 connections in 10 minutes with rules firing: verdicts, outcomes, RSS, fds"
 )
 
 # Issue 7's comparisons: tests/bench/perf.sh, JSON in bench.json (pass -- --quick for a smoke run).
@@ -41,6 +42,14 @@ bench_capture() {
   local results=$1
   shift
   "$repo/tests/bench/capture_cost.sh" --json "$results/bench-capture.json" "$@"
+}
+
+# The soak: tests/bench/soak.sh, JSON in bench-soak.json (-- --connections N --minutes M to size
+# it, -- --quick for a smoke run).
+bench_soak() {
+  local results=$1
+  shift
+  "$repo/tests/bench/soak.sh" --build "${FINWAVE_BUILD:-$repo/build}" --out "$results/bench-soak.json" "$@"
 }
 
 # Delay precision: tests/bench/delay_precision.sh, JSON in bench-delay.json; then the same with
