@@ -5,8 +5,9 @@
 # are not queued back to finwave (its timeline has one fin2; the kernel queued no more packets
 # than finwave handled). The client answers the first copy from TIME_WAIT with a duplicate final
 # ACK; the server's socket is gone by then (LAST_ACK -> CLOSED), so Linux answers that ACK with
-# an RST, which ends the client's TIME_WAIT, and the client answers the second copy with an RST:
-# the outcome is a reset in time_wait from the server. Every figure is checked against tcpdump.
+# an RST, which ends the client's TIME_WAIT, and the client answers the second copy with an RST
+# (or, when that RST comes after the second copy, a second duplicate ACK and a second RST): the
+# outcome is a reset in time_wait from the server. Every figure is checked against tcpdump.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
@@ -45,15 +46,23 @@ for name in v4 v6; do
   expect "$name server FIN retransmits (finwave)" "$(jq .fin_retransmits.server <<<"$o")" 0
   expect "$name final ACKs seen (finwave = to-client)" "$(jq .final_acks.seen <<<"$o")" \
     "$(wire to-client "$port" 'final_acks("client") | length')"
-  expect "$name final ACKs: one + one duplicate (to-server)" \
-    "$(wire to-server "$port" 'final_acks("client") | length')" 2
+  # The client answers the first FIN with the final ACK and each copy that finds it still in
+  # TIME_WAIT with another; the first of those reaches the closed server, whose RST ends
+  # TIME_WAIT, and a copy after that RST draws the client's RST instead. Usually one copy is
+  # answered each way; when the router is slow to pass the first duplicate ACK (it is queued),
+  # the second copy finds TIME_WAIT too. Either way each copy is answered exactly once.
+  acks=$(wire to-server "$port" 'final_acks("client") | length')
+  [[ "$acks" == 2 || "$acks" == 3 ]] ||
+    fail "$name final ACKs (to-server): $acks, expected 2 or 3 (one + one per copy answered in TIME_WAIT)"
   expect "$name final ACKs dropped (finwave)" "$(jq .final_acks.dropped <<<"$o")" 0
   expect "$name actions" "$(jq -c .actions <<<"$o")" \
     '[{"rule":"duplicate-fin2","role":"fin2","action":"duplicate","count":1}]'
   expect "$name result" "$(jq -r .result <<<"$o")" reset
   expect "$name rst" "$(jq -c '.rst | {from, stage}' <<<"$o")" '{"from":"server","stage":"time_wait"}'
-  expect "$name server RSTs (to-server)" "$(wire to-server "$port" 'rsts("server") | length')" 1
-  expect "$name client RSTs (to-client)" "$(wire to-client "$port" 'rsts("client") | length')" 1
+  expect "$name server RSTs (to-server): one per duplicate final ACK" \
+    "$(wire to-server "$port" 'rsts("server") | length')" $((acks - 1))
+  expect "$name client RSTs (to-client): one per copy after TIME_WAIT ended" \
+    "$(wire to-client "$port" 'rsts("client") | length')" $((3 - acks))
   segments=$((segments + $(jq .segments <<<"$o")))
 done
 expect "stats actions.duplicated" "$(finwave_stats .actions.duplicated)" 2
