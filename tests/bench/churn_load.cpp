@@ -51,6 +51,7 @@
 #include <thread>
 #include <vector>
 
+#include "ready_file.hpp"
 #include "socket_address.hpp"
 
 namespace {
@@ -94,16 +95,6 @@ void raise_fd_limit() {
   if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return;
   limit.rlim_cur = limit.rlim_max;
   setrlimit(RLIMIT_NOFILE, &limit);
-}
-
-void write_file(const std::string& path, const std::string& text) {
-  if (path.empty()) return;
-  const std::string temporary = path + ".tmp";
-  if (FILE* file = std::fopen(temporary.c_str(), "w")) {
-    std::fputs(text.c_str(), file);
-    std::fclose(file);
-    std::rename(temporary.c_str(), path.c_str());
-  }
 }
 
 std::string errno_name(int error) {
@@ -530,7 +521,7 @@ int run_server(const std::string& listen_text, std::uint16_t port, int workers, 
   for (std::size_t w = 0; w < listeners.size(); ++w) {
     threads.emplace_back(serve_thread, listeners[w], std::ref(counters[w]));
   }
-  write_file(ready_file, std::to_string(port) + "\n");
+  finwave::bench::write_ready_file(ready_file, std::to_string(port) + "\n");
   int signal_number = 0;
   sigwait(&signals, &signal_number);
   g_serving.store(false);

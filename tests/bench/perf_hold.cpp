@@ -30,6 +30,7 @@
 #include <string>
 #include <vector>
 
+#include "ready_file.hpp"
 #include "socket_address.hpp"
 
 namespace {
@@ -67,16 +68,6 @@ int stop_signal_fd() {
   return signalfd(-1, &signals, SFD_CLOEXEC | SFD_NONBLOCK);
 }
 
-void write_file(const std::string& path, const std::string& text) {
-  if (path.empty()) return;
-  const std::string temporary = path + ".tmp";
-  if (FILE* file = std::fopen(temporary.c_str(), "w")) {
-    std::fputs(text.c_str(), file);
-    std::fclose(file);
-    std::rename(temporary.c_str(), path.c_str());
-  }
-}
-
 int serve(const std::string& listen_text, std::uint16_t port, int ports,
           const std::string& ready_file) {
   raise_fd_limit(400000);
@@ -110,7 +101,7 @@ int serve(const std::string& listen_text, std::uint16_t port, int ports,
     event.data.fd = listener;
     epoll_ctl(epoll_fd, EPOLL_CTL_ADD, listener, &event);
   }
-  write_file(ready_file, std::to_string(port) + "\n");
+  finwave::bench::write_ready_file(ready_file, std::to_string(port) + "\n");
 
   std::vector<int> held;
   std::uint64_t accept_errors = 0;
@@ -218,7 +209,8 @@ int run_client(const std::string& connect_text, std::uint16_t port, int ports, i
       }
     }
   }
-  write_file(ready_file, std::to_string(held.size()) + " " + std::to_string(failed) + "\n");
+  finwave::bench::write_ready_file(
+      ready_file, std::to_string(held.size()) + " " + std::to_string(failed) + "\n");
   if (!stopped) {
     epoll_event stop{};
     while (epoll_wait(epoll_fd, &stop, 1, -1) < 0 && errno == EINTR) {
