@@ -7,8 +7,8 @@
 namespace finwave::rules {
 
 /// The part a captured segment plays in a connection's handshake or teardown.
-/// The vocabulary is DESIGN.md's: the tracker (proxy/) names segments with it and rules match on
-/// it, which is why it lives here, in the library both sides can see.
+/// The vocabulary is the README's ("Rules", roles): the tracker (proxy/tracker/) names segments
+/// with it and rules match on it, which is why it lives here, in the library both can see.
 enum class Role : std::uint8_t {
   kSyn,           ///< Client's SYN.
   kSynAck,        ///< Server's SYN-ACK.
@@ -23,7 +23,8 @@ enum class Role : std::uint8_t {
 };
 
 /// Which end of a connection sent a segment. The client is the side that sent the SYN; for a
-/// connection first seen at its FIN, the tracker names the sides by address (see FlowTable).
+/// connection first seen at its FIN, the tracker names the sides by port: the lower port is the
+/// server, and on equal ports the lower address (proxy/tracker/flow_table.hpp, FlowTable).
 enum class Side : std::uint8_t { kClient, kServer };
 
 /// "client" or "server".

@@ -11,13 +11,13 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "proxy/control_protocol.hpp"
-#include "proxy/finwavectl/add_request.hpp"
+#include "proxy/control/control_protocol.hpp"
+#include "proxy/control/add_request.hpp"
 #include "proxy/finwavectl/connection.hpp"
 #include "proxy/finwavectl/render.hpp"
 #include "proxy/finwavectl/shell.hpp"
-#include "proxy/ladder.hpp"
-#include "proxy/outcome_json.hpp"
+#include "proxy/report/ladder.hpp"
+#include "proxy/report/outcome_json.hpp"
 
 namespace finwave::proxy::ctl {
 namespace {

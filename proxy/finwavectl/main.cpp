@@ -3,6 +3,7 @@
 // colours on a terminal) or, with --json, for scripts.
 #include <csignal>
 #include <cstdio>
+#include <string>
 #include <exception>
 
 #include "proxy/finwavectl/commands.hpp"
@@ -39,6 +40,7 @@ int run(int argc, char** argv) {
   CLI::App app{"finwavectl: control a running finwave (toggle rules, watch and wait for teardown "
                "outcomes) over its control socket."};
   app.footer(kFooter);
+  app.set_version_flag("--version", std::string("finwavectl ") + FINWAVE_VERSION);
   define_commands(app, options, false);
   try {
     app.parse(argc, argv);

@@ -74,6 +74,9 @@ readonly kSet=fwcost-v4
 readonly kTable=fwcost
 readonly kQueueMark=0x1
 
+# A full run outlasts lib.sh's default deadline for a lab test (240 s); ctest's smoke run sets
+# its own.
+export FINWAVE_LAB_DEADLINE=${FINWAVE_LAB_DEADLINE:-1200}
 lab_begin capture_cost
 work=$LAB_WORK
 

@@ -59,6 +59,9 @@ n=${#delay_list[@]}
 require_file "$FINWAVE_BIN" "build finwave first"
 require_file "$FINWAVE_BIN_PEER" "build finwave-peer first"
 
+# A full run outlasts lib.sh's default deadline for a lab test (240 s); ctest's smoke run sets
+# its own.
+export FINWAVE_LAB_DEADLINE=${FINWAVE_LAB_DEADLINE:-1200}
 lab_begin delay_precision
 work=$LAB_WORK
 started=$(date +%s)

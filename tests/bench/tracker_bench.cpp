@@ -12,8 +12,11 @@
 #include <vector>
 
 #include "netfilter/packet.hpp"
-#include "proxy/flow_table.hpp"
-#include "proxy/outcome.hpp"
+#include "proxy/tracker/flow_table.hpp"
+#include "proxy/tracker/timeline_ring.hpp"
+#include "proxy/tracker/outcome.hpp"
+#include "proxy/report/outcome_json.hpp"
+#include "proxy/report/outcome_text.hpp"
 
 namespace {
 
@@ -144,7 +147,7 @@ int main(int argc, char** argv) {
   const auto& counters = table.counters();
   const double segments = static_cast<double>(counters.segments);
   std::printf("flow record:        %zu bytes (timeline %zu entries)\n",
-              FlowTable::flow_record_bytes(), FlowTable::kTimelineCapacity);
+              FlowTable::flow_record_bytes(), finwave::proxy::kTimelineCapacity);
   std::printf("teardowns:          %llu four-way, %llu outcomes, %llu refused\n",
               static_cast<unsigned long long>(teardowns), static_cast<unsigned long long>(emitted),
               static_cast<unsigned long long>(counters.refused_full));

@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "fuzz_check.hpp"
-#include "proxy/control_protocol.hpp"
+#include "proxy/control/control_protocol.hpp"
 #include "rules/rule_loader.hpp"
 
 namespace {

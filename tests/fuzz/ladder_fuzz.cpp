@@ -16,8 +16,8 @@
 #include <string_view>
 
 #include "fuzz_check.hpp"
-#include "proxy/ladder.hpp"
-#include "proxy/outcome_json.hpp"
+#include "proxy/report/ladder.hpp"
+#include "proxy/report/outcome_json.hpp"
 
 namespace {
 

@@ -21,8 +21,8 @@
 #include <vector>
 
 #include "netfilter/packet.hpp"
-#include "proxy/flow_table.hpp"
-#include "proxy/outcome.hpp"
+#include "proxy/tracker/flow_table.hpp"
+#include "proxy/tracker/outcome.hpp"
 #include "rules/role.hpp"
 
 namespace finwave::proxy::test {

@@ -1,0 +1,225 @@
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "proxy/tracker/outcome.hpp"
+
+namespace finwave::proxy {
+
+// The control socket's wire protocol, pure: no I/O, no clock. The server (control_server.hpp)
+// and finwavectl share it. The reference for users is README.md, "Control socket and
+// finwavectl"; every malformed request and its error code is in
+// tests/proxy/control_protocol_test.cpp.
+//
+// One request per line, a JSON object: {"id": any, "cmd": "status", ...}. Exactly one reply
+// per request, {"id": <the same>, "ok": true, ...} or {"id": ..., "ok": false, "error":
+// {"code": "...", "message": "..."}}. Subscribers also receive event lines, which carry
+// "event" and never "ok".
+
+/// Longest request line the server reads (without its newline). Longer lines are answered with
+/// line_too_long and skipped up to their newline.
+inline constexpr std::size_t kMaxRequestLineBytes = std::size_t{64} * 1024;
+
+/// The commands of the protocol, by their wire names.
+enum class ControlCommand : std::uint8_t {
+  kStatus,       ///< "status": version, mode, uptime, rule file, counters.
+  kRules,        ///< "rules": the rules in priority order with hit counts.
+  kEnable,       ///< "enable" {name}.
+  kDisable,      ///< "disable" {name}.
+  kAdd,          ///< "add" {toml | rule, position?}.
+  kRemove,       ///< "remove" {name}.
+  kReload,       ///< "reload": re-read the rule file.
+  kFlows,        ///< "flows" {limit?}: live flows and their teardown stage.
+  kOutcomes,     ///< "outcomes" {limit?, since?, filter fields}: the most recent outcomes.
+  kSubscribe,    ///< "subscribe" {events?, filter fields}: a stream of events.
+  kUnsubscribe,  ///< "unsubscribe".
+  kWait,         ///< "wait" {filter fields, timeout_ms?, since?, count?}.
+  kStats,        ///< "stats": every counter, the kernel's queue counters included.
+  kHelp,         ///< "help": the commands and their fields.
+};
+
+/// The command's wire name ("status", ...).
+std::string_view to_string(ControlCommand command) noexcept;
+/// Inverse of to_string(); std::nullopt for an unknown name.
+std::optional<ControlCommand> control_command_from_string(std::string_view name) noexcept;
+/// Every command's wire name, in enum order.
+std::span<const std::string_view> control_command_names() noexcept;
+/// The fields `command` takes besides "id" and "cmd".
+std::vector<std::string_view> control_command_fields(ControlCommand command);
+
+/// Stable error codes; scripts may rely on them.
+enum class ControlErrorCode : std::uint8_t {
+  kBadJson,         ///< The line is not valid JSON (or not valid UTF-8).
+  kNotAnObject,     ///< Valid JSON, but not an object.
+  kMissingField,    ///< A required field is absent ("cmd", "name", ...).
+  kBadField,        ///< A field has the wrong type or an out-of-range value.
+  kUnknownField,    ///< A field the command does not take (typos are not silently ignored).
+  kUnknownCommand,  ///< "cmd" names no command.
+  kLineTooLong,     ///< The request line exceeds kMaxRequestLineBytes.
+  kUnknownRule,     ///< enable/disable/remove: no rule has that name.
+  kRuleExists,      ///< add: the name is taken.
+  kInvalidRule,     ///< add: the rule does not validate (message says where and why).
+  kNoRuleFile,      ///< reload: finwave was started without --rules.
+  kReloadFailed,    ///< reload: the file does not validate; the running rules are kept.
+  kTimeout,         ///< wait: nothing matched in time.
+  kTooManyClients,  ///< The server is at its client limit; the connection is closed.
+  kTooManyWaits,    ///< One client has too many waits in flight.
+  kShuttingDown,    ///< finwave is stopping; pending waits end with this.
+  kInternal,        ///< A bug or out of memory; the message says what.
+};
+
+/// The code's wire name ("bad_json", ...).
+std::string_view to_string(ControlErrorCode code) noexcept;
+/// Every error code's wire name, in enum order.
+std::span<const std::string_view> control_error_names() noexcept;
+
+/// An error to be sent back as {"ok": false, "error": {...}}. Thrown by command handlers on the
+/// control plane; never crosses a libuv callback.
+struct ControlError : std::runtime_error {
+  ControlError(ControlErrorCode error_code, const std::string& text)
+      : std::runtime_error(text), code(error_code) {}
+  ControlErrorCode code;
+};
+
+/// Which outcomes an `outcomes`, `wait` or `subscribe` wants. Empty fields match everything; all
+/// given fields must match.
+struct OutcomeFilter {
+  std::string rule;     ///< A rule that acted on the flow (in the outcome's `actions`).
+  std::string result;   ///< clean | reset | timeout.
+  std::string kind;     ///< four_way | three_way | simultaneous | reset | incomplete.
+  std::string closer;   ///< client | server | both | none.
+  /// A flow: its id ("17"), an endpoint of it ("198.18.1.2:40000", "[2001:db8:1::2]:40000")
+  /// or an address of either side ("198.18.2.2", "2001:db8:2::2").
+  std::string flow;
+
+  /// Sets `flow` after checking it names a flow id, an endpoint or an address; false (and the
+  /// flow filter unchanged) when it does not.
+  bool set_flow(std::string_view text);
+  bool empty() const noexcept;
+  bool matches(const Outcome& outcome) const;
+  /// True when the flow filter is empty or names this flow (same rules as for outcomes).
+  bool matches_flow(std::uint64_t flow_id, const rules::Endpoint& client,
+                    const rules::Endpoint& server) const;
+  /// The given fields as a JSON object (for echoing in replies and in finwavectl messages).
+  nlohmann::json to_json() const;
+
+ private:
+  std::optional<std::uint64_t> flow_id_;
+  rules::Endpoint flow_address_;
+  std::uint16_t flow_port_ = 0;  // 0: any port of that address.
+};
+
+/// What `since` asks for: outcomes with a sequence number above `seq`, or above the sequence
+/// number current at the last rule change.
+struct Since {
+  enum class From : std::uint8_t { kNow, kSeq, kRuleChange };
+  From from = From::kNow;
+  std::uint64_t seq = 0;
+};
+
+/// Event kinds a subscriber can ask for (bit set).
+enum EventBits : std::uint8_t {
+  kEventOutcome = 1U << 0U,
+  kEventRuleHit = 1U << 1U,
+  kEventRuleChange = 1U << 2U,
+  kEventAll = kEventOutcome | kEventRuleHit | kEventRuleChange,
+};
+
+/// A parsed and validated request. Only the fields of its command are set.
+struct ControlRequest {
+  nlohmann::json id;  ///< Whatever the client sent as "id"; null when absent.
+  ControlCommand command = ControlCommand::kStatus;
+  std::string name;  ///< enable, disable, remove.
+  /// add: the rule as TOML text; a JSON "rule" object is converted to an inline TOML table so
+  /// that both go through the rule file's validation (rules::parse_single_rule).
+  std::string rule_toml;
+  bool rule_from_json = false;  ///< add: the rule came as JSON (error positions are omitted).
+  bool add_first = false;       ///< add: "position": "first" (default "last").
+  std::optional<std::uint64_t> limit;  ///< flows, outcomes.
+  Since since;                         ///< outcomes, wait.
+  OutcomeFilter filter;                ///< outcomes, wait, subscribe.
+  std::uint64_t timeout_ms = 5000;     ///< wait.
+  std::uint32_t count = 1;             ///< wait: outcomes to match before replying.
+  std::uint8_t events = kEventAll;     ///< subscribe.
+};
+
+/// Limits of request fields.
+inline constexpr std::uint64_t kMaxWaitTimeoutMs = 24ULL * 3600 * 1000;
+inline constexpr std::uint32_t kMaxWaitCount = 100000;
+
+/// The result of parse_control_request(): a request, or the error to send back (with the id,
+/// when the line got far enough to have one).
+struct ParsedControlRequest {
+  ControlRequest request;
+  std::optional<ControlError> error;
+};
+
+/// Parses one request line (without its newline). Never throws.
+ParsedControlRequest parse_control_request(std::string_view line);
+
+/// {"id": id, "ok": true, ...body}; the keys of `body` follow "id" and "ok". One line, no
+/// newline; invalid UTF-8 in strings is replaced, never thrown about.
+std::string format_control_reply(const nlohmann::json& id, const nlohmann::json& body);
+
+/// {"id": id, "ok": false, "error": {"code": ..., "message": ...}, ...extra}.
+std::string format_control_error(const nlohmann::json& id, ControlErrorCode code,
+                                 std::string_view message,
+                                 const nlohmann::json& extra = nlohmann::json::object());
+
+/// An outcome event: to_json(outcome) with "seq" added.
+nlohmann::json outcome_event_json(std::uint64_t seq, const Outcome& outcome);
+
+/// {"event":"lagged","dropped":N,"message":"lagged, N events dropped"}.
+std::string format_lagged_event(std::uint64_t dropped);
+
+/// Any JSON value as one line (no newline), invalid UTF-8 replaced.
+std::string dump_line(const nlohmann::json& value);
+
+/// Converts a JSON rule object ({"name":"x","role":"fin1","action":"drop"}) into a TOML inline
+/// table ("{ action = \"drop\", name = \"x\", role = \"fin1\" }"). Throws ControlError
+/// (invalid_rule) for values TOML rules never take (objects, null, nested arrays).
+std::string rule_json_to_toml(const nlohmann::json& rule);
+
+/// Parses a duration as finwavectl takes it: "5s", "500ms", "1.5s", "2m", "1h", or a bare
+/// number of seconds ("10"). Returns milliseconds, or std::nullopt (negative, malformed, over
+/// a day).
+std::optional<std::uint64_t> parse_duration_ms(std::string_view text);
+
+/// Splices bytes into request lines, at most `max_line` bytes each (the newline and a trailing
+/// '\r' excluded). Memory is bounded by max_line plus the bytes of one append.
+class LineFramer {
+ public:
+  enum class Next : std::uint8_t {
+    kNone,     ///< No complete line buffered.
+    kLine,     ///< `line` holds the next line.
+    kTooLong,  ///< A line exceeded the limit; its bytes up to its newline are skipped.
+  };
+
+  explicit LineFramer(std::size_t max_line = kMaxRequestLineBytes) : max_line_(max_line) {}
+
+  /// Adds bytes read from the peer.
+  void append(std::string_view bytes);
+  /// Takes the next complete line, if any.
+  Next next(std::string& line);
+  /// The peer closed its side: a final line without a newline becomes complete.
+  void finish() noexcept { finished_ = true; }
+  /// Bytes buffered (lines not yet taken plus a partial line).
+  std::size_t buffered() const noexcept { return buffer_.size() - start_; }
+
+ private:
+  std::size_t max_line_;
+  std::string buffer_;
+  std::size_t start_ = 0;  // First byte not yet taken.
+  std::size_t scan_ = 0;   // Bytes from start_ already known to hold no newline.
+  bool discarding_ = false;  // Skipping the rest of a line that was too long.
+  bool finished_ = false;
+};
+
+}  // namespace finwave::proxy

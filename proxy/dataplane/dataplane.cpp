@@ -1,0 +1,187 @@
+#include "proxy/dataplane/dataplane.hpp"
+
+#include <uv.h>
+
+#include <algorithm>
+#include <array>
+
+#include "netfilter/craft.hpp"
+
+namespace finwave::proxy {
+namespace {
+
+std::uint64_t monotonic_us() noexcept { return uv_hrtime() / 1000; }
+
+}  // namespace
+
+void Dataplane::on_packet(const nf::QueuedPacket& packet) noexcept {
+  nf::TcpSegment segment;
+  const nf::ParseError error = nf::parse_tcp_segment(packet.payload, segment, packet.original_len);
+  if (error != nf::ParseError::kNone) {
+    // Not ours to judge: a packet finwave cannot read passes untouched.
+    ++counters_.parse_errors[static_cast<std::size_t>(error) % counters_.parse_errors.size()];
+    p_.queue.accept(packet.id);
+    return;
+  }
+  ++counters_.segments;
+  if (p_.pcap != nullptr) p_.pcap->write(packet.payload, packet.original_len);
+
+  const std::uint64_t now_us = monotonic_us();
+  // The tracker keeps the segment's arrival, not the moment finwave read it: the timeline is
+  // compared with captures on the wire, and a delay's hold is measured from there too.
+  const std::uint64_t arrived_us = arrival_clock_.arrival_us(packet.arrival_realtime_us, now_us);
+  const Classified classified = p_.flows.classify(segment, arrived_us);
+  rules::Decision decision;
+  // An untracked segment (a stray ACK, a full table) has no per-connection counters to match
+  // against: it passes.
+  if (classified.rule_state != nullptr) {
+    decision = p_.engine.decide(classified.facts, *classified.rule_state, p_.rng);
+  }
+  if (decision.matched()) ++counters_.rule_hits;
+
+  Verdict verdict = Verdict::kAccept;
+  switch (decision.action) {
+    case rules::Action::kPass:
+      p_.queue.accept(packet.id);
+      break;
+    case rules::Action::kDrop:
+      p_.queue.drop(packet.id);
+      ++counters_.dropped;
+      verdict = Verdict::kDrop;
+      break;
+    case rules::Action::kDelay:
+      // From the segment's arrival: the trip through the queue to here is part of the delay.
+      if (schedule(packet, segment, classified, decision, arrived_us + decision.delay_us, true) ==
+          DelayLine::kNone) {
+        p_.queue.accept(packet.id);
+        break;
+      }
+      p_.queue.hold(packet.id);
+      ++counters_.delayed;
+      verdict = Verdict::kDelay;
+      break;
+    case rules::Action::kDuplicate:
+      p_.queue.accept(packet.id);
+      if (schedule(packet, segment, classified, decision, now_us + decision.spacing_us, false) !=
+          DelayLine::kNone) {
+        ++counters_.duplicated;
+        verdict = Verdict::kDuplicate;
+      }
+      break;
+    case rules::Action::kReset: {
+      std::array<std::uint8_t, nf::kRstMaxBytes> rst{};
+      const std::size_t length = nf::build_rst(packet.payload, segment, rst);
+      if (length == 0 || p_.queue.release(packet.id, nf::KernelVerdict::kAccept,
+                                          std::span(rst.data(), length)) < 0) {
+        ++counters_.reset_errors;
+        p_.queue.accept(packet.id);
+        break;
+      }
+      ++counters_.resets;
+      verdict = Verdict::kReset;
+      break;
+    }
+  }
+  // A decision that could not be carried out is recorded as what really happened (accept),
+  // without the rule: the outcome's actions list only what finwave did.
+  const bool acted = decision.matched() && (verdict != Verdict::kAccept ||
+                                            decision.action == rules::Action::kPass);
+  VerdictAmounts amounts;
+  if (verdict == Verdict::kDelay) amounts.delay_us = decision.delay_us;
+  if ((verdict == Verdict::kDelay || verdict == Verdict::kDuplicate) && p_.injector != nullptr) {
+    amounts.copies = decision.copies;
+  }
+  p_.flows.commit(classified, segment, verdict, acted ? decision.rule_name : std::string_view{},
+                  arrived_us, amounts);
+  if (p_.rule_hits != nullptr && decision.matched()) {
+    p_.rule_hits->on_rule_hit(
+        RuleHit{decision.rule_name, classified.facts, classified.flow_id, verdict});
+  }
+}
+
+std::uint32_t Dataplane::schedule(const nf::QueuedPacket& packet, const nf::TcpSegment& segment,
+                                  const Classified& classified, const rules::Decision& decision,
+                                  std::uint64_t due_us, bool hold) noexcept {
+  const bool copies = decision.copies > 0 && p_.injector != nullptr;
+  if (!hold && !copies) {
+    ++counters_.copy_errors;
+    return DelayLine::kNone;
+  }
+  const std::uint32_t slot = p_.delays.add(due_us);
+  if (slot == DelayLine::kNone) {
+    ++counters_.held_overflow;
+    return slot;
+  }
+  HeldSegment& held = p_.delays.at(slot);
+  held.holding = hold;
+  held.queue_id = packet.id;
+  held.flow = classified.flow;
+  held.segment = segment;
+  held.copies_left = copies ? decision.copies : 0;
+  held.spacing_us = decision.spacing_us;
+  if (copies) {
+    // Only the IP datagram: a raw IPv4 socket rewrites the total length to what it is given,
+    // so trailing bytes would become TCP payload with a wrong checksum. A copy the copy range
+    // cut short is refused by finalize_checksums() below.
+    const std::size_t datagram = std::size_t{segment.ip_header_len} + segment.tcp_header_len +
+                                 std::size_t{segment.payload_len};
+    try {
+      held.bytes.assign(packet.payload.begin(),
+                        packet.payload.begin() +
+                            static_cast<std::ptrdiff_t>(std::min(datagram, packet.payload.size())));
+    } catch (...) {
+      held.copies_left = 0;
+      ++counters_.copy_errors;
+    }
+    // With F_GSO the kernel may hand over a packet whose TCP checksum the NIC was to finish.
+    if (held.copies_left > 0 && !nf::finalize_checksums(held.bytes, held.segment)) {
+      held.copies_left = 0;
+      ++counters_.copy_errors;
+    }
+  }
+  return slot;
+}
+
+void Dataplane::on_due(std::uint64_t now_us, std::uint64_t horizon_us) noexcept {
+  for (std::uint32_t slot = p_.delays.pop_due(horizon_us); slot != DelayLine::kNone;
+       slot = p_.delays.pop_due(horizon_us)) {
+    HeldSegment& held = p_.delays.at(slot);
+    if (held.holding) {
+      p_.queue.release(held.queue_id, nf::KernelVerdict::kAccept);
+      p_.flows.release(held.flow, held.segment, now_us);
+      held.holding = false;
+      ++counters_.released;
+    } else if (held.copies_left > 0) {
+      send_copy(held);
+    }
+    if (held.copies_left > 0) {
+      p_.delays.reschedule(slot, now_us + held.spacing_us);
+    } else {
+      p_.delays.release(slot);
+    }
+  }
+}
+
+void Dataplane::send_copy(HeldSegment& held) noexcept {
+  --held.copies_left;
+  if (p_.injector->send(held.bytes, held.segment) < 0) {
+    ++counters_.copy_errors;
+  } else {
+    ++counters_.copies_sent;
+  }
+}
+
+void Dataplane::release_all(std::uint64_t now_us) noexcept {
+  for (std::uint32_t slot = p_.delays.pop_any(); slot != DelayLine::kNone;
+       slot = p_.delays.pop_any()) {
+    HeldSegment& held = p_.delays.at(slot);
+    if (held.holding) {
+      p_.queue.release(held.queue_id, nf::KernelVerdict::kAccept);
+      p_.flows.release(held.flow, held.segment, now_us);
+      ++counters_.released_early;
+    }
+    p_.delays.release(slot);
+  }
+}
+
+}  // namespace finwave::proxy

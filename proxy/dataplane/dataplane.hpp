@@ -1,0 +1,69 @@
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string_view>
+
+#include "netfilter/injector.hpp"
+#include "netfilter/packet.hpp"
+#include "netfilter/queue.hpp"
+#include "proxy/dataplane/arrival_clock.hpp"
+#include "proxy/dataplane/dataplane_counters.hpp"
+#include "proxy/dataplane/delay_line.hpp"
+#include "proxy/tracker/flow_table.hpp"
+#include "proxy/tracker/sinks.hpp"
+#include "proxy/report/pcap_writer.hpp"
+#include "rules/engine.hpp"
+#include "rules/rng.hpp"
+
+namespace finwave::proxy {
+
+/// The per-packet path: parse, classify in the flow table, let the rule engine decide, carry
+/// the decision out (verdict now, hold on the delay line, copies from the raw socket, rewrite as
+/// an RST), and tell the tracker what was done. Loop thread only; never throws, and allocates
+/// only the first time a delay-line slot holds bytes.
+class Dataplane final : public nf::PacketHandler {
+ public:
+  /// Everything it works with; all must outlive it. `pcap` and `injector` may be null (no copies
+  /// can be sent then: duplicate decisions pass the original only, counted in copy_errors).
+  struct Parts {
+    nf::Queue& queue;
+    FlowTable& flows;
+    rules::Engine& engine;
+    rules::Rng& rng;
+    DelayLine& delays;
+    nf::Injector* injector = nullptr;
+    PcapWriter* pcap = nullptr;
+    RuleHitSink* rule_hits = nullptr;  ///< See set_rule_hit_sink().
+  };
+
+  explicit Dataplane(Parts parts) noexcept : p_(parts) {}
+
+  void on_packet(const nf::QueuedPacket& packet) noexcept override;
+
+  /// Carries out everything on the delay line due by `horizon_us` (normally now): releases held
+  /// segments, sends copies. The caller then flushes the queue and waits or re-arms its timer
+  /// for delays.next_due().
+  void on_due(std::uint64_t now_us, std::uint64_t horizon_us) noexcept;
+
+  /// Shutdown: releases every held segment now (ACCEPT) and forgets pending copies.
+  void release_all(std::uint64_t now_us) noexcept;
+
+  const DataplaneCounters& counters() const noexcept { return counters_; }
+
+  /// Who hears of rule decisions from the next segment on; nullptr for no one.
+  void set_rule_hit_sink(RuleHitSink* sink) noexcept { p_.rule_hits = sink; }
+
+ private:
+  /// Takes a delay-line slot for a held or copied segment; kNone when --max-held is reached.
+  std::uint32_t schedule(const nf::QueuedPacket& packet, const nf::TcpSegment& segment,
+                         const Classified& classified, const rules::Decision& decision,
+                         std::uint64_t due_us, bool hold) noexcept;
+  void send_copy(HeldSegment& held) noexcept;
+
+  Parts p_;
+  DataplaneCounters counters_;
+  ArrivalClock arrival_clock_;
+};
+
+}  // namespace finwave::proxy

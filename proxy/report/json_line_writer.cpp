@@ -1,0 +1,163 @@
+#include "proxy/report/json_line_writer.hpp"
+
+#include <array>
+#include <charconv>
+#include <cmath>
+#include <cstdio>
+
+namespace finwave::proxy {
+namespace {
+
+// Length of the UTF-8 sequence starting at text[i], or 0 when it is not valid (overlong forms,
+// surrogates and code points past U+10FFFF included).
+std::size_t utf8_sequence(std::string_view text, std::size_t i) noexcept {
+  const auto byte = [&](std::size_t k) { return static_cast<unsigned char>(text[k]); };
+  const unsigned char lead = byte(i);
+  std::size_t length = 0;
+  unsigned char low = 0x80;
+  unsigned char high = 0xBF;
+  if (lead >= 0xC2 && lead <= 0xDF) {
+    length = 2;
+  } else if (lead >= 0xE0 && lead <= 0xEF) {
+    length = 3;
+    if (lead == 0xE0) low = 0xA0;   // overlong
+    if (lead == 0xED) high = 0x9F;  // surrogates
+  } else if (lead >= 0xF0 && lead <= 0xF4) {
+    length = 4;
+    if (lead == 0xF0) low = 0x90;   // overlong
+    if (lead == 0xF4) high = 0x8F;  // past U+10FFFF
+  } else {
+    return 0;
+  }
+  if (i + length > text.size()) return 0;
+  if (byte(i + 1) < low || byte(i + 1) > high) return 0;
+  for (std::size_t k = 2; k < length; ++k) {
+    if (byte(i + k) < 0x80 || byte(i + k) > 0xBF) return 0;
+  }
+  return length;
+}
+
+}  // namespace
+
+void JsonLineWriter::open(char bracket) {
+  separate();
+  out_ += bracket;
+  first_ = true;
+}
+
+void JsonLineWriter::close(char bracket) {
+  out_ += bracket;
+  first_ = false;
+}
+
+void JsonLineWriter::separate() {
+  if (after_key_) {
+    after_key_ = false;
+    return;
+  }
+  if (!first_) out_ += ',';
+  first_ = false;
+}
+
+void JsonLineWriter::key(std::string_view name) {
+  separate();
+  escape(name);
+  out_ += ':';
+  after_key_ = true;
+}
+
+void JsonLineWriter::string(std::string_view value) {
+  separate();
+  escape(value);
+}
+
+void JsonLineWriter::boolean(bool value) {
+  separate();
+  out_ += value ? "true" : "false";
+}
+
+void JsonLineWriter::null() {
+  separate();
+  out_ += "null";
+}
+
+void JsonLineWriter::number(std::uint64_t value) {
+  separate();
+  std::array<char, 24> digits{};
+  const auto result = std::to_chars(digits.data(), digits.data() + digits.size(), value);
+  out_.append(digits.data(), result.ptr);
+}
+
+void JsonLineWriter::number(std::int64_t value) {
+  separate();
+  std::array<char, 24> digits{};
+  const auto result = std::to_chars(digits.data(), digits.data() + digits.size(), value);
+  out_.append(digits.data(), result.ptr);
+}
+
+void JsonLineWriter::number(double value, int decimals) {
+  separate();
+  if (!std::isfinite(value)) {
+    out_ += "null";  // What nlohmann writes for NaN and infinities.
+    return;
+  }
+  std::array<char, 64> text{};
+  const int written = std::snprintf(text.data(), text.size(), "%.*f", decimals, value);
+  if (written <= 0 || static_cast<std::size_t>(written) >= text.size()) {
+    out_ += "null";
+    return;
+  }
+  std::size_t length = static_cast<std::size_t>(written);
+  // "12.500" -> "12.5", "3.000" -> "3.0": a number that reads as a float stays one.
+  if (std::string_view(text.data(), length).find('.') != std::string_view::npos) {
+    while (text[length - 1] == '0' && text[length - 2] != '.') --length;
+  }
+  out_.append(text.data(), length);
+}
+
+void JsonLineWriter::escape(std::string_view text) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  out_ += '"';
+  // Runs of characters that need no escaping (nearly all of an outcome's text) are appended
+  // whole: one outcome line per connection is written, and byte-by-byte appends showed in the
+  // churn profile.
+  std::size_t run = 0;
+  for (std::size_t i = 0; i < text.size();) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
+      ++i;
+      continue;
+    }
+    out_.append(text.substr(run, i - run));
+    if (c >= 0x80) {
+      const std::size_t length = utf8_sequence(text, i);
+      if (length == 0) {
+        out_ += "\xEF\xBF\xBD";  // U+FFFD for one invalid byte
+        ++i;
+      } else {
+        out_.append(text.substr(i, length));
+        i += length;
+      }
+      run = i;
+      continue;
+    }
+    switch (c) {
+      case '"': out_ += "\\\""; break;
+      case '\\': out_ += "\\\\"; break;
+      case '\n': out_ += "\\n"; break;
+      case '\r': out_ += "\\r"; break;
+      case '\t': out_ += "\\t"; break;
+      case '\b': out_ += "\\b"; break;
+      case '\f': out_ += "\\f"; break;
+      default:
+        out_ += "\\u00";
+        out_ += kHex[c >> 4];
+        out_ += kHex[c & 0xF];
+    }
+    run = ++i;
+  }
+  out_.append(text.substr(run));
+  out_ += '"';
+}
+
+}  // namespace finwave::proxy

@@ -1,0 +1,61 @@
+// Tests of finwave's command line (proxy/options.cpp): what it accepts, and the usage errors
+// (exit status 2) for values out of range and options that cannot go together. Parsing only:
+// nothing here starts the daemon.
+
+#include "proxy/daemon/options.hpp"
+
+#include <doctest/doctest.h>
+
+#include <string>
+#include <vector>
+
+using finwave::proxy::parse_daemon_options;
+using finwave::proxy::ParsedOptions;
+
+namespace {
+
+ParsedOptions parse(const std::vector<const char*>& args) {
+  std::vector<std::string> words = {"finwave"};
+  words.insert(words.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (std::string& word : words) argv.push_back(word.data());
+  return parse_daemon_options(static_cast<int>(argv.size()), argv.data());
+}
+
+}  // namespace
+
+TEST_SUITE("options") {
+  TEST_CASE("options: queues and real-time priority are read") {
+    const ParsedOptions parsed = parse({"--queue", "7", "--queues", "3", "--realtime-priority", "10"});
+    REQUIRE_FALSE(parsed.exit_code.has_value());
+    CHECK(parsed.options.queue_num == 7);
+    CHECK(parsed.options.queue_count == 3);
+    CHECK(parsed.options.realtime_priority == 10);
+  }
+
+  TEST_CASE("options: the defaults are one queue and the normal scheduler") {
+    const ParsedOptions parsed = parse({});
+    REQUIRE_FALSE(parsed.exit_code.has_value());
+    CHECK(parsed.options.queue_count == 1);
+    CHECK(parsed.options.realtime_priority == 0);
+  }
+
+  TEST_CASE("options: out-of-range values and clashing options are usage errors") {
+    for (const std::vector<const char*>& args : std::vector<std::vector<const char*>>{
+             {"--queues", "0"},
+             {"--queues", "65"},
+             {"--queue", "65535", "--queues", "2"},
+             {"--queues", "2", "--pcap", "/tmp/finwave-options-test.pcap"},
+             {"--realtime-priority", "100"},
+             {"--realtime-priority", "-1"},
+             {"--realtime-priority", "high"},
+         }) {
+      std::string shown;
+      for (const char* arg : args) shown += std::string(arg) + " ";
+      CAPTURE(shown);
+      const ParsedOptions parsed = parse(args);
+      REQUIRE(parsed.exit_code.has_value());
+      CHECK(*parsed.exit_code == 2);
+    }
+  }
+}

@@ -1,0 +1,90 @@
+#include "proxy/tracker/teardown.hpp"
+
+#include <doctest/doctest.h>
+
+#include <string>
+
+#include "segment_script.hpp"
+
+namespace finwave::proxy::test {
+
+TEST_SUITE("proxy") {
+  TEST_CASE("teardown: every vocabulary value has its stable name") {
+    struct Case {
+      std::string_view got;
+      const char* want;
+    };
+    const Case cases[] = {
+        {to_string(Verdict::kAccept), "accept"},
+        {to_string(Verdict::kDrop), "drop"},
+        {to_string(Verdict::kDelay), "delay"},
+        {to_string(Verdict::kDuplicate), "duplicate"},
+        {to_string(Verdict::kReset), "reset"},
+        {to_string(Closer::kNone), "none"},
+        {to_string(Closer::kClient), "client"},
+        {to_string(Closer::kServer), "server"},
+        {to_string(Closer::kBoth), "both"},
+        {to_string(TeardownKind::kFourWay), "four_way"},
+        {to_string(TeardownKind::kThreeWay), "three_way"},
+        {to_string(TeardownKind::kSimultaneous), "simultaneous"},
+        {to_string(TeardownKind::kReset), "reset"},
+        {to_string(TeardownKind::kIncomplete), "incomplete"},
+        {to_string(TeardownResult::kClean), "clean"},
+        {to_string(TeardownResult::kReset), "reset"},
+        {to_string(TeardownResult::kTimeout), "timeout"},
+        {to_string(Stage::kBeforeFin), "before_fin"},
+        {to_string(Stage::kFinWait), "fin_wait"},
+        {to_string(Stage::kClosing), "closing"},
+        {to_string(Stage::kLastAck), "last_ack"},
+        {to_string(Stage::kTimeWait), "time_wait"},
+        {to_string(Stage::kAfterClose), "after_close"},
+        {to_string(EndReason::kSettled), "settle"},
+        {to_string(EndReason::kRst), "rst"},
+        {to_string(EndReason::kLinger), "linger"},
+        {to_string(EndReason::kNewSyn), "new_syn"},
+        {to_string(EndReason::kShutdown), "shutdown"},
+    };
+    for (const Case& c : cases) {
+      CHECK(std::string(c.got) == c.want);
+    }
+  }
+
+  TEST_CASE("teardown: endpoints print as addr:port with IPv6 in brackets") {
+    rules::Endpoint v4;
+    v4.family = 4;
+    v4.address = ipv4(198, 18, 1, 2).bytes;
+    v4.port = 40000;
+    CHECK(to_string(v4) == "198.18.1.2:40000");
+    rules::Endpoint v6;
+    v6.family = 6;
+    v6.address = ipv6(1, 2).bytes;
+    v6.port = 443;
+    CHECK(to_string(v6) == "[2001:db8:1::2]:443");
+  }
+
+  TEST_CASE("teardown: serial-number comparisons hold across the wrap") {
+    struct Case {
+      std::uint32_t a;
+      std::uint32_t b;
+      bool before;
+    };
+    const Case cases[] = {
+        {1, 2, true},
+        {2, 1, false},
+        {5, 5, false},
+        {0xffffffffU, 0, true},
+        {0, 0xffffffffU, false},
+        {0xfffffff0U, 0x10, true},
+        {0x7fffffffU, 0, false},
+        {0, 0x7fffffffU, true},
+    };
+    for (const Case& c : cases) {
+      INFO(c.a << " vs " << c.b);
+      CHECK(seq_before(c.a, c.b) == c.before);
+      CHECK(seq_after(c.b, c.a) == c.before);
+      CHECK(seq_at_or_after(c.a, c.b) == !c.before);
+    }
+  }
+
+}  // TEST_SUITE
+}  // namespace finwave::proxy::test
