@@ -70,8 +70,8 @@ std::size_t build_rst(std::span<const std::uint8_t> original, const TcpSegment& 
     p[1] = original[1];  // DSCP/ECN as the sender set them.
     put16(p + 2, static_cast<std::uint16_t>(total));
     std::memcpy(p + 4, original.data() + 4, 2);  // IP id.
-    p[6] = 0x40;                                  // Don't fragment.
-    p[8] = original[8];                           // TTL: as if the sender had sent it.
+    p[6] = 0x40;                                 // Don't fragment.
+    p[8] = original[8];                          // TTL: as if the sender had sent it.
     p[9] = kProtocolTcp;
     std::memcpy(p + 12, segment.src.bytes.data(), 4);
     std::memcpy(p + 16, segment.dst.bytes.data(), 4);

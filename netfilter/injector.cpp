@@ -62,13 +62,15 @@ int Injector::send(std::span<const std::uint8_t> packet, const TcpSegment& segme
     sockaddr_in to{};
     to.sin_family = AF_INET;
     std::memcpy(&to.sin_addr, segment.dst.bytes.data(), 4);
-    sent = sendto(v4_, packet.data(), packet.size(), 0, reinterpret_cast<sockaddr*>(&to), sizeof to);
+    sent =
+        sendto(v4_, packet.data(), packet.size(), 0, reinterpret_cast<sockaddr*>(&to), sizeof to);
   } else {
     if (v6_ < 0) return -EBADF;
     sockaddr_in6 to{};
     to.sin6_family = AF_INET6;
     std::memcpy(&to.sin6_addr, segment.dst.bytes.data(), 16);
-    sent = sendto(v6_, packet.data(), packet.size(), 0, reinterpret_cast<sockaddr*>(&to), sizeof to);
+    sent =
+        sendto(v6_, packet.data(), packet.size(), 0, reinterpret_cast<sockaddr*>(&to), sizeof to);
   }
   return sent < 0 ? -errno : 0;
 }

@@ -43,8 +43,8 @@ int to_kernel(KernelVerdict verdict) noexcept {
 
 // Sends one configuration message and waits for the kernel's acknowledgement, so that a refused
 // bind (another process owns the queue, or no CAP_NET_ADMIN) is reported at start-up.
-void send_config(mnl_socket* socket, std::uint32_t port_id, nlmsghdr* nlh,
-                 std::uint16_t queue_num, const char* what) {
+void send_config(mnl_socket* socket, std::uint32_t port_id, nlmsghdr* nlh, std::uint16_t queue_num,
+                 const char* what) {
   static std::uint32_t sequence = 1;
   nlh->nlmsg_flags |= NLM_F_ACK;
   nlh->nlmsg_seq = sequence++;
@@ -178,13 +178,15 @@ void Queue::handle_message(const void* message, PacketHandler& handler) noexcept
   packet.id = ntohl(header->packet_id);
   packet.hw_protocol = ntohs(header->hw_protocol);
   ++counters_.queued;
-  if (attributes[NFQA_MARK] != nullptr) packet.mark = ntohl(mnl_attr_get_u32(attributes[NFQA_MARK]));
+  if (attributes[NFQA_MARK] != nullptr)
+    packet.mark = ntohl(mnl_attr_get_u32(attributes[NFQA_MARK]));
   if (attributes[NFQA_SKB_INFO] != nullptr) {
     packet.gso = (ntohl(mnl_attr_get_u32(attributes[NFQA_SKB_INFO])) & NFQA_SKB_GSO) != 0;
   }
   if (attributes[NFQA_PAYLOAD] != nullptr) {
-    packet.payload = {static_cast<const std::uint8_t*>(mnl_attr_get_payload(attributes[NFQA_PAYLOAD])),
-                      mnl_attr_get_payload_len(attributes[NFQA_PAYLOAD])};
+    packet.payload = {
+        static_cast<const std::uint8_t*>(mnl_attr_get_payload(attributes[NFQA_PAYLOAD])),
+        mnl_attr_get_payload_len(attributes[NFQA_PAYLOAD])};
   }
   if (attributes[NFQA_TIMESTAMP] != nullptr &&
       mnl_attr_get_payload_len(attributes[NFQA_TIMESTAMP]) >= sizeof(nfqnl_msg_packet_timestamp)) {
@@ -208,7 +210,9 @@ void Queue::accept(std::uint32_t id) noexcept {
   }
 }
 
-void Queue::drop(std::uint32_t id) noexcept { append_verdict(NFQNL_MSG_VERDICT, id, KernelVerdict::kDrop); }
+void Queue::drop(std::uint32_t id) noexcept {
+  append_verdict(NFQNL_MSG_VERDICT, id, KernelVerdict::kDrop);
+}
 
 void Queue::hold(std::uint32_t id) noexcept {
   try {
@@ -240,12 +244,16 @@ int Queue::release(std::uint32_t id, KernelVerdict verdict,
   }
   nlmsghdr* nlh = nfq_nlmsg_put(buffer.data(), NFQNL_MSG_VERDICT, queue_num_);
   nfq_nlmsg_verdict_put(nlh, static_cast<int>(id), to_kernel(verdict));
-  nfq_nlmsg_verdict_put_pkt(nlh, replacement.data(), static_cast<std::uint32_t>(replacement.size()));
+  nfq_nlmsg_verdict_put_pkt(nlh, replacement.data(),
+                            static_cast<std::uint32_t>(replacement.size()));
   if (mnl_socket_sendto(socket_.get(), nlh, nlh->nlmsg_len) < 0) {
     ++counters_.verdict_errors;
     return -errno;
   }
-  if (verdict == KernelVerdict::kAccept) ++counters_.accepted; else ++counters_.dropped;
+  if (verdict == KernelVerdict::kAccept)
+    ++counters_.accepted;
+  else
+    ++counters_.dropped;
   return 0;
 }
 
@@ -258,20 +266,25 @@ void Queue::append_verdict(int type, std::uint32_t id, KernelVerdict verdict) no
   send_len_ += NLMSG_ALIGN(nlh->nlmsg_len);
   // A batch verdict covers many packets; its callers count them.
   if (type == NFQNL_MSG_VERDICT) {
-    if (verdict == KernelVerdict::kAccept) ++counters_.accepted; else ++counters_.dropped;
+    if (verdict == KernelVerdict::kAccept)
+      ++counters_.accepted;
+    else
+      ++counters_.dropped;
   }
 }
 
 int Queue::flush() noexcept {
   if (!pending_accepts_.empty()) {
-    const std::uint32_t newest = *std::max_element(pending_accepts_.begin(), pending_accepts_.end());
+    const std::uint32_t newest =
+        *std::max_element(pending_accepts_.begin(), pending_accepts_.end());
     if (held_.empty() || held_.front() > newest) {
       // Drops already in the buffer go first, so the batch cannot accept them.
       append_verdict(NFQNL_MSG_VERDICT_BATCH, newest, KernelVerdict::kAccept);
       counters_.accepted += pending_accepts_.size();
       ++counters_.batches;
     } else {
-      for (const std::uint32_t id : pending_accepts_) append_verdict(NFQNL_MSG_VERDICT, id, KernelVerdict::kAccept);
+      for (const std::uint32_t id : pending_accepts_)
+        append_verdict(NFQNL_MSG_VERDICT, id, KernelVerdict::kAccept);
     }
     pending_accepts_.clear();
   }

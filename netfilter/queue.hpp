@@ -29,8 +29,8 @@ struct QueuedPacket {
   std::uint32_t id = 0;
   std::uint16_t hw_protocol = 0;  ///< ETH_P_IP or ETH_P_IPV6 (host order).
   std::uint32_t mark = 0;
-  bool gso = false;               ///< A GSO super-segment (may exceed the MTU).
-  std::uint32_t original_len = 0; ///< Length before any truncation to the copy range.
+  bool gso = false;                ///< A GSO super-segment (may exceed the MTU).
+  std::uint32_t original_len = 0;  ///< Length before any truncation to the copy range.
   /// When the kernel received it (NFQA_TIMESTAMP, CLOCK_REALTIME, µs since the epoch); 0 when
   /// the kernel did not stamp it (see ArrivalStamps). Forwarded packets carry their arrival on
   /// the ingress device; locally sent ones the time they were queued.
@@ -50,13 +50,13 @@ class PacketHandler {
 
 /// What the queue has done since it was opened.
 struct QueueCounters {
-  std::uint64_t queued = 0;    ///< Packets received from the kernel.
-  std::uint64_t accepted = 0;  ///< ACCEPT verdicts (batched or single).
-  std::uint64_t dropped = 0;   ///< DROP verdicts.
-  std::uint64_t held = 0;      ///< Packets held right now, awaiting release().
-  std::uint64_t batches = 0;   ///< Batch verdict messages sent.
+  std::uint64_t queued = 0;          ///< Packets received from the kernel.
+  std::uint64_t accepted = 0;        ///< ACCEPT verdicts (batched or single).
+  std::uint64_t dropped = 0;         ///< DROP verdicts.
+  std::uint64_t held = 0;            ///< Packets held right now, awaiting release().
+  std::uint64_t batches = 0;         ///< Batch verdict messages sent.
   std::uint64_t verdict_errors = 0;  ///< Verdicts the kernel could not take (sendto failed).
-  std::uint64_t enobufs = 0;   ///< Receive overruns: the kernel dropped messages meant for us.
+  std::uint64_t enobufs = 0;  ///< Receive overruns: the kernel dropped messages meant for us.
   std::uint64_t malformed_messages = 0;  ///< Netlink messages without a packet header.
 };
 

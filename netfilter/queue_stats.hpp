@@ -10,8 +10,8 @@ namespace finwave::nf {
 /// tests compare with finwave's counters.
 struct KernelQueueStats {
   std::uint16_t queue_num = 0;
-  std::uint32_t peer_port_id = 0;   ///< Netlink port id of the process bound to the queue.
-  std::uint32_t queue_total = 0;    ///< Packets waiting for a verdict right now.
+  std::uint32_t peer_port_id = 0;  ///< Netlink port id of the process bound to the queue.
+  std::uint32_t queue_total = 0;   ///< Packets waiting for a verdict right now.
   std::uint32_t copy_mode = 0;
   std::uint32_t copy_range = 0;
   std::uint64_t queue_dropped = 0;  ///< Dropped because the queue was full.

@@ -15,7 +15,8 @@ namespace finwave::nf {
 ///
 /// Why the limit: the kernel dumps a few hundred elements per read and walks the set from its
 /// start for every read, so a dump costs more than linear time. Measured on these machines:
-/// 0.1 ms for 1,000 elements, 0.2 ms for 2,000, 1 ms for 5,000, 1.5–3 ms for 10,000, 13 ms for 30,000, 250–350 ms for 100,000.
+/// 0.1 ms for 1,000 elements, 0.2 ms for 2,000, 1 ms for 5,000, 1.5–3 ms for 10,000, 13 ms for
+/// 30,000, 250–350 ms for 100,000.
 std::optional<std::uint64_t> nft_set_elements(const std::string& table, const std::string& set,
                                               std::uint64_t limit) noexcept;
 

@@ -10,22 +10,22 @@
 #include <initializer_list>
 #include <vector>
 
-#include "rules/suggest.hpp"
 #include "proxy/report/outcome_json.hpp"
+#include "rules/suggest.hpp"
 
 namespace finwave::proxy {
 namespace {
 
 constexpr std::array<std::string_view, 14> kCommandNames = {
-    "status", "rules",     "enable",      "disable", "add",   "remove", "reload",
-    "flows",  "outcomes",  "subscribe",   "unsubscribe", "wait", "stats", "help",
+    "status", "rules",    "enable",    "disable",     "add",  "remove", "reload",
+    "flows",  "outcomes", "subscribe", "unsubscribe", "wait", "stats",  "help",
 };
 
 constexpr std::array<std::string_view, 17> kErrorNames = {
-    "bad_json",      "not_an_object",  "missing_field",  "bad_field",     "unknown_field",
-    "unknown_command", "line_too_long", "unknown_rule",  "rule_exists",   "invalid_rule",
-    "no_rule_file",  "reload_failed",  "timeout",        "too_many_clients", "too_many_waits",
-    "shutting_down", "internal",
+    "bad_json",        "not_an_object", "missing_field", "bad_field",        "unknown_field",
+    "unknown_command", "line_too_long", "unknown_rule",  "rule_exists",      "invalid_rule",
+    "no_rule_file",    "reload_failed", "timeout",       "too_many_clients", "too_many_waits",
+    "shutting_down",   "internal",
 };
 
 constexpr std::array<std::string_view, 3> kResultNames = {"clean", "reset", "timeout"};
@@ -154,8 +154,8 @@ std::string get_choice(const nlohmann::json& object, const char* field,
                        std::span<const std::string_view> choices) {
   std::string text = get_string(object, field, false);
   if (std::find(choices.begin(), choices.end(), text) == choices.end()) {
-    std::string message = in_quotes(field) + " must be one of " + joined(choices) + "; got " +
-                          in_quotes(text);
+    std::string message =
+        in_quotes(field) + " must be one of " + joined(choices) + "; got " + in_quotes(text);
     if (const auto guess = rules::closest_match(text, choices)) {
       message += " (did you mean " + in_quotes(*guess) + "?)";
     }
@@ -251,8 +251,8 @@ void parse_fields(const nlohmann::json& object, ControlRequest& request) {
         std::find(allowed.begin(), allowed.end(), key) != allowed.end()) {
       continue;
     }
-    std::string message = in_quotes(key) + " is not a field of " +
-                          std::string(to_string(request.command));
+    std::string message =
+        in_quotes(key) + " is not a field of " + std::string(to_string(request.command));
     if (const auto guess = rules::closest_match(key, allowed)) {
       message += "; did you mean " + in_quotes(*guess) + "?";
     }
@@ -390,8 +390,8 @@ std::string toml_string(const std::string& text) {
 
 std::string toml_key(const std::string& key) {
   const bool bare = !key.empty() && std::all_of(key.begin(), key.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '_' || c == '-';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '-';
   });
   return bare ? key : toml_string(key);
 }

@@ -91,10 +91,10 @@ struct ControlError : std::runtime_error {
 /// Which outcomes an `outcomes`, `wait` or `subscribe` wants. Empty fields match everything; all
 /// given fields must match.
 struct OutcomeFilter {
-  std::string rule;     ///< A rule that acted on the flow (in the outcome's `actions`).
-  std::string result;   ///< clean | reset | timeout.
-  std::string kind;     ///< four_way | three_way | simultaneous | reset | incomplete.
-  std::string closer;   ///< client | server | both | none.
+  std::string rule;    ///< A rule that acted on the flow (in the outcome's `actions`).
+  std::string result;  ///< clean | reset | timeout.
+  std::string kind;    ///< four_way | three_way | simultaneous | reset | incomplete.
+  std::string closer;  ///< client | server | both | none.
   /// A flow: its id ("17"), an endpoint of it ("198.18.1.2:40000", "[2001:db8:1::2]:40000")
   /// or an address of either side ("198.18.2.2", "2001:db8:2::2").
   std::string flow;
@@ -216,8 +216,8 @@ class LineFramer {
  private:
   std::size_t max_line_;
   std::string buffer_;
-  std::size_t start_ = 0;  // First byte not yet taken.
-  std::size_t scan_ = 0;   // Bytes from start_ already known to hold no newline.
+  std::size_t start_ = 0;    // First byte not yet taken.
+  std::size_t scan_ = 0;     // Bytes from start_ already known to hold no newline.
   bool discarding_ = false;  // Skipping the rest of a line that was too long.
   bool finished_ = false;
 };

@@ -41,8 +41,8 @@ void make_parent_directories(const std::string& path) {
        slash = path.find('/', slash + 1)) {
     const std::string directory = path.substr(0, slash);
     if (::mkdir(directory.c_str(), 0755) != 0 && errno != EEXIST) {
-      throw std::runtime_error("cannot create the control socket's directory " + directory +
-                               ": " + errno_text(errno));
+      throw std::runtime_error("cannot create the control socket's directory " + directory + ": " +
+                               errno_text(errno));
     }
   }
 }
@@ -230,7 +230,8 @@ void ControlServer::start() {
   check(uv_timer_start(timer_.get(), &ControlServer::on_timer, kDeadlineTickMs, kDeadlineTickMs),
         "cannot start a timer");
   started_ = true;
-  log("listening on " + path + (with_group ? " (group " + config_.group + ", mode 0660)" : " (mode 0600)"));
+  log("listening on " + path +
+      (with_group ? " (group " + config_.group + ", mode 0660)" : " (mode 0600)"));
 }
 
 void ControlServer::stop() noexcept {
@@ -245,8 +246,7 @@ void ControlServer::stop() noexcept {
     if (client->dead) continue;
     for (Wait& wait : client->waits) {
       send(*client, format_control_error(wait.id, ControlErrorCode::kShuttingDown,
-                                         "finwave is shutting down",
-                                         {{"outcomes", wait.matched}}));
+                                         "finwave is shutting down", {{"outcomes", wait.matched}}));
     }
     counters_.waits -= client->waits.size();
     client->waits.clear();
@@ -312,9 +312,8 @@ void ControlServer::accept_one() noexcept {
     return;
   }
   ++counters_.connections;
-  const std::size_t live = static_cast<std::size_t>(
-      std::count_if(clients_.begin(), clients_.end(),
-                    [](const auto& item) { return !item.second->dead; }));
+  const std::size_t live = static_cast<std::size_t>(std::count_if(
+      clients_.begin(), clients_.end(), [](const auto& item) { return !item.second->dead; }));
   counters_.clients = live;
   if (live > kMaxClients) {
     ++counters_.refused_clients;
@@ -385,10 +384,10 @@ void ControlServer::process(Client& client) noexcept {
     ++counters_.requests;
     if (next == LineFramer::Next::kTooLong) {
       ++counters_.errors;
-      send(client, format_control_error(
-                       nullptr, ControlErrorCode::kLineTooLong,
-                       "request line longer than " + std::to_string(kMaxRequestLineBytes) +
-                           " bytes; skipped up to its newline"));
+      send(client,
+           format_control_error(nullptr, ControlErrorCode::kLineTooLong,
+                                "request line longer than " + std::to_string(kMaxRequestLineBytes) +
+                                    " bytes; skipped up to its newline"));
       continue;
     }
     if (blank(line)) {
@@ -409,8 +408,7 @@ void ControlServer::handle_line(Client& client, const std::string& line) {
   ParsedControlRequest parsed = parse_control_request(line);
   if (parsed.error) {
     ++counters_.errors;
-    send(client, format_control_error(parsed.request.id, parsed.error->code,
-                                      parsed.error->what()));
+    send(client, format_control_error(parsed.request.id, parsed.error->code, parsed.error->what()));
     return;
   }
   try {
@@ -420,8 +418,8 @@ void ControlServer::handle_line(Client& client, const std::string& line) {
     send(client, format_control_error(parsed.request.id, error.code, error.what()));
   } catch (const std::exception& error) {
     ++counters_.errors;
-    send(client, format_control_error(parsed.request.id, ControlErrorCode::kInternal,
-                                      error.what()));
+    send(client,
+         format_control_error(parsed.request.id, ControlErrorCode::kInternal, error.what()));
   }
 }
 
@@ -438,7 +436,8 @@ void ControlServer::handle_request(Client& client, ControlRequest& request) {
       if (was) --counters_.subscribers;
       client.subscription.reset();
       update_rule_hit_interest();
-      send(client, format_control_reply(request.id, {{"subscribed", false}, {"was_subscribed", was}}));
+      send(client,
+           format_control_reply(request.id, {{"subscribed", false}, {"was_subscribed", was}}));
       return;
     }
     case ControlCommand::kWait:
@@ -539,9 +538,9 @@ void ControlServer::handle_subscribe(Client& client, const ControlRequest& reque
 
 void ControlServer::handle_wait(Client& client, ControlRequest& request) {
   if (client.waits.size() >= kMaxWaitsPerClient) {
-    throw ControlError(ControlErrorCode::kTooManyWaits,
-                       "this connection already has " + std::to_string(kMaxWaitsPerClient) +
-                           " waits pending");
+    throw ControlError(
+        ControlErrorCode::kTooManyWaits,
+        "this connection already has " + std::to_string(kMaxWaitsPerClient) + " waits pending");
   }
   Wait wait;
   wait.id = request.id;
@@ -593,12 +592,11 @@ void ControlServer::check_deadlines() noexcept {
       ++counters_.errors;
       try {
         const std::size_t got = it->matched.size();
-        send(*client,
-             format_control_error(it->id, ControlErrorCode::kTimeout,
-                                  "timed out: " + std::to_string(got) + " of " +
-                                      std::to_string(it->wanted) + " matching outcome(s)",
-                                  {{"outcomes", std::move(it->matched)},
-                                   {"last_seq", last_outcome_seq()}}));
+        send(*client, format_control_error(it->id, ControlErrorCode::kTimeout,
+                                           "timed out: " + std::to_string(got) + " of " +
+                                               std::to_string(it->wanted) + " matching outcome(s)",
+                                           {{"outcomes", std::move(it->matched)},
+                                            {"last_seq", last_outcome_seq()}}));
       } catch (...) {
       }
       it = waits.erase(it);
@@ -629,8 +627,8 @@ void ControlServer::publish_outcome(Outcome&& outcome) noexcept {
           ++it;
           continue;
         }
-        send(*client, format_control_reply(it->id, {{"outcomes", std::move(it->matched)},
-                                                    {"last_seq", seq}}));
+        send(*client, format_control_reply(
+                          it->id, {{"outcomes", std::move(it->matched)}, {"last_seq", seq}}));
         it = client->waits.erase(it);
         --counters_.waits;
       }
@@ -662,12 +660,16 @@ void ControlServer::publish_rule_change(const std::string& change, const std::st
           (subscription->events & kEventRuleChange) == 0) {
         continue;
       }
-      if (!subscription->filter.rule.empty() && !rule.empty() && subscription->filter.rule != rule) {
+      if (!subscription->filter.rule.empty() && !rule.empty() &&
+          subscription->filter.rule != rule) {
         continue;
       }
       if (!line) {
-        nlohmann::json event = {{"event", "rule_change"}, {"change", change},     {"by", by},
-                                {"rules", rule_count},   {"seq", rule_change_seq_}};
+        nlohmann::json event = {{"event", "rule_change"},
+                                {"change", change},
+                                {"by", by},
+                                {"rules", rule_count},
+                                {"seq", rule_change_seq_}};
         if (!rule.empty()) event["rule"] = rule;
         line = shared_line(dump_line(event));
       }
@@ -684,8 +686,7 @@ void ControlServer::on_rule_hit(const RuleHit& hit) noexcept {
     std::shared_ptr<const std::string> line;
     for (auto& [id, client] : clients_) {
       const Subscription* subscription = client->subscription.get();
-      if (client->dead || subscription == nullptr ||
-          (subscription->events & kEventRuleHit) == 0) {
+      if (client->dead || subscription == nullptr || (subscription->events & kEventRuleHit) == 0) {
         continue;
       }
       if (!subscription->filter.rule.empty() && subscription->filter.rule != hit.rule) continue;
@@ -701,8 +702,8 @@ void ControlServer::on_rule_hit(const RuleHit& hit) noexcept {
             {"retx", hit.facts.retx},
             {"verdict", std::string(to_string(hit.verdict))},
             {"flow_id", hit.flow_id},
-            {"flow", {{"client", to_string(hit.facts.client)},
-                      {"server", to_string(hit.facts.server)}}},
+            {"flow",
+             {{"client", to_string(hit.facts.client)}, {"server", to_string(hit.facts.server)}}},
             {"last_seq", last_outcome_seq()}};
         line = shared_line(dump_line(event));
       }
@@ -783,10 +784,9 @@ void ControlServer::flush(Client& client) noexcept {
     return;
   }
   request->req.data = request;
-  const int result = uv_write(&request->req, reinterpret_cast<uv_stream_t*>(client.pipe.get()),
-                              request->buffers.data(),
-                              static_cast<unsigned>(request->buffers.size()),
-                              &ControlServer::on_write);
+  const int result = uv_write(
+      &request->req, reinterpret_cast<uv_stream_t*>(client.pipe.get()), request->buffers.data(),
+      static_cast<unsigned>(request->buffers.size()), &ControlServer::on_write);
   if (result != 0) {
     client.queued_bytes -= std::min(client.queued_bytes, request->bytes);
     delete request;

@@ -13,9 +13,9 @@
 #include <vector>
 
 #include "proxy/control/control_protocol.hpp"
+#include "proxy/loop/uv_handle.hpp"
 #include "proxy/tracker/outcome.hpp"
 #include "proxy/tracker/sinks.hpp"
-#include "proxy/loop/uv_handle.hpp"
 
 namespace finwave::proxy {
 
@@ -43,11 +43,11 @@ struct ControlCounters {
   std::uint64_t waits = 0;        ///< Waits pending now.
   std::uint64_t connections = 0;  ///< Accepted since start.
   std::uint64_t requests = 0;
-  std::uint64_t errors = 0;             ///< Requests answered with ok:false.
-  std::uint64_t refused_clients = 0;    ///< Turned away at the client limit.
-  std::uint64_t events_dropped = 0;     ///< Events not sent to lagging subscribers.
-  std::uint64_t clients_dropped = 0;    ///< Disconnected for exceeding the hard output limit.
-  std::uint64_t outcomes = 0;           ///< Outcomes published (= the last sequence number).
+  std::uint64_t errors = 0;           ///< Requests answered with ok:false.
+  std::uint64_t refused_clients = 0;  ///< Turned away at the client limit.
+  std::uint64_t events_dropped = 0;   ///< Events not sent to lagging subscribers.
+  std::uint64_t clients_dropped = 0;  ///< Disconnected for exceeding the hard output limit.
+  std::uint64_t outcomes = 0;         ///< Outcomes published (= the last sequence number).
 };
 
 /// The control socket: a libuv Unix-socket server speaking control_protocol.hpp's JSON lines.
@@ -71,9 +71,12 @@ class ControlServer final : public RuleHitSink {
   };
 
   /// Per-client limits (bytes of pending output).
-  static constexpr std::size_t kPauseReadingBytes = std::size_t{256} * 1024;  ///< Stop reading requests.
-  static constexpr std::size_t kEventLimitBytes = std::size_t{1024} * 1024;  ///< Drop events beyond.
-  static constexpr std::size_t kHardLimitBytes = std::size_t{32} * 1024 * 1024;  ///< Disconnect beyond.
+  static constexpr std::size_t kPauseReadingBytes =
+      std::size_t{256} * 1024;  ///< Stop reading requests.
+  static constexpr std::size_t kEventLimitBytes =
+      std::size_t{1024} * 1024;  ///< Drop events beyond.
+  static constexpr std::size_t kHardLimitBytes =
+      std::size_t{32} * 1024 * 1024;  ///< Disconnect beyond.
   static constexpr std::size_t kMaxClients = 512;
   static constexpr std::size_t kMaxWaitsPerClient = 64;
 
@@ -128,14 +131,14 @@ class ControlServer final : public RuleHitSink {
     ControlServer* server = nullptr;
     UvHandle<uv_pipe_t> pipe;
     LineFramer framer;
-    std::string who;  ///< "pid 123 uid 0", for logs.
+    std::string who;                                         ///< "pid 123 uid 0", for logs.
     std::deque<std::shared_ptr<const std::string>> pending;  ///< Not yet handed to uv_write.
-    std::size_t queued_bytes = 0;  ///< Pending plus in flight.
+    std::size_t queued_bytes = 0;                            ///< Pending plus in flight.
     bool writing = false;
     bool reading = false;
-    bool eof = false;          ///< The peer closed its side.
+    bool eof = false;  ///< The peer closed its side.
     bool close_when_flushed = false;
-    bool dead = false;         ///< Closed; erased at the next reap().
+    bool dead = false;                 ///< Closed; erased at the next reap().
     std::uint64_t events_dropped = 0;  ///< Since the last "lagged" event.
     std::unique_ptr<Subscription> subscription;
     std::vector<Wait> waits;
@@ -194,7 +197,8 @@ class ControlServer final : public RuleHitSink {
   std::uint64_t socket_inode_ = 0;  ///< Of the socket file we created: unlinked only if unchanged.
   std::uint64_t socket_device_ = 0;
   ControlCounters counters_;
-  std::array<char, std::size_t{64} * 1024> read_buffer_{};  ///< Shared: reads are handled one at a time.
+  std::array<char, std::size_t{64} * 1024>
+      read_buffer_{};  ///< Shared: reads are handled one at a time.
 };
 
 }  // namespace finwave::proxy

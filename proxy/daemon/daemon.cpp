@@ -16,14 +16,14 @@
 #include <utility>
 
 #include "netfilter/teardown_set.hpp"
-#include "proxy/report/ladder.hpp"
 #include "proxy/dataplane/worker_counters.hpp"
+#include "proxy/report/ladder.hpp"
+#include "proxy/report/outcome_json.hpp"
+#include "proxy/report/outcome_text.hpp"
 #include "rules/config_error.hpp"
 #include "rules/rule.hpp"
 #include "rules/rule_loader.hpp"
 #include "rules/suggest.hpp"
-#include "proxy/report/outcome_json.hpp"
-#include "proxy/report/outcome_text.hpp"
 
 namespace finwave::proxy {
 namespace {
@@ -59,11 +59,16 @@ nf::CaptureSpec capture_spec(const DaemonOptions& options) {
 }
 
 nlohmann::json flow_counters_json(const TrackerCounters& c) {
-  return {{"tracked", c.flows_tracked},        {"created", c.flows_created},
-          {"outcomes", c.outcomes_emitted},    {"evicted_idle", c.evicted_idle},
-          {"evicted_full", c.evicted_full},    {"refused_full", c.refused_full},
-          {"superseded", c.superseded},        {"unknown_flow_acks", c.unknown_flow_acks},
-          {"unknown_flow_rsts", c.unknown_flow_rsts}, {"bogus_segments", c.bogus_segments},
+  return {{"tracked", c.flows_tracked},
+          {"created", c.flows_created},
+          {"outcomes", c.outcomes_emitted},
+          {"evicted_idle", c.evicted_idle},
+          {"evicted_full", c.evicted_full},
+          {"refused_full", c.refused_full},
+          {"superseded", c.superseded},
+          {"unknown_flow_acks", c.unknown_flow_acks},
+          {"unknown_flow_rsts", c.unknown_flow_rsts},
+          {"bogus_segments", c.bogus_segments},
           {"outcomes_lost", c.outcomes_lost}};
 }
 
@@ -118,8 +123,7 @@ int Daemon::run() {
     param.sched_priority = options_.realtime_priority;
     if (sched_setscheduler(0, SCHED_FIFO, &param) != 0) {
       throw std::system_error(errno, std::generic_category(),
-                              "--realtime-priority " +
-                                  std::to_string(options_.realtime_priority) +
+                              "--realtime-priority " + std::to_string(options_.realtime_priority) +
                                   ": cannot switch to SCHED_FIFO (needs CAP_SYS_NICE)");
     }
     log("running at SCHED_FIFO priority " + std::to_string(options_.realtime_priority));
@@ -191,7 +195,8 @@ void Daemon::start() {
       (ports.empty() ? ", all ports" : ", ports " + ports));
 
   if (!options_.ready_file.empty()) {
-    const int fd = ::open(options_.ready_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    const int fd =
+        ::open(options_.ready_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) throw std::runtime_error("cannot create the ready file " + options_.ready_file);
     const std::string pid = std::to_string(getpid()) + "\n";
     [[maybe_unused]] const auto written = ::write(fd, pid.data(), pid.size());
@@ -532,25 +537,27 @@ nlohmann::json Daemon::stats_json(bool live_kernel) const {
   }
   nlohmann::json stats = {
       {"event", "stats"},
-      {"queue", {{"queued", q.queued},
-                 {"accepted", q.accepted},
-                 {"dropped", q.dropped},
-                 {"held", q.held},
-                 {"batches", q.batches},
-                 {"verdict_errors", q.verdict_errors},
-                 {"enobufs", q.enobufs}}},
+      {"queue",
+       {{"queued", q.queued},
+        {"accepted", q.accepted},
+        {"dropped", q.dropped},
+        {"held", q.held},
+        {"batches", q.batches},
+        {"verdict_errors", q.verdict_errors},
+        {"enobufs", q.enobufs}}},
       {"segments", d.segments},
-      {"actions", {{"rule_hits", d.rule_hits},
-                   {"dropped", d.dropped},
-                   {"delayed", d.delayed},
-                   {"released", d.released},
-                   {"released_early", d.released_early},
-                   {"duplicated", d.duplicated},
-                   {"copies_sent", d.copies_sent},
-                   {"copy_errors", d.copy_errors},
-                   {"resets", d.resets},
-                   {"reset_errors", d.reset_errors},
-                   {"held_overflow", d.held_overflow}}},
+      {"actions",
+       {{"rule_hits", d.rule_hits},
+        {"dropped", d.dropped},
+        {"delayed", d.delayed},
+        {"released", d.released},
+        {"released_early", d.released_early},
+        {"duplicated", d.duplicated},
+        {"copies_sent", d.copies_sent},
+        {"copy_errors", d.copy_errors},
+        {"resets", d.resets},
+        {"reset_errors", d.reset_errors},
+        {"held_overflow", d.held_overflow}}},
       {"parse_errors", parse_errors},
       {"flows", flow_counters_json(total.flows)},
   };
@@ -569,13 +576,13 @@ nlohmann::json Daemon::stats_json(bool live_kernel) const {
   const auto entries_json = [](const std::optional<std::uint64_t>& n) {
     return n ? nlohmann::json(*n) : nlohmann::json(nullptr);
   };
-  stats["teardown_set"] = {{"v4", entries_json(teardown_entries_[0])},
-                           {"v6", entries_json(teardown_entries_[1])},
-                           {"count_limit", nf::kTeardownSetCountLimit},
-                           {"max_entries", nf::kTeardownSetMaxEntries},
-                           {"refused",
-                            {{"v4", entries_json(teardown_refused_[0])},
-                             {"v6", entries_json(teardown_refused_[1])}}}};
+  stats["teardown_set"] = {
+      {"v4", entries_json(teardown_entries_[0])},
+      {"v6", entries_json(teardown_entries_[1])},
+      {"count_limit", nf::kTeardownSetCountLimit},
+      {"max_entries", nf::kTeardownSetMaxEntries},
+      {"refused",
+       {{"v4", entries_json(teardown_refused_[0])}, {"v6", entries_json(teardown_refused_[1])}}}};
   // The capture watch (watch_capture()); the counts are those of its last look, at most
   // kCaptureWatchMs old.
   const CaptureWatch& watch = capture_watch_state_;
@@ -663,8 +670,7 @@ nlohmann::json Daemon::on_control_command(const ControlRequest& request,
       try {
         reload_rules("control", "control (" + client + ")");
       } catch (const rules::ConfigError& error) {
-        log("control (" + client + "): reload failed, keeping the current rules: " +
-            error.what());
+        log("control (" + client + "): reload failed, keeping the current rules: " + error.what());
         throw ControlError(ControlErrorCode::kReloadFailed,
                            std::string(error.what()) + " (the current rules are kept)");
       }
@@ -845,8 +851,8 @@ nlohmann::json Daemon::change_rule(const ControlRequest& request, const std::str
                           {"changed", changed},
                           {"rules", rule_statuses().size()},
                           {"outcome_seq", control_ ? control_->last_outcome_seq() : 0}};
-  reply["rule"] = request.command == ControlCommand::kRemove ? nlohmann::json(name)
-                                                             : rule_json(name);
+  reply["rule"] =
+      request.command == ControlCommand::kRemove ? nlohmann::json(name) : rule_json(name);
   return reply;
 }
 
@@ -878,9 +884,7 @@ nlohmann::json Daemon::flows_json(const ControlRequest& request) const {
     }
     list.push_back(std::move(entry));
   }
-  return {{"flows", std::move(list)},
-          {"count", flows.size()},
-          {"truncated", flows.size() > limit}};
+  return {{"flows", std::move(list)}, {"count", flows.size()}, {"truncated", flows.size() > limit}};
 }
 
 }  // namespace finwave::proxy

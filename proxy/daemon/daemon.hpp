@@ -16,11 +16,11 @@
 #include "netfilter/capture_chains.hpp"
 #include "netfilter/queue_stats.hpp"
 #include "proxy/control/control_server.hpp"
-#include "proxy/dataplane/handoff.hpp"
 #include "proxy/daemon/options.hpp"
-#include "proxy/tracker/outcome.hpp"
+#include "proxy/dataplane/handoff.hpp"
 #include "proxy/dataplane/queue_worker.hpp"
 #include "proxy/loop/uv_handle.hpp"
+#include "proxy/tracker/outcome.hpp"
 #include "rules/engine.hpp"
 
 namespace finwave::proxy {
@@ -139,8 +139,8 @@ class Daemon final : private ControlHandler, private OutcomeSink {
   mutable std::array<std::optional<std::uint64_t>, 2> teardown_entries_{};
   mutable std::array<std::optional<std::uint64_t>, 2> teardown_refused_{};
   mutable std::uint64_t teardown_entries_read_us_ = 0;  // 0: never read
-  std::optional<ControlServer> control_;  // absent with --control none
-  std::set<std::string> control_added_;   // rules added over the socket, until a reload
+  std::optional<ControlServer> control_;                // absent with --control none
+  std::set<std::string> control_added_;  // rules added over the socket, until a reload
   std::uint64_t started_us_ = 0;
   std::time_t started_at_ = 0;
 

@@ -1,7 +1,6 @@
 #include "proxy/daemon/options.hpp"
 
 #include <CLI/CLI.hpp>
-
 #include <map>
 #include <string>
 
@@ -80,11 +79,10 @@ ParsedOptions parse_daemon_options(int argc, char** argv) {
   app.callback([&o] {
     const unsigned last_queue = unsigned{o.queue_num} + o.queue_count - 1U;
     if (last_queue > 65535U) {
-      throw CLI::ValidationError("--queues", std::to_string(o.queue_count) +
-                                                 " queues from --queue " +
-                                                 std::to_string(o.queue_num) + " would end at " +
-                                                 std::to_string(last_queue) +
-                                                 "; the last queue is 65535");
+      throw CLI::ValidationError("--queues",
+                                 std::to_string(o.queue_count) + " queues from --queue " +
+                                     std::to_string(o.queue_num) + " would end at " +
+                                     std::to_string(last_queue) + "; the last queue is 65535");
     }
     if (o.queue_count > 1 && !o.pcap_path.empty()) {
       throw CLI::ValidationError(

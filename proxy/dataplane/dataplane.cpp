@@ -84,8 +84,8 @@ void Dataplane::on_packet(const nf::QueuedPacket& packet) noexcept {
   }
   // A decision that could not be carried out is recorded as what really happened (accept),
   // without the rule: the outcome's actions list only what finwave did.
-  const bool acted = decision.matched() && (verdict != Verdict::kAccept ||
-                                            decision.action == rules::Action::kPass);
+  const bool acted = decision.matched() &&
+                     (verdict != Verdict::kAccept || decision.action == rules::Action::kPass);
   VerdictAmounts amounts;
   if (verdict == Verdict::kDelay) amounts.delay_us = decision.delay_us;
   if ((verdict == Verdict::kDelay || verdict == Verdict::kDuplicate) && p_.injector != nullptr) {

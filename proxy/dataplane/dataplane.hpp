@@ -10,9 +10,9 @@
 #include "proxy/dataplane/arrival_clock.hpp"
 #include "proxy/dataplane/dataplane_counters.hpp"
 #include "proxy/dataplane/delay_line.hpp"
+#include "proxy/report/pcap_writer.hpp"
 #include "proxy/tracker/flow_table.hpp"
 #include "proxy/tracker/sinks.hpp"
-#include "proxy/report/pcap_writer.hpp"
 #include "rules/engine.hpp"
 #include "rules/rng.hpp"
 

@@ -14,13 +14,13 @@ namespace finwave::proxy {
 /// A segment finwave is doing something to over time: holding its verdict (delay), and/or
 /// sending copies of it (duplicate).
 struct HeldSegment {
-  bool holding = false;            ///< The kernel still holds the original for a verdict.
-  std::uint32_t queue_id = 0;      ///< Valid while holding.
-  FlowRef flow;                    ///< The tracker's flow, told when the original goes out.
+  bool holding = false;        ///< The kernel still holds the original for a verdict.
+  std::uint32_t queue_id = 0;  ///< Valid while holding.
+  FlowRef flow;                ///< The tracker's flow, told when the original goes out.
   nf::TcpSegment segment;
-  std::uint16_t copies_left = 0;   ///< Copies still to send after the original went out.
-  std::uint32_t spacing_us = 0;    ///< Gap before each copy.
-  std::vector<std::uint8_t> bytes; ///< The packet with valid checksums, when copies follow.
+  std::uint16_t copies_left = 0;    ///< Copies still to send after the original went out.
+  std::uint32_t spacing_us = 0;     ///< Gap before each copy.
+  std::vector<std::uint8_t> bytes;  ///< The packet with valid checksums, when copies follow.
 };
 
 /// Timed work on held and duplicated segments: a bounded pool of HeldSegment slots and a min-heap

@@ -8,9 +8,9 @@
 #include <string>
 #include <vector>
 
+#include "proxy/loop/uv_handle.hpp"
 #include "proxy/tracker/outcome.hpp"
 #include "proxy/tracker/sinks.hpp"
-#include "proxy/loop/uv_handle.hpp"
 #include "rules/segment_facts.hpp"
 
 namespace finwave::proxy {

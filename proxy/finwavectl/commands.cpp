@@ -11,8 +11,8 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "proxy/control/control_protocol.hpp"
 #include "proxy/control/add_request.hpp"
+#include "proxy/control/control_protocol.hpp"
 #include "proxy/finwavectl/connection.hpp"
 #include "proxy/finwavectl/render.hpp"
 #include "proxy/finwavectl/shell.hpp"
@@ -26,7 +26,7 @@ constexpr std::uint64_t kReplyTimeoutMs = 10000;
 
 const std::vector<std::string> kResultChoices = {"clean", "reset", "timeout"};
 const std::vector<std::string> kKindChoices = {"four_way", "three_way", "simultaneous", "reset",
-                                         "incomplete"};
+                                               "incomplete"};
 const std::vector<std::string> kCloserChoices = {"client", "server", "both", "none"};
 const std::vector<std::string> kEventChoices = {"outcome", "rule_hit", "rule_change"};
 
@@ -53,8 +53,10 @@ nlohmann::json since_field(const std::string& since) {
   char* end = nullptr;
   const unsigned long long seq = std::strtoull(since.c_str(), &end, 10);
   if (since.empty() || *end != '\0' || since[0] == '-') {
-    throw CtlError(kExitUsage, "--since takes an outcome sequence number, 'change' (the last "
-                               "rule change) or 'now'; got '" + since + "'");
+    throw CtlError(kExitUsage,
+                   "--since takes an outcome sequence number, 'change' (the last "
+                   "rule change) or 'now'; got '" +
+                       since + "'");
   }
   return static_cast<std::uint64_t>(seq);
 }
@@ -111,8 +113,8 @@ int simple(const Options& o, nlohmann::json request, Render render) {
 int run_wait(const Options& o) {
   const auto timeout_ms = parse_duration_ms(o.timeout);
   if (!timeout_ms) {
-    throw CtlError(kExitUsage, "--timeout takes a duration such as 5s, 500ms, 2m; got '" +
-                                   o.timeout + "'");
+    throw CtlError(kExitUsage,
+                   "--timeout takes a duration such as 5s, 500ms, 2m; got '" + o.timeout + "'");
   }
   nlohmann::json request = {{"cmd", "wait"}, {"timeout_ms", *timeout_ms}, {"count", o.count}};
   add_filter(request, o);
@@ -125,11 +127,12 @@ int run_wait(const Options& o) {
     const nlohmann::json error = reply.value("error", nlohmann::json::object());
     if (error.value("code", "") == "timeout") {
       if (o.json) print_line(reply.dump());
-      std::fprintf(stderr, "finwavectl: wait timed out after %s: %s (%s)\n", o.timeout.c_str(),
-                   err_style.warn(filter_text(o).empty() ? "no outcome"
-                                                         : "no outcome with " + filter_text(o))
-                       .c_str(),
-                   error.value("message", "").c_str());
+      std::fprintf(
+          stderr, "finwavectl: wait timed out after %s: %s (%s)\n", o.timeout.c_str(),
+          err_style
+              .warn(filter_text(o).empty() ? "no outcome" : "no outcome with " + filter_text(o))
+              .c_str(),
+          error.value("message", "").c_str());
       return kExitTimeout;
     }
     return report_error(reply, o, err_style);
@@ -278,20 +281,20 @@ int run_raw(const Options& o) {
 int run_rule_change(const Options& o, const std::string& command) {
   int status = kExitOk;
   for (const std::string& name : o.names) {
-    const int one = simple(o, {{"cmd", command}, {"name", name}},
-                           [&](const nlohmann::json& reply, const Style& style) {
-                             const std::string shown = style.bold(name);
-                             if (command == "remove") {
-                               std::printf("removed %s (%s rules left)\n", shown.c_str(),
-                                           reply.value("rules", nlohmann::json()).dump().c_str());
-                             } else if (!reply.value("changed", true)) {
-                               std::printf("%s was already %sd\n", shown.c_str(), command.c_str());
-                             } else {
-                               std::printf("%sd %s (outcome seq %s)\n", command.c_str(),
-                                           shown.c_str(),
-                                           reply.value("outcome_seq", nlohmann::json()).dump().c_str());
-                             }
-                           });
+    const int one =
+        simple(o, {{"cmd", command}, {"name", name}},
+               [&](const nlohmann::json& reply, const Style& style) {
+                 const std::string shown = style.bold(name);
+                 if (command == "remove") {
+                   std::printf("removed %s (%s rules left)\n", shown.c_str(),
+                               reply.value("rules", nlohmann::json()).dump().c_str());
+                 } else if (!reply.value("changed", true)) {
+                   std::printf("%s was already %sd\n", shown.c_str(), command.c_str());
+                 } else {
+                   std::printf("%sd %s (outcome seq %s)\n", command.c_str(), shown.c_str(),
+                               reply.value("outcome_seq", nlohmann::json()).dump().c_str());
+                 }
+               });
     if (one != kExitOk) status = one;
   }
   return status;
@@ -305,9 +308,9 @@ std::string default_control_path() {
 }
 
 const std::vector<std::string>& command_names() {
-  static const std::vector<std::string> kNames = {"status", "rules",  "enable", "disable",  "add",
-                                                  "remove", "reload", "flows",  "outcomes", "show",
-                                                  "watch",  "wait",   "stats",  "raw",      "shell"};
+  static const std::vector<std::string> kNames = {
+      "status",   "rules", "enable", "disable", "add",   "remove", "reload", "flows",
+      "outcomes", "show",  "watch",  "wait",    "stats", "raw",    "shell"};
   return kNames;
 }
 
@@ -315,8 +318,9 @@ void define_commands(CLI::App& app, Options& o, bool in_shell) {
   app.require_subcommand(1);
   app.fallthrough();
   if (!in_shell) {
-    app.add_option("-c,--control", o.control, "Control socket (default $FINWAVE_CONTROL, else "
-                                              "/run/finwave/control.sock)");
+    app.add_option("-c,--control", o.control,
+                   "Control socket (default $FINWAVE_CONTROL, else "
+                   "/run/finwave/control.sock)");
     app.add_flag("--json", o.json, "Print the daemon's JSON replies and events, one per line");
     app.add_option("--color", o.color, "Colours: auto (on a terminal), always, never")
         ->check(CLI::IsMember({"auto", "always", "never"}));
@@ -333,8 +337,9 @@ void define_commands(CLI::App& app, Options& o, bool in_shell) {
       ->add_option("NAME", o.names, "Rule name(s)")
       ->required();
   auto* add = app.add_subcommand(
-      "add", "Add one rule from a file or stdin (-): TOML keys, an inline table, one [[rule]], "
-             "or a JSON object");
+      "add",
+      "Add one rule from a file or stdin (-): TOML keys, an inline table, one [[rule]], "
+      "or a JSON object");
   add->add_option("FILE", o.file, "File with one rule, or - for stdin")->required();
   add->add_flag("--first", o.first, "Put it first (highest priority) instead of last");
   app.add_subcommand("remove", "Remove rules by name")
@@ -368,8 +373,9 @@ void define_commands(CLI::App& app, Options& o, bool in_shell) {
       ->check(CLI::Range(kMinLadderWidth, std::size_t{1000}));
   show->add_flag("--unicode", o.unicode, "Box-drawing lines and arrows instead of ASCII");
   show->add_flag("-q,--quiet", o.quiet, "Do not print the ASCII ladder (with --svg)");
-  auto* watch = app.add_subcommand("watch", "Stream events live: outcomes, rule hits, rule "
-                                            "changes (Ctrl-C to stop)");
+  auto* watch = app.add_subcommand("watch",
+                                   "Stream events live: outcomes, rule hits, rule "
+                                   "changes (Ctrl-C to stop)");
   filters(watch);
   watch->add_option("--events", o.events, "Only these: outcome, rule_hit, rule_change")
       ->check(CLI::IsMember(kEventChoices))

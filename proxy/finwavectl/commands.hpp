@@ -15,21 +15,21 @@ struct Options {
   bool json = false;
   std::string color = "auto";
   // Per subcommand.
-  std::vector<std::string> names;  // enable, disable, remove
-  std::string file;                // add
-  bool first = false;              // add
-  std::uint64_t limit = 0;         // flows, outcomes (0: the daemon's default)
-  std::string since;               // outcomes, wait
+  std::vector<std::string> names;                // enable, disable, remove
+  std::string file;                              // add
+  bool first = false;                            // add
+  std::uint64_t limit = 0;                       // flows, outcomes (0: the daemon's default)
+  std::string since;                             // outcomes, wait
   std::string result, kind, closer, rule, flow;  // wait, watch
-  std::string timeout = "5s";      // wait
-  std::uint32_t count = 1;         // wait
-  std::uint32_t watch_count = 0;   // watch: stop after this many outcomes (0: never)
-  std::vector<std::string> events;  // watch
-  std::vector<std::string> lines;   // raw
-  std::string svg;                  // show: also write the ladder as SVG here
-  std::size_t width = 0;            // show: ASCII ladder columns (0: the terminal's, or 80)
-  bool unicode = false;             // show
-  bool quiet = false;               // show: no ASCII ladder (with --svg)
+  std::string timeout = "5s";                    // wait
+  std::uint32_t count = 1;                       // wait
+  std::uint32_t watch_count = 0;                 // watch: stop after this many outcomes (0: never)
+  std::vector<std::string> events;               // watch
+  std::vector<std::string> lines;                // raw
+  std::string svg;                               // show: also write the ladder as SVG here
+  std::size_t width = 0;  // show: ASCII ladder columns (0: the terminal's, or 80)
+  bool unicode = false;   // show
+  bool quiet = false;     // show: no ASCII ladder (with --svg)
 };
 
 /// The default control socket: $FINWAVE_CONTROL, else finwave's default path.

@@ -7,8 +7,8 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <csignal>
 #include <chrono>
+#include <csignal>
 #include <cstring>
 #include <utility>
 
@@ -45,8 +45,9 @@ Connection Connection::open(const std::string& path) {
         break;
       case EACCES:
       case EPERM:
-        why = "permission denied: the control socket is for root (or the group given to "
-              "finwave --control-group)";
+        why =
+            "permission denied: the control socket is for root (or the group given to "
+            "finwave --control-group)";
         break;
       default:
         why = std::strerror(error);

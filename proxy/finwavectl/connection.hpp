@@ -11,9 +11,9 @@ namespace finwave::proxy::ctl {
 
 /// finwavectl's exit statuses (also in `finwavectl --help`).
 inline constexpr int kExitOk = 0;
-inline constexpr int kExitTimeout = 1;       ///< `wait` timed out.
-inline constexpr int kExitUsage = 2;         ///< Usage or protocol error (the daemon said no).
-inline constexpr int kExitUnreachable = 3;   ///< No daemon at the socket, or it went away.
+inline constexpr int kExitTimeout = 1;        ///< `wait` timed out.
+inline constexpr int kExitUsage = 2;          ///< Usage or protocol error (the daemon said no).
+inline constexpr int kExitUnreachable = 3;    ///< No daemon at the socket, or it went away.
 inline constexpr int kExitInterrupted = 130;  ///< Ctrl-C during a command.
 
 /// A SIGINT handler that only notes the signal (installed without SA_RESTART, so a blocking

@@ -3,8 +3,8 @@
 // colours on a terminal) or, with --json, for scripts.
 #include <csignal>
 #include <cstdio>
-#include <string>
 #include <exception>
+#include <string>
 
 #include "proxy/finwavectl/commands.hpp"
 #include "proxy/finwavectl/connection.hpp"
@@ -37,8 +37,9 @@ int run(int argc, char** argv) {
   using namespace finwave::proxy::ctl;
   Options options;
   options.control = default_control_path();
-  CLI::App app{"finwavectl: control a running finwave (toggle rules, watch and wait for teardown "
-               "outcomes) over its control socket."};
+  CLI::App app{
+      "finwavectl: control a running finwave (toggle rules, watch and wait for teardown "
+      "outcomes) over its control socket."};
   app.footer(kFooter);
   app.set_version_flag("--version", std::string("finwavectl ") + FINWAVE_VERSION);
   define_commands(app, options, false);

@@ -169,8 +169,8 @@ std::string event_line(const nlohmann::json& event, const Style& style) {
   if (kind == "rule_hit") {
     const nlohmann::json flow = event.value("flow", nlohmann::json::object());
     return style.dim("hit") + " " + style.bold(str(field(event, "rule"))) + " " +
-           str(field(event, "verdict")) + " " + str(field(event, "role")) + " from " + str(field(event, "from")) +
-           (event.value("retx", false) ? " (retx)" : "") + "  " +
+           str(field(event, "verdict")) + " " + str(field(event, "role")) + " from " +
+           str(field(event, "from")) + (event.value("retx", false) ? " (retx)" : "") + "  " +
            str(flow.value("client", nlohmann::json())) + " \u2192 " +
            str(flow.value("server", nlohmann::json())) + "  flow " + str(field(event, "flow_id"));
   }
@@ -211,8 +211,9 @@ void print_status(const nlohmann::json& r, const Style& style, std::FILE* out) {
   std::snprintf(uptime, sizeof uptime, "%.1f s (since %s)", r.value("uptime_s", 0.0),
                 str(r.value("started", nlohmann::json())).c_str());
   table.add({"up", uptime});
-  table.add({"rules", str(field(r, "rules")) + " (" + str(field(r, "rules_enabled")) + " enabled) from " +
-                          (field(r, "rules_file").is_null() ? "no file" : str(field(r, "rules_file")))});
+  table.add(
+      {"rules", str(field(r, "rules")) + " (" + str(field(r, "rules_enabled")) + " enabled) from " +
+                    (field(r, "rules_file").is_null() ? "no file" : str(field(r, "rules_file")))});
   const nlohmann::json flows = r.value("flows", nlohmann::json::object());
   table.add({"flows", str(flows.value("tracked", 0)) + " tracked, " +
                           str(flows.value("outcomes", 0)) + " outcomes (last seq " +
@@ -226,8 +227,8 @@ void print_status(const nlohmann::json& r, const Style& style, std::FILE* out) {
   if (r.contains("control")) {
     const nlohmann::json c = field(r, "control");
     table.add({"control", str(field(c, "path")) + ", " + str(field(c, "clients")) + " clients, " +
-                              str(field(c, "subscribers")) + " subscribers, " + str(field(c, "waits")) +
-                              " waits"});
+                              str(field(c, "subscribers")) + " subscribers, " +
+                              str(field(c, "waits")) + " waits"});
   }
   char windows[64];
   std::snprintf(windows, sizeof windows, "settle %g s, linger %g s", r.value("settle_s", 0.0),
@@ -240,7 +241,9 @@ void print_rules(const nlohmann::json& reply, const Style& style, std::FILE* out
   const nlohmann::json rules = reply.value("rules", nlohmann::json::array());
   if (rules.empty()) {
     std::fprintf(out, "no rules%s\n",
-                 field(reply, "source").is_null() ? "" : (" (file " + str(field(reply, "source")) + ")").c_str());
+                 field(reply, "source").is_null()
+                     ? ""
+                     : (" (file " + str(field(reply, "source")) + ")").c_str());
     return;
   }
   Table table({"#", "NAME", "STATE", "HITS", "FROM", "RULE"}, {true, false, false, true});
@@ -266,8 +269,8 @@ void print_flows(const nlohmann::json& reply, const Style& style, std::FILE* out
     table.add({str(field(flow, "id")),
                str(field(flow, "client")) + (flow.value("sides_known", true) ? "" : "?"),
                str(field(flow, "server")), stage == "reset" ? style.bad(stage) : stage,
-               str(field(flow, "closer")), str(field(flow, "segments")), ms_text(flow.value("age_ms", 0.0)),
-               ms_text(flow.value("idle_ms", 0.0))});
+               str(field(flow, "closer")), str(field(flow, "segments")),
+               ms_text(flow.value("age_ms", 0.0)), ms_text(flow.value("idle_ms", 0.0))});
   }
   table.print(out, style);
   if (reply.value("truncated", false)) {

@@ -45,8 +45,8 @@ class JsonLineWriter {
   void escape(std::string_view text);
 
   std::string& out_;
-  bool first_ = true;      ///< Nothing written yet in the innermost object or array.
-  bool after_key_ = false; ///< The next value follows a key: no comma.
+  bool first_ = true;       ///< Nothing written yet in the innermost object or array.
+  bool after_key_ = false;  ///< The next value follows a key: no comma.
 };
 
 }  // namespace finwave::proxy

@@ -197,9 +197,7 @@ std::string cut_text(const Outcome& o) {
 
 // Where the tracker left segments out: it keeps the first kTimelineHead entries and the last
 // ones, so the gap follows the head.
-std::size_t cut_position(const Outcome& o) {
-  return std::min(o.timeline.size(), kTimelineHead);
-}
+std::size_t cut_position(const Outcome& o) { return std::min(o.timeline.size(), kTimelineHead); }
 
 bool is_handshake(const TimelineEntry& e) {
   return e.role == rules::Role::kSyn || e.role == rules::Role::kSynAck;

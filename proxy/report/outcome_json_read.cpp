@@ -1,5 +1,3 @@
-#include "proxy/report/outcome_json.hpp"
-
 #include <arpa/inet.h>
 
 #include <cmath>
@@ -10,6 +8,7 @@
 #include <string>
 
 #include "netfilter/packet.hpp"
+#include "proxy/report/outcome_json.hpp"
 
 namespace finwave::proxy {
 namespace {

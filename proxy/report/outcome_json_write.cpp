@@ -1,10 +1,9 @@
-#include "proxy/report/outcome_json.hpp"
-
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
 #include "netfilter/packet.hpp"
 #include "proxy/report/json_line_writer.hpp"
+#include "proxy/report/outcome_json.hpp"
 
 namespace finwave::proxy {
 namespace {

@@ -1,11 +1,11 @@
 #include "proxy/tracker/flow_table.hpp"
 
-#include "proxy/tracker/timeline_ring.hpp"
-
 #include <algorithm>
 #include <cstring>
 #include <optional>
 #include <utility>
+
+#include "proxy/tracker/timeline_ring.hpp"
 
 namespace finwave::proxy {
 namespace {

@@ -27,9 +27,9 @@ class OutcomeSink {
 /// One segment a rule decided, as the control plane's rule_hit events report it. Every view and
 /// reference is valid only during RuleHitSink::on_rule_hit().
 struct RuleHit {
-  std::string_view rule;              ///< The deciding rule's name.
-  const rules::SegmentFacts& facts;   ///< Role, retx, sender, client and server.
-  std::uint64_t flow_id = 0;          ///< The tracker's flow id (0: untracked).
+  std::string_view rule;               ///< The deciding rule's name.
+  const rules::SegmentFacts& facts;    ///< Role, retx, sender, client and server.
+  std::uint64_t flow_id = 0;           ///< The tracker's flow id (0: untracked).
   Verdict verdict = Verdict::kAccept;  ///< What was carried out (kAccept for a pass rule).
 };
 

@@ -85,13 +85,11 @@ void print_counters(const nf::QueueCounters& q, const AcceptAll& handler, std::u
       "\"malformed_messages\":%llu},\"gso\":%llu,\"bytes\":%llu,\"wakeups\":%llu,",
       static_cast<unsigned long long>(q.queued), static_cast<unsigned long long>(q.accepted),
       static_cast<unsigned long long>(q.dropped), static_cast<unsigned long long>(q.held),
-      static_cast<unsigned long long>(q.batches),
-      static_cast<unsigned long long>(q.verdict_errors),
+      static_cast<unsigned long long>(q.batches), static_cast<unsigned long long>(q.verdict_errors),
       static_cast<unsigned long long>(q.enobufs),
       static_cast<unsigned long long>(q.malformed_messages),
       static_cast<unsigned long long>(handler.gso()),
-      static_cast<unsigned long long>(handler.bytes()),
-      static_cast<unsigned long long>(wakeups));
+      static_cast<unsigned long long>(handler.bytes()), static_cast<unsigned long long>(wakeups));
   if (kernel) {
     std::printf(
         "\"kernel\":{\"queue_total\":%u,\"queue_dropped\":%llu,\"user_dropped\":%llu,"

@@ -57,7 +57,6 @@ std::uint64_t now_ns() {
          static_cast<std::uint64_t>(ts.tv_nsec);
 }
 
-
 void set_nodelay(int fd) {
   const int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -227,8 +226,9 @@ int run_client(const std::string& connect_text, std::uint16_t port, std::uint16_
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"finwave-latency-probe: per-connection latency of short request/response "
-               "connections (connect, 1-byte request, 1-byte reply, server closes)"};
+  CLI::App app{
+      "finwave-latency-probe: per-connection latency of short request/response "
+      "connections (connect, 1-byte request, 1-byte reply, server closes)"};
   app.require_subcommand(1);
   std::string listen_text = "::";
   std::string connect_text;
@@ -249,7 +249,8 @@ int main(int argc, char** argv) {
   client->add_option("--direct-port", direct_port,
                      "alternate connections with this port (not captured)");
   client->add_option("--count", count, "timed connections")->check(CLI::PositiveNumber);
-  client->add_option("--warmup", warmup, "untimed connections first")->check(CLI::NonNegativeNumber);
+  client->add_option("--warmup", warmup, "untimed connections first")
+      ->check(CLI::NonNegativeNumber);
   client->add_option("--gap-us", gap_us, "pause between connections (microseconds)")
       ->check(CLI::NonNegativeNumber);
   client->add_option("--samples", samples_path, "write every connection's figures here");

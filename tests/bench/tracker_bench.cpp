@@ -12,11 +12,11 @@
 #include <vector>
 
 #include "netfilter/packet.hpp"
-#include "proxy/tracker/flow_table.hpp"
-#include "proxy/tracker/timeline_ring.hpp"
-#include "proxy/tracker/outcome.hpp"
 #include "proxy/report/outcome_json.hpp"
 #include "proxy/report/outcome_text.hpp"
+#include "proxy/tracker/flow_table.hpp"
+#include "proxy/tracker/outcome.hpp"
+#include "proxy/tracker/timeline_ring.hpp"
 
 namespace {
 

@@ -11,8 +11,8 @@
 #include <string_view>
 
 #include "fuzz_check.hpp"
-#include "proxy/control/control_protocol.hpp"
 #include "proxy/control/add_request.hpp"
+#include "proxy/control/control_protocol.hpp"
 #include "rules/rule_loader.hpp"
 
 namespace {

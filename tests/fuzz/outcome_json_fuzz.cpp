@@ -11,8 +11,8 @@
 #include <string_view>
 
 #include "fuzz_check.hpp"
-#include "proxy/tracker/outcome.hpp"
 #include "proxy/report/outcome_json.hpp"
+#include "proxy/tracker/outcome.hpp"
 
 namespace {
 

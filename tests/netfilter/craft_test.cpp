@@ -351,8 +351,8 @@ TEST_SUITE("netfilter") {
   TEST_CASE("craft: finalize_checksums refuses a packet its segment does not describe") {
     struct Case {
       const char* name;
-      std::size_t cut;    // Bytes taken off the end of the packet.
-      std::uint32_t extra_payload;  // Added to the segment's payload length.
+      std::size_t cut;               // Bytes taken off the end of the packet.
+      std::uint32_t extra_payload;   // Added to the segment's payload length.
       std::uint16_t tcp_header_len;  // 0: keep the parsed one.
     };
     const Case cases[] = {

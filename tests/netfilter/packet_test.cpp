@@ -136,8 +136,8 @@ TEST_SUITE("netfilter") {
     // arrives cut, and the FIN must still be seen with its full payload length.
     for (const bool v6 : {false, true}) {
       CAPTURE(v6);
-      auto builder = v6 ? PacketBuilder::ipv6().extension(ext::kDestOptions, 8)
-                        : PacketBuilder::ipv4();
+      auto builder =
+          v6 ? PacketBuilder::ipv6().extension(ext::kDestOptions, 8) : PacketBuilder::ipv4();
       const std::uint32_t payload = v6 ? 65000 : 65495;  // IPv4: a 65535-byte datagram.
       const auto whole = builder.flags(kFin | kAck | kPsh).payload(payload).build();
       const std::span<const std::uint8_t> cut(whole.data(), 65531 - (v6 ? 1000 : 0));

@@ -196,10 +196,9 @@ int run_server(const Options& o, const Script& script) {
         break;
       }
       const int index = accepted++;
-      log.emit(index, "accept",
-               Fields{{"ok", true},
-                      {"local", local_of(conn.get())},
-                      {"remote", remote_of(conn.get())}});
+      log.emit(
+          index, "accept",
+          Fields{{"ok", true}, {"local", local_of(conn.get())}, {"remote", remote_of(conn.get())}});
       auto finished = std::make_shared<std::atomic<bool>>(false);
       ++active;
       std::thread thread([&, index, finished, fd = std::move(conn)]() mutable {

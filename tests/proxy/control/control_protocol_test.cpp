@@ -167,8 +167,8 @@ TEST_SUITE("control_protocol") {
     REQUIRE(too_deep.error.has_value());
     CHECK(too_deep.error->code == ControlErrorCode::kBadJson);
     CHECK(std::string(too_deep.error->what()).find("nested deeper than 32") != std::string::npos);
-    const std::string deep = std::string(kMaxRequestLineBytes / 2, '[') +
-                             std::string(kMaxRequestLineBytes / 2, ']');
+    const std::string deep =
+        std::string(kMaxRequestLineBytes / 2, '[') + std::string(kMaxRequestLineBytes / 2, ']');
     CHECK(parse_control_request(deep).error->code == ControlErrorCode::kBadJson);
     // Brackets inside strings do not count, escaped quotes do not end a string.
     const std::string in_string =
@@ -283,18 +283,17 @@ TEST_SUITE("control_protocol") {
 
   TEST_CASE("control_protocol: every error code has its stable name") {
     const std::vector<std::string_view> expected = {
-        "bad_json",       "not_an_object",  "missing_field",   "bad_field",
-        "unknown_field",  "unknown_command", "line_too_long",  "unknown_rule",
-        "rule_exists",    "invalid_rule",   "no_rule_file",    "reload_failed",
-        "timeout",        "too_many_clients", "too_many_waits", "shutting_down",
-        "internal"};
+        "bad_json",        "not_an_object", "missing_field", "bad_field",        "unknown_field",
+        "unknown_command", "line_too_long", "unknown_rule",  "rule_exists",      "invalid_rule",
+        "no_rule_file",    "reload_failed", "timeout",       "too_many_clients", "too_many_waits",
+        "shutting_down",   "internal"};
     const auto names = control_error_names();
     CHECK(std::vector<std::string_view>(names.begin(), names.end()) == expected);
     CHECK(to_string(ControlErrorCode::kLineTooLong) == "line_too_long");
   }
 
   TEST_CASE("control_protocol: a JSON rule becomes TOML that the rule loader validates") {
-    const Json rule = {{"name", "lose-fin2"}, {"role", "fin2"},   {"action", "delay"},
+    const Json rule = {{"name", "lose-fin2"}, {"role", "fin2"},        {"action", "delay"},
                        {"delay_ms", 250.5},   {"ports", {5000, 5001}}, {"retx", false},
                        {"enabled", false}};
     const std::string toml = rule_json_to_toml(rule);
@@ -328,11 +327,25 @@ TEST_SUITE("control_protocol") {
       std::optional<std::uint64_t> ms;
     };
     const Case cases[] = {
-        {"5s", 5000},      {"5", 5000},       {"500ms", 500},    {"1.5s", 1500},
-        {"2m", 120000},    {"2min", 120000},  {"1h", 3600000},   {"0", 0},
-        {"0.0001s", 1},    {"24h", 86400000}, {"", std::nullopt}, {"s", std::nullopt},
-        {"-1s", std::nullopt}, {"5 s", std::nullopt}, {"5sec", std::nullopt},
-        {"25h", std::nullopt}, {"nan", std::nullopt}, {"inf", std::nullopt}, {"1e400", std::nullopt},
+        {"5s", 5000},
+        {"5", 5000},
+        {"500ms", 500},
+        {"1.5s", 1500},
+        {"2m", 120000},
+        {"2min", 120000},
+        {"1h", 3600000},
+        {"0", 0},
+        {"0.0001s", 1},
+        {"24h", 86400000},
+        {"", std::nullopt},
+        {"s", std::nullopt},
+        {"-1s", std::nullopt},
+        {"5 s", std::nullopt},
+        {"5sec", std::nullopt},
+        {"25h", std::nullopt},
+        {"nan", std::nullopt},
+        {"inf", std::nullopt},
+        {"1e400", std::nullopt},
     };
     for (const Case& c : cases) {
       CAPTURE(c.text);
@@ -396,10 +409,8 @@ TEST_SUITE("control_protocol") {
     v6.server.family = 6;
     v6.server.address = {0x20, 0x01, 0x0d, 0xb8, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2};
     const FlowCase flows6[] = {
-        {"2001:db8:1::2", true},
-        {"2001:0db8:0001:0000::2", true},
-        {"[2001:db8:2::2]:5000", true},
-        {"[2001:db8:2::2]:5001", false},
+        {"2001:db8:1::2", true},        {"2001:0db8:0001:0000::2", true},
+        {"[2001:db8:2::2]:5000", true}, {"[2001:db8:2::2]:5001", false},
         {"198.18.1.2", false},
     };
     for (const FlowCase& c : flows6) {
@@ -427,7 +438,8 @@ TEST_SUITE("control_protocol") {
 }
 
 TEST_SUITE("line_framer") {
-  TEST_CASE("line_framer: lines in pieces with CRLF and blank lines and a last line without newline") {
+  TEST_CASE(
+      "line_framer: lines in pieces with CRLF and blank lines and a last line without newline") {
     LineFramer framer(16);
     std::string line;
     framer.append("{\"a\":1}\n{\"b\"");

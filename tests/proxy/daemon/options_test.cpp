@@ -26,7 +26,8 @@ ParsedOptions parse(const std::vector<const char*>& args) {
 
 TEST_SUITE("options") {
   TEST_CASE("options: queues and real-time priority are read") {
-    const ParsedOptions parsed = parse({"--queue", "7", "--queues", "3", "--realtime-priority", "10"});
+    const ParsedOptions parsed =
+        parse({"--queue", "7", "--queues", "3", "--realtime-priority", "10"});
     REQUIRE_FALSE(parsed.exit_code.has_value());
     CHECK(parsed.options.queue_num == 7);
     CHECK(parsed.options.queue_count == 3);

@@ -72,9 +72,10 @@ TEST_SUITE("json_line_writer") {
     w.key("n");
     w.number(std::int64_t{-7});
     w.end_object();
-    CHECK(line ==
-          R"({"event":"outcome","flow":{"client":"198.18.1.2:40000","server":"[2001:db8:2::2]:5000"},)"
-          R"("empty":[],"list":[{"a":1},{"b":false,"c":null}],"n":-7})");
+    CHECK(
+        line ==
+        R"({"event":"outcome","flow":{"client":"198.18.1.2:40000","server":"[2001:db8:2::2]:5000"},)"
+        R"("empty":[],"list":[{"a":1},{"b":false,"c":null}],"n":-7})");
     CHECK(nlohmann::json::parse(line).is_object());
   }
 
@@ -116,13 +117,14 @@ TEST_SUITE("json_line_writer") {
   }
 
   TEST_CASE("json_line_writer: valid UTF-8 passes, invalid bytes become U+FFFD") {
-    CHECK(decoded("caf\xC3\xA9 \xE2\x86\x92 \xF0\x9D\x84\x9E") == "caf\xC3\xA9 \xE2\x86\x92 \xF0\x9D\x84\x9E");
+    CHECK(decoded("caf\xC3\xA9 \xE2\x86\x92 \xF0\x9D\x84\x9E") ==
+          "caf\xC3\xA9 \xE2\x86\x92 \xF0\x9D\x84\x9E");
     const std::string replacement = "\xEF\xBF\xBD";
     CHECK(decoded("\xFF") == replacement);
-    CHECK(decoded("a\xC0\x80z") == "a" + replacement + replacement + "z");        // overlong
-    CHECK(decoded("\xED\xA0\x80") == replacement + replacement + replacement);    // surrogate
+    CHECK(decoded("a\xC0\x80z") == "a" + replacement + replacement + "z");      // overlong
+    CHECK(decoded("\xED\xA0\x80") == replacement + replacement + replacement);  // surrogate
     CHECK(decoded("\xF4\x90\x80\x80") == replacement + replacement + replacement + replacement);
-    CHECK(decoded("end\xE2\x82") == "end" + replacement + replacement);           // truncated
-    CHECK(decoded("\x80") == replacement);                                         // stray
+    CHECK(decoded("end\xE2\x82") == "end" + replacement + replacement);  // truncated
+    CHECK(decoded("\x80") == replacement);                               // stray
   }
 }

@@ -2,14 +2,14 @@
 // (proxy/outcome_json.cpp).
 //
 // Golden files: every teardown scenario below is played through a FlowTable with segment scripts,
-// and its ASCII ladder and SVG are compared byte for byte with tests/proxy/report/golden/<scenario>.txt
-// and .svg. After a deliberate change to the rendering, review the new pictures and rewrite the
-// golden files with
+// and its ASCII ladder and SVG are compared byte for byte with
+// tests/proxy/report/golden/<scenario>.txt and .svg. After a deliberate change to the rendering,
+// review the new pictures and rewrite the golden files with
 //
 //     FINWAVE_UPDATE_GOLDEN=1 build/finwave_proxy_tests -tc='ladder:*'
 //
-// then look at `git diff tests/proxy/report/golden`. On a mismatch the test also writes what it got to
-// ladder_golden_actual/<file> in its working directory (the build directory under ctest), for
+// then look at `git diff tests/proxy/report/golden`. On a mismatch the test also writes what it got
+// to ladder_golden_actual/<file> in its working directory (the build directory under ctest), for
 // diff(1).
 
 #include "proxy/report/ladder.hpp"
@@ -269,7 +269,8 @@ const std::vector<Scenario>& scenarios() {
 // Golden files.
 
 std::filesystem::path golden_dir() {
-  // CMake compiles with absolute source paths, so this is tests/proxy/report/golden in the source tree.
+  // CMake compiles with absolute source paths, so this is tests/proxy/report/golden in the source
+  // tree.
   return std::filesystem::path(__FILE__).parent_path() / "golden";
 }
 

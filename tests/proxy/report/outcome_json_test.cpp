@@ -1,4 +1,4 @@
-#include "proxy/tracker/outcome.hpp"
+#include "proxy/report/outcome_json.hpp"
 
 #include <doctest/doctest.h>
 
@@ -7,9 +7,9 @@
 #include <string>
 #include <vector>
 
-#include "segment_script.hpp"
-#include "proxy/report/outcome_json.hpp"
 #include "proxy/report/outcome_text.hpp"
+#include "proxy/tracker/outcome.hpp"
+#include "segment_script.hpp"
 
 namespace finwave::proxy::test {
 namespace {

@@ -1,5 +1,4 @@
 #include "proxy/tracker/flow_table.hpp"
-#include "proxy/tracker/timeline_ring.hpp"
 
 #include <doctest/doctest.h>
 
@@ -9,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "proxy/tracker/timeline_ring.hpp"
 #include "segment_script.hpp"
 
 namespace finwave::proxy::test {
