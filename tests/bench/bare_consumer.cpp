@@ -159,7 +159,7 @@ int run(const Options& options) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+int parse_and_run(int argc, char** argv) {
   Options options;
   CLI::App app{
       "finwave-bare-consumer: accept-everything NFQUEUE consumer behind finwave's capture rules "
@@ -180,6 +180,16 @@ int main(int argc, char** argv) {
     return run(options);
   } catch (const std::exception& error) {
     std::fprintf(stderr, "bare-consumer: %s\n", error.what());
+    return 1;
+  }
+}
+
+int main(int argc, char** argv) {
+  // A benchmark tool that fails says why and exits 1, rather than terminating on an exception.
+  try {
+    return parse_and_run(argc, argv);
+  } catch (const std::exception& error) {
+    std::fprintf(stderr, "finwave-bare-consumer: %s\n", error.what());
     return 1;
   }
 }

@@ -37,10 +37,12 @@
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <ctime>
+#include <exception>
 #include <string>
 #include <vector>
 
@@ -152,7 +154,8 @@ double percentile(std::vector<double> values, double p) {
   if (values.empty()) return 0;
   std::sort(values.begin(), values.end());
   // Nearest rank.
-  const auto rank = static_cast<std::size_t>(p / 100.0 * static_cast<double>(values.size()) + 0.5);
+  const auto rank =
+      static_cast<std::size_t>(std::lround(p / 100.0 * static_cast<double>(values.size())));
   return values[std::min(values.size() - 1, rank == 0 ? 0 : rank - 1)];
 }
 
@@ -225,7 +228,7 @@ int run_client(const std::string& connect_text, std::uint16_t port, std::uint16_
 
 }  // namespace
 
-int main(int argc, char** argv) {
+int parse_and_run(int argc, char** argv) {
   CLI::App app{
       "finwave-latency-probe: per-connection latency of short request/response "
       "connections (connect, 1-byte request, 1-byte reply, server closes)"};
@@ -257,4 +260,14 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   if (server->parsed()) return serve(listen_text, port, ready_file);
   return run_client(connect_text, port, direct_port, count, warmup, gap_us, samples_path);
+}
+
+int main(int argc, char** argv) {
+  // A benchmark tool that fails says why and exits 1, rather than terminating on an exception.
+  try {
+    return parse_and_run(argc, argv);
+  } catch (const std::exception& error) {
+    std::fprintf(stderr, "finwave-latency-probe: %s\n", error.what());
+    return 1;
+  }
 }

@@ -27,6 +27,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <exception>
 #include <string>
 #include <vector>
 
@@ -225,7 +226,7 @@ int run_client(const std::string& connect_text, std::uint16_t port, int ports, i
 
 }  // namespace
 
-int main(int argc, char** argv) {
+int parse_and_run(int argc, char** argv) {
   CLI::App app{"finwave-perf-hold: open many TCP connections and keep them open"};
   app.require_subcommand(1);
   std::string listen_text = "::";
@@ -251,4 +252,14 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   if (server->parsed()) return serve(listen_text, port, ports, ready_file);
   return run_client(connect_text, port, ports, count, inflight, ready_file);
+}
+
+int main(int argc, char** argv) {
+  // A benchmark tool that fails says why and exits 1, rather than terminating on an exception.
+  try {
+    return parse_and_run(argc, argv);
+  } catch (const std::exception& error) {
+    std::fprintf(stderr, "finwave-perf-hold: %s\n", error.what());
+    return 1;
+  }
 }

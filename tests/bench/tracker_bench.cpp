@@ -39,7 +39,7 @@ void make_endpoints(std::uint64_t n, TcpSegment& from_client) {
   from_client.dst = {};
   from_client.src.family = from_client.dst.family = v6 ? 6 : 4;
   const auto host = static_cast<std::uint8_t>(n / 50000 % 250 + 2);
-  const auto subnet = static_cast<std::uint8_t>(n / (50000 * 250) % 250);
+  const auto subnet = static_cast<std::uint8_t>(n / (std::uint64_t{50000} * 250) % 250);
   if (v6) {
     from_client.src.bytes = {0x20, 0x01, 0x0d, 0xb8, 0, 1, 0, 0, 0, 0, 0, 0, 0, subnet, 0, host};
     from_client.dst.bytes = {0x20, 0x01, 0x0d, 0xb8, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2};

@@ -23,14 +23,14 @@ using Clock = std::chrono::steady_clock;
 
 /// The pattern laid out so that any stream offset o starts a kChunk-long run at o % kPeriod.
 const std::array<std::uint8_t, kPeriod + kChunk>& pattern_table() {
-  static const auto table = [] {
+  static const auto kTable = [] {
     std::array<std::uint8_t, kPeriod + kChunk> t{};
     for (std::size_t i = 0; i < t.size(); ++i) {
       t[i] = pattern_byte(i);
     }
     return t;
   }();
-  return table;
+  return kTable;
 }
 
 double ms_since(Clock::time_point start) {
