@@ -15,6 +15,8 @@ packages=(
   nlohmann-json3-dev libcli11-dev libpcap-dev libxml2-dev
   # fuzzing (tests/fuzz/, FINWAVE_FUZZ=ON): clang with its sanitizer runtimes, and libFuzzer
   clang-14 libfuzzer-14-dev
+  # the lint stage (deploy/lint.sh): formatting, static analysis, shell scripts
+  clang-format-14 clang-tidy-14 shellcheck
   # finwavectl shell: line editing and history (editline, BSD licence)
   libedit-dev
   # finwave at run time: nft writes its capture table

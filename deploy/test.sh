@@ -3,6 +3,8 @@
 # tests build network namespaces); re-executes itself through sudo when it is not root.
 #
 #   deploy/test.sh                  every stage, in this order:
+#     lint       deploy/lint.sh: clang-format diff, shellcheck, clang-tidy (build/'s compile
+#                commands); each of the three counts as one test
 #     plain      the RelWithDebInfo build (build/): unit tests, lab tests, quick benchmarks
 #     sanitize   an ASan + UBSan build (build-asan/): unit and lab tests, so the daemon,
 #                finwavectl and finwave-peer run sanitized in the lab; any report fails it
@@ -21,7 +23,7 @@ repo=$(dirname "$here")
 # shellcheck source=deploy/common.sh
 . "$here/common.sh"
 
-usage() { sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; }
 
 arguments=("$@")
 stages=()
@@ -31,8 +33,8 @@ while (($#)); do
   case $1 in
     --stage)
       case ${2:-} in
-        plain | sanitize | fuzz) stages+=("$2") ;;
-        *) echo "test.sh: --stage takes plain, sanitize or fuzz (got '${2:-}')" >&2; exit 2 ;;
+        lint | plain | sanitize | fuzz) stages+=("$2") ;;
+        *) echo "test.sh: --stage takes lint, plain, sanitize or fuzz (got '${2:-}')" >&2; exit 2 ;;
       esac
       shift
       ;;
@@ -48,7 +50,7 @@ while (($#)); do
   esac
   shift
 done
-((${#stages[@]})) || stages=(plain sanitize fuzz)
+((${#stages[@]})) || stages=(lint plain sanitize fuzz)
 
 finwave_require_root "$0" "${arguments[@]}"
 "$here/install-deps.sh"
@@ -84,6 +86,24 @@ run_ctest() {
   total_failed=$((total_failed + failed))
   ((failed == 0)) || status=1
   echo "test.sh: stage $stage: $passed passed, $failed failed in $((SECONDS - started)) s"
+}
+
+# The habits CI enforces (deploy/lint.sh); a check that fails is one failed test, and the other
+# stages still run, so one report shows everything.
+stage_lint() {
+  local check started=$SECONDS passed=0 failed=0
+  FINWAVE_BUILD=$plain_build cmake -S "$repo" -B "$plain_build" >/dev/null
+  for check in format shell tidy; do
+    if FINWAVE_BUILD=$plain_build "$here/lint.sh" "$check"; then
+      passed=$((passed + 1))
+    else
+      failed=$((failed + 1))
+    fi
+  done
+  total_passed=$((total_passed + passed))
+  total_failed=$((total_failed + failed))
+  ((failed == 0)) || status=1
+  echo "test.sh: stage lint: $passed passed, $failed failed in $((SECONDS - started)) s"
 }
 
 stage_plain() {
@@ -137,6 +157,7 @@ for stage in "${stages[@]}"; do
   # --repeat is about the lab suite on the plain build.
   ((repeat > 0)) && [[ $stage != plain ]] && continue
   case $stage in
+    lint) stage_lint ;;
     plain) stage_plain ;;
     sanitize) stage_sanitize ;;
     fuzz) stage_fuzz ;;
