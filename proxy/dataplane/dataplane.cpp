@@ -20,7 +20,7 @@ void Dataplane::on_packet(const nf::QueuedPacket& packet) noexcept {
   if (error != nf::ParseError::kNone) {
     // Not ours to judge: a packet finwave cannot read passes untouched.
     ++counters_.parse_errors[static_cast<std::size_t>(error) % counters_.parse_errors.size()];
-    p_.queue.accept(packet.id);
+    p_.verdicts.accept(packet.id);
     return;
   }
   ++counters_.segments;
@@ -42,10 +42,10 @@ void Dataplane::on_packet(const nf::QueuedPacket& packet) noexcept {
   Verdict verdict = Verdict::kAccept;
   switch (decision.action) {
     case rules::Action::kPass:
-      p_.queue.accept(packet.id);
+      p_.verdicts.accept(packet.id);
       break;
     case rules::Action::kDrop:
-      p_.queue.drop(packet.id);
+      p_.verdicts.drop(packet.id);
       ++counters_.dropped;
       verdict = Verdict::kDrop;
       break;
@@ -53,15 +53,15 @@ void Dataplane::on_packet(const nf::QueuedPacket& packet) noexcept {
       // From the segment's arrival: the trip through the queue to here is part of the delay.
       if (schedule(packet, segment, classified, decision, arrived_us + decision.delay_us, true) ==
           DelayLine::kNone) {
-        p_.queue.accept(packet.id);
+        p_.verdicts.accept(packet.id);
         break;
       }
-      p_.queue.hold(packet.id);
+      p_.verdicts.hold(packet.id);
       ++counters_.delayed;
       verdict = Verdict::kDelay;
       break;
     case rules::Action::kDuplicate:
-      p_.queue.accept(packet.id);
+      p_.verdicts.accept(packet.id);
       if (schedule(packet, segment, classified, decision, now_us + decision.spacing_us, false) !=
           DelayLine::kNone) {
         ++counters_.duplicated;
@@ -71,10 +71,9 @@ void Dataplane::on_packet(const nf::QueuedPacket& packet) noexcept {
     case rules::Action::kReset: {
       std::array<std::uint8_t, nf::kRstMaxBytes> rst{};
       const std::size_t length = nf::build_rst(packet.payload, segment, rst);
-      if (length == 0 || p_.queue.release(packet.id, nf::KernelVerdict::kAccept,
-                                          std::span(rst.data(), length)) < 0) {
+      if (length == 0 || p_.verdicts.replace(packet.id, std::span(rst.data(), length)) < 0) {
         ++counters_.reset_errors;
-        p_.queue.accept(packet.id);
+        p_.verdicts.accept(packet.id);
         break;
       }
       ++counters_.resets;
@@ -147,9 +146,7 @@ void Dataplane::on_due(std::uint64_t now_us, std::uint64_t horizon_us) noexcept 
        slot = p_.delays.pop_due(horizon_us)) {
     HeldSegment& held = p_.delays.at(slot);
     if (held.holding) {
-      p_.queue.release(held.queue_id, nf::KernelVerdict::kAccept);
-      p_.flows.release(held.flow, held.segment, now_us);
-      held.holding = false;
+      end_hold(held, now_us);
       ++counters_.released;
     } else if (held.copies_left > 0) {
       send_copy(held);
@@ -157,9 +154,15 @@ void Dataplane::on_due(std::uint64_t now_us, std::uint64_t horizon_us) noexcept 
     if (held.copies_left > 0) {
       p_.delays.reschedule(slot, now_us + held.spacing_us);
     } else {
-      p_.delays.release(slot);
+      p_.delays.free(slot);
     }
   }
+}
+
+void Dataplane::end_hold(HeldSegment& held, std::uint64_t now_us) noexcept {
+  p_.verdicts.accept_held(held.queue_id);
+  p_.flows.release(held.flow, held.segment, now_us);
+  held.holding = false;
 }
 
 void Dataplane::send_copy(HeldSegment& held) noexcept {
@@ -171,16 +174,15 @@ void Dataplane::send_copy(HeldSegment& held) noexcept {
   }
 }
 
-void Dataplane::release_all(std::uint64_t now_us) noexcept {
+void Dataplane::end_all_holds(std::uint64_t now_us) noexcept {
   for (std::uint32_t slot = p_.delays.pop_any(); slot != DelayLine::kNone;
        slot = p_.delays.pop_any()) {
     HeldSegment& held = p_.delays.at(slot);
     if (held.holding) {
-      p_.queue.release(held.queue_id, nf::KernelVerdict::kAccept);
-      p_.flows.release(held.flow, held.segment, now_us);
+      end_hold(held, now_us);
       ++counters_.released_early;
     }
-    p_.delays.release(slot);
+    p_.delays.free(slot);
   }
 }
 

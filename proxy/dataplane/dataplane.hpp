@@ -10,6 +10,7 @@
 #include "proxy/dataplane/arrival_clock.hpp"
 #include "proxy/dataplane/dataplane_counters.hpp"
 #include "proxy/dataplane/delay_line.hpp"
+#include "proxy/dataplane/verdict_port.hpp"
 #include "proxy/report/pcap_writer.hpp"
 #include "proxy/tracker/flow_table.hpp"
 #include "proxy/tracker/sinks.hpp"
@@ -20,14 +21,15 @@ namespace finwave::proxy {
 
 /// The per-packet path: parse, classify in the flow table, let the rule engine decide, carry
 /// the decision out (verdict now, hold on the delay line, copies from the raw socket, rewrite as
-/// an RST), and tell the tracker what was done. Loop thread only; never throws, and allocates
+/// an RST), and tell the tracker what was done. Every packet gets exactly one verdict through the
+/// VerdictPort: at once, or when its hold ends. Loop thread only; never throws, and allocates
 /// only the first time a delay-line slot holds bytes.
 class Dataplane final : public nf::PacketHandler {
  public:
   /// Everything it works with; all must outlive it. `pcap` and `injector` may be null (no copies
   /// can be sent then: duplicate decisions pass the original only, counted in copy_errors).
   struct Parts {
-    nf::Queue& queue;
+    VerdictPort& verdicts;  ///< Normally NfQueueVerdicts; the caller flushes the queue.
     FlowTable& flows;
     rules::Engine& engine;
     rules::Rng& rng;
@@ -41,13 +43,13 @@ class Dataplane final : public nf::PacketHandler {
 
   void on_packet(const nf::QueuedPacket& packet) noexcept override;
 
-  /// Carries out everything on the delay line due by `horizon_us` (normally now): releases held
-  /// segments, sends copies. The caller then flushes the queue and waits or re-arms its timer
-  /// for delays.next_due().
+  /// Carries out everything on the delay line due by `horizon_us` (normally now): ends the holds
+  /// that are due, sends copies. The caller then flushes the queue and waits or re-arms its
+  /// timer for delays.next_due().
   void on_due(std::uint64_t now_us, std::uint64_t horizon_us) noexcept;
 
-  /// Shutdown: releases every held segment now (ACCEPT) and forgets pending copies.
-  void release_all(std::uint64_t now_us) noexcept;
+  /// Shutdown: ends every hold now, due or not (ACCEPT), and forgets pending copies.
+  void end_all_holds(std::uint64_t now_us) noexcept;
 
   const DataplaneCounters& counters() const noexcept { return counters_; }
 
@@ -59,6 +61,8 @@ class Dataplane final : public nf::PacketHandler {
   std::uint32_t schedule(const nf::QueuedPacket& packet, const nf::TcpSegment& segment,
                          const Classified& classified, const rules::Decision& decision,
                          std::uint64_t due_us, bool hold) noexcept;
+  /// The held original goes out: the kernel gets its ACCEPT, the tracker hears it left now.
+  void end_hold(HeldSegment& held, std::uint64_t now_us) noexcept;
   void send_copy(HeldSegment& held) noexcept;
 
   Parts p_;

@@ -37,7 +37,7 @@ void DelayLine::reschedule(std::uint32_t slot, std::uint64_t due_us) noexcept {
   std::push_heap(heap_.begin(), heap_.end(), std::greater<>{});
 }
 
-void DelayLine::release(std::uint32_t slot) noexcept {
+void DelayLine::free(std::uint32_t slot) noexcept {
   free_.push_back(slot);
   --in_use_;
 }

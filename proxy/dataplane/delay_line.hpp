@@ -45,13 +45,13 @@ class DelayLine {
 
   /// Puts a slot that pop_due() returned back on the heap, due at `due_us`.
   void reschedule(std::uint32_t slot, std::uint64_t due_us) noexcept;
-  /// Frees a slot that pop_due() returned.
-  void release(std::uint32_t slot) noexcept;
+  /// Frees a slot that pop_due() or pop_any() returned, for add() to reuse.
+  void free(std::uint32_t slot) noexcept;
 
   /// The earliest due time, if anything is scheduled.
   std::optional<std::uint64_t> next_due() const noexcept;
   /// Removes and returns the earliest slot due at or before `now_us`, or kNone. The slot is off
-  /// the heap until reschedule() or release().
+  /// the heap until reschedule() or free().
   std::uint32_t pop_due(std::uint64_t now_us) noexcept;
   /// Removes and returns any scheduled slot regardless of time (shutdown), or kNone.
   std::uint32_t pop_any() noexcept;

@@ -21,7 +21,7 @@ constexpr std::uint64_t kTickMs = 50;
 
 // The longest run_due() waits on the clock for segments about to fall due, in all, before it
 // goes back to the loop (and arms the timer for the rest). The lead is capped at 1 ms, so this
-// lets one wake-up release a handful of segments due close together.
+// lets one wake-up end the holds of a handful of segments due close together.
 constexpr std::uint64_t kMaxWaitUs = 2000;
 
 }  // namespace
@@ -42,7 +42,8 @@ QueueWorker::QueueWorker(Config config, rules::Engine engine, OutcomeSink& outco
   // Last: nothing after it can throw, and a constructor that throws runs no destructor.
   delay_fd_ = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
   if (delay_fd_ < 0) throw std::system_error(errno, std::generic_category(), "timerfd_create");
-  dataplane_.emplace(Dataplane::Parts{*queue_, flows_, engine_, rng_, delays_, &injector_,
+  verdicts_.emplace(*queue_);
+  dataplane_.emplace(Dataplane::Parts{*verdicts_, flows_, engine_, rng_, delays_, &injector_,
                                       pcap_.is_open() ? &pcap_ : nullptr});
 }
 
@@ -138,7 +139,7 @@ void QueueWorker::run_due() noexcept {
   // The timer fired lead_us() before the first due time, so that a wake-up that comes late still
   // comes before it. Each held segment then leaves at its own due time: what is due now goes at
   // once; what falls due within the lead is waited for on the clock, since arming the timer for
-  // it would wake finwave too late. Releases can take long (the verdict carries the segment
+  // it would wake finwave too late. Ending a hold can take long (the ACCEPT carries the segment
   // through the rest of the router and into the receiver's stack within the syscall), so the
   // clock is read again after each. The wait is bounded, so the loop is never held for long.
   const std::uint64_t started = now_us();
@@ -240,7 +241,7 @@ void QueueWorker::do_stop_reading() noexcept {
   if (!queue_ || !dataplane_) return;
   const std::unique_lock<std::mutex> lock = guard();
   queue_->drain(*dataplane_);
-  dataplane_->release_all(now_us());
+  dataplane_->end_all_holds(now_us());
   queue_->flush();
 }
 
@@ -250,7 +251,7 @@ void QueueWorker::do_finish() noexcept {
     const std::unique_lock<std::mutex> lock = guard();
     if (queue_ && dataplane_) {
       queue_->drain(*dataplane_);
-      dataplane_->release_all(now_us());
+      dataplane_->end_all_holds(now_us());
       queue_->flush();
       dataplane_->set_rule_hit_sink(nullptr);
     }
@@ -307,6 +308,7 @@ void QueueWorker::close_queue() noexcept {
   closed_counters_ = counters();
   const std::unique_lock<std::mutex> lock = guard();
   dataplane_.reset();
+  verdicts_.reset();
   queue_.reset();
 }
 

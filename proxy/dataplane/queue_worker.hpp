@@ -15,6 +15,7 @@
 #include "netfilter/queue.hpp"
 #include "proxy/dataplane/dataplane.hpp"
 #include "proxy/dataplane/delay_line.hpp"
+#include "proxy/dataplane/nf_queue_verdicts.hpp"
 #include "proxy/dataplane/timer_lead.hpp"
 #include "proxy/dataplane/worker_counters.hpp"
 #include "proxy/loop/uv_handle.hpp"
@@ -73,11 +74,11 @@ class QueueWorker final : private RuleHitSink {
   void start(uv_loop_t* control_loop);
 
   /// Control thread, shutdown step 1: stops reading the queue, reads what is queued and
-  /// releases every held segment. Returns once done (it waits for the worker's thread).
+  /// accepts every held segment. Returns once done (it waits for the worker's thread).
   void stop_reading() noexcept;
-  /// Control thread, shutdown step 2 (after the capture chains are gone): reads and releases
-  /// once more, finishes every flow (take_final_outcomes()), closes the pcap file and every
-  /// handle, and joins the thread. Idempotent.
+  /// Control thread, shutdown step 2 (after the capture chains are gone): reads and accepts held
+  /// segments once more, finishes every flow (take_final_outcomes()), closes the pcap file and
+  /// every handle, and joins the thread. Idempotent.
   void finish() noexcept;
   /// After finish(): the outcomes of the flows it finished, daemon-wide ids.
   std::vector<Outcome> take_final_outcomes() noexcept;
@@ -144,6 +145,7 @@ class QueueWorker final : private RuleHitSink {
   rules::Engine engine_;
   rules::Rng rng_;
   std::optional<nf::Queue> queue_;
+  std::optional<NfQueueVerdicts> verdicts_;  // on *queue_, for dataplane_
   FlowTable flows_;
   DelayLine delays_;
   nf::Injector injector_;
