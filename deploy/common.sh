@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared by the deploy/ scripts: source it, don't run it.
 
 # Re-executes the calling script as root through sudo when needed; explains what it needs when

@@ -33,7 +33,7 @@ cleanup() {
 trap cleanup EXIT
 
 lab() { "$here/lab.sh" "$@"; }
-wait_for() {  # FILE SECONDS
+wait_for_output() {  # FILE SECONDS
   local deadline=$((SECONDS + $2))
   until [ -s "$1" ]; do
     [ $SECONDS -lt $deadline ] || { echo "demo: timed out waiting for $1" >&2; return 1; }
@@ -51,12 +51,12 @@ echo "demo: finwave on the router, rules from ${rules#"$repo"/}"
   >"$work/outcomes.jsonl" 2>"$work/finwave.log" &
 pids+=($!)
 finwave_pid=$!
-wait_for "$work/finwave.ready" 10 || { cat "$work/finwave.log" >&2; exit 1; }
+wait_for_output "$work/finwave.ready" 10 || { cat "$work/finwave.log" >&2; exit 1; }
 
 "$here/lab.sh" exec server "$build/finwave-peer" server --listen :: --port 5000 --connections 2 \
   --script read-eof,close --ready-file "$work/server.ready" >"$work/server.jsonl" &
 pids+=($!)
-wait_for "$work/server.ready" 10
+wait_for_output "$work/server.ready" 10
 
 echo "demo: client sends 100 kB and closes first, over IPv4 and then IPv6"
 lab exec client "$build/finwave-peer" client --connect 198.18.2.2 --port 5000 \

@@ -72,6 +72,15 @@ check_shell() {
   mapfile -t files < <(shell_files)
   # -x follows the `source` lines whose paths the scripts give with "# shellcheck source=".
   shellcheck -x -P SCRIPTDIR "${files[@]}"
+  # One definition per helper: a function defined in two scripts means two tests that drifted
+  # apart, or a library part that silently overrides another.
+  local twice
+  twice=$(grep -HnoE '^[A-Za-z_][A-Za-z0-9_]*\(\)' "${files[@]}" |
+    awk -F: '{ name = $3; sub(/\(\)$/, "", name) }
+             name == "usage" || name == "main" { next }  # each program has its own
+             { where[name] = where[name] " " $1 ":" $2; n[name]++ }
+             END { for (f in n) if (n[f] > 1) print "lint.sh: shell: " f "() defined more than once:" where[f] }')
+  [[ -z $twice ]] || { echo "$twice" >&2; return 1; }
 }
 
 check_tidy() {

@@ -178,11 +178,6 @@ iperf_gbps() {
   fail "iperf3 failed: $(jq -r '.error // empty' "$1" 2>/dev/null) $(cat "$1.err")"
 }
 
-median() {
-  printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END {
-    if (NR == 0) { print "null"; exit }
-    if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
 
 lab_bg server "$work/iperf3-server.log" iperf3 -s -p 5201 >/dev/null
 for ((i = 0; i < 200; i++)); do

@@ -27,7 +27,6 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 . "$repo/tests/lab/lib.sh"
-. "$repo/tests/lab/finwave.sh"
 
 json_out=$repo/results/bench-delay.json
 delays="1 10 100 1000"
@@ -91,7 +90,7 @@ done
 port_filter="tcp and ($(printf 'port %s or ' "${ports[@]}" | sed 's/ or $//'))"
 
 # tcpdump with nanosecond timestamps (capture_start in lib.sh keeps tcpdump's default).
-bench_capture() {
+capture_ns() {
   local iface=$1 file=$2 pid i
   pid=$(lab_bg router "$file.tcpdump" tcpdump -i "$iface" -n -U --immediate-mode -B 65536 -s 128 \
     --time-stamp-precision=nano -Z root -w "$file" "$port_filter")
@@ -102,8 +101,8 @@ bench_capture() {
   done
   fail "tcpdump on $iface did not start: $(cat "$file.tcpdump.err")"
 }
-bench_capture to-client "$work/ingress.pcap"
-bench_capture to-server "$work/egress.pcap"
+capture_ns to-client "$work/ingress.pcap"
+capture_ns to-server "$work/egress.pcap"
 
 finwave_start router "$work/finwave.jsonl" --rules "$rules" "${finwave_ports[@]}" --settle 0.2 \
   --linger 5 --quiet --realtime-priority "$realtime_priority"

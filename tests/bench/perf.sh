@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2086 # sample lists are space-separated numbers, split into arguments on purpose
 # tests/bench/perf.sh — finwave's performance benchmark (issue 7): finwave against the kernel
 # alone, a bare NFQUEUE consumer and a user-space relay, in a lab of its own.
 #
@@ -68,7 +69,7 @@ strict=0
 profile=0
 build="${FINWAVE_BUILD:-$repo/build}"
 
-usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
+usage() { sed -n '3,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
 
 while (($#)); do
   case "$1" in
@@ -134,12 +135,6 @@ wants() { [[ ",$only," == *",$1,"* ]]; }
 
 # --- Small statistics --------------------------------------------------------------------------
 
-# median V... — the median of numbers (mean of the middle two for an even count).
-median() {
-  printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END {
-    if (NR == 0) { print "null"; exit }
-    if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
 
 # div A B [DIGITS] — A / B, or null when B is 0.
 div() { awk -v a="$1" -v b="$2" -v d="${3:-4}" 'BEGIN { if (b == 0) print "null"; else printf "%.*f\n", d, a / b }'; }
@@ -147,11 +142,10 @@ div() { awk -v a="$1" -v b="$2" -v d="${3:-4}" 'BEGIN { if (b == 0) print "null"
 # json_array V... — [V,...]
 json_array() { local IFS=,; echo "[$*]"; }
 
-# at_least V T / at_most V T — "true" or "false".
-at_least() { awk -v v="$1" -v t="$2" 'BEGIN { print (v != "null" && v + 0 >= t + 0) ? "true" : "false" }'; }
-at_most() { awk -v v="$1" -v t="$2" 'BEGIN { print (v != "null" && v + 0 <= t + 0) ? "true" : "false" }'; }
+# value_at_least V T / value_at_most V T — "true" or "false" (lib.sh's at_least runs a command).
+value_at_least() { awk -v v="$1" -v t="$2" 'BEGIN { print (v != "null" && v + 0 >= t + 0) ? "true" : "false" }'; }
+value_at_most() { awk -v v="$1" -v t="$2" 'BEGIN { print (v != "null" && v + 0 <= t + 0) ? "true" : "false" }'; }
 
-now_ns() { date +%s%N; }
 
 # --- Results -----------------------------------------------------------------------------------
 
@@ -228,11 +222,6 @@ wait_started() {
   fail "$name did not become ready within 15 s"
 }
 
-# cpu_ns PID — CPU time the process has used so far (every thread), in nanoseconds, from the
-# scheduler's own accounting (finer than the tick-based utime and stime).
-cpu_ns() {
-  cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ sum += $1 } END { printf "%.0f\n", sum }'
-}
 
 # config_stop NAME — stops it; afterwards `config_stat JQPATH` reads its exit counters and
 # CONFIG_CPU_NS holds the CPU time it used (it idles between runs, so this is the run's).
@@ -321,7 +310,7 @@ bench_throughput() {
     record "$(jq -cn --arg case "$streams stream(s)" --argjson k "$k" --argjson f "$f" --argjson s "$s" \
       --argjson rk "$(json_array ${samples[kernel]})" --argjson rf_ "$(json_array ${samples[finwave]})" \
       --argjson rs_ "$(json_array ${samples[socat]})" --argjson rf "$rf" --argjson rs "$rs" \
-      --argjson met "$(target_met "$(at_least "$rf" 0.97)")" \
+      --argjson met "$(target_met "$(value_at_least "$rf" 0.97)")" \
       '{bench: "throughput", case: $case, unit: "Gbit/s",
         values: {kernel: $k, finwave: $f, socat: $s}, runs: {kernel: $rk, finwave: $rf_, socat: $rs_},
         ratios: {"finwave/kernel": $rf, "socat/kernel": $rs},
@@ -396,8 +385,8 @@ bench_churn() {
     --argjson rb_ "$(json_array ${samples[bare]})" --argjson rk "$rk" --argjson rb "$rb" \
     --argjson failures "$failures" --argjson per_conn "$per_conn" \
     --argjson cpu_f "$(median ${cpu[finwave]})" --argjson cpu_b "$(median ${cpu[bare]})" \
-    --argjson met_k "$(target_met "$(at_least "$rk" 0.85)")" \
-    --argjson met_b "$(target_met "$(at_least "$rb" 0.95)")" \
+    --argjson met_k "$(target_met "$(value_at_least "$rk" 0.85)")" \
+    --argjson met_b "$(target_met "$(value_at_least "$rb" 0.95)")" \
     --arg load "$CHURN_CLIENTS clients x $CHURN_PARALLEL parallel, send:100,shutdown,read-eof,close" \
     '{bench: "churn", case: $load, unit: "conn/s",
       values: {kernel: $k, finwave: $f, bare: $b}, runs: {kernel: $rk_, finwave: $rf_, bare: $rb_},
@@ -558,7 +547,7 @@ verdict_case() {
   rc=$(median "${cpu_ratios[@]}")
   if [[ $load == nogso ]]; then
     label="iperf3 -P 4, TSO/GSO off: one segment per packet"
-    met=$(target_met "$(at_least "$rc" 0.8)")
+    met=$(target_met "$(value_at_least "$rc" 0.8)")
   else
     label="bulk: iperf3 -P 4, GSO packets"
     met=null
@@ -597,7 +586,6 @@ bench_verdict() {
 
 # --- 6. Memory ---------------------------------------------------------------------------------
 
-rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 
 # tracked_flows SOCKET — flows finwave tracks now (from its control socket).
 tracked_flows() {
@@ -691,8 +679,8 @@ bench_memory() {
   record "$(jq -cn --argjson steps "$steps_json" --argjson b "$bytes_last" --argjson w "$w" \
     --argjson wo "$wo" --argjson r "$r" --argjson held "$held" --argjson wc "$wc" --argjson woc "$woc" \
     --argjson rw "$(json_array "${with[@]}")" --argjson rwo "$(json_array "${without[@]}")" \
-    --argjson met_b "$(target_met "$(at_most "$bytes_last" 1024)")" \
-    --argjson met_c "$(target_met "$(at_least "$r" 0.95)")" \
+    --argjson met_b "$(target_met "$(value_at_most "$bytes_last" 1024)")" \
+    --argjson met_c "$(target_met "$(value_at_least "$r" 0.95)")" \
     '{bench: "memory", case: "flows held open by finwave-perf-hold", unit: "bytes/flow",
       steps: $steps, bytes_per_flow: $b,
       churn: {with_flows: $w, without_flows: $wo, held: $held, ratio: $r,

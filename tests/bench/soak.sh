@@ -95,8 +95,6 @@ fi
 export FINWAVE_BUILD="$build"
 # shellcheck source=tests/lab/lib.sh
 . "$repo/tests/lab/lib.sh"
-# shellcheck source=tests/lab/finwave.sh
-. "$repo/tests/lab/finwave.sh"
 CTL="$build/finwavectl"
 LOAD="$build/finwave-churn-load"
 RULES="$here/soak_rules.toml"
@@ -106,9 +104,6 @@ for binary in "$FINWAVE_BIN" "$CTL" "$LOAD"; do
 done
 command -v jq >/dev/null || { echo "soak.sh: jq is not installed (deploy/install-deps.sh)" >&2; exit 1; }
 
-now_ns() { date +%s%N; }
-# cpu_ns PID — CPU time the process has used so far, every thread, in nanoseconds.
-cpu_ns() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ sum += $1 } END { printf "%.0f\n", sum }'; }
 seconds_since() { awk -v ns=$(($(now_ns) - $1)) 'BEGIN { printf "%.1f", ns / 1e9 }'; }
 
 load_at_start=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -308,6 +303,7 @@ check "client failures only RSTs a rule sent" \
 
 elapsed=$(seconds_since "$started")
 # The clients' own figure: connections established over the longer of their two runs.
+# shellcheck disable=SC2016 # $s is jq's variable
 achieved=$(f '(.load_elapsed_s) as $s | if $s > 0 then (.established / $s * 10 | round / 10) else 0 end')
 cpu_us=$(awk -v c="$finwave_cpu_s" -v n="$established" 'BEGIN { printf "%.1f", n ? c * 1e6 / n : 0 }')
 mkdir -p "$(dirname "$out")"

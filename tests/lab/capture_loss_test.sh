@@ -10,9 +10,6 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
-. "$here/finwave.sh"
-. "$here/wait_lib.sh"
-. "$here/fault_lib.sh"
 
 lab_begin capture_loss
 export FINWAVE_CONTROL=$LAB_DIR/control.sock

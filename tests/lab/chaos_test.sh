@@ -7,11 +7,8 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
-. "$here/finwave.sh"
-. "$here/wait_lib.sh"
 
 lab_begin chaos
-ctl() { "$FINWAVE_BUILD/finwavectl" "$@"; }
 # Every finwavectl below talks to this socket.
 export FINWAVE_CONTROL=$LAB_DIR/control.sock
 
@@ -30,7 +27,7 @@ lab_bg server "$LAB_DIR/server.jsonl" "$FINWAVE_BIN_PEER" server --listen :: --p
   --quiet --ready-file "$LAB_DIR/server.ready" >/dev/null
 wait_for_file "$LAB_DIR/server.ready" 10 || fail "the server did not start within 10 s"
 
-connect() {
+connect_clients() {
   lab_exec client "$FINWAVE_BIN_PEER" client --connect "$LAB_SERVER_V4" --port 5000 \
     --connections "$1" --quiet >/dev/null || fail "client failed"
 }
@@ -39,13 +36,13 @@ connect() {
 ctl rules
 ctl --json rules | jq -e '.rules[] | select(.name == "lose-final-ack") | .enabled == false' \
   >/dev/null || fail "lose-final-ack should start disabled"
-connect 5
+connect_clients 5
 ctl wait --result clean --count 5 --since 0 --timeout 10s >/dev/null ||
   fail "5 clean teardowns expected before the fault"
 
 # 2. Break it. `--since change`: the outcome may be reported before `wait` starts.
 ctl enable lose-final-ack
-connect 1
+connect_clients 1
 t0=$(lab_now_ms)
 ctl wait --rule lose-final-ack --result timeout --since change --timeout 15s ||
   fail "no timeout outcome caused by lose-final-ack"
@@ -89,7 +86,7 @@ ctl --control "$LAB_DIR/nobody.sock" show "$id" 2>/dev/null || status=$?
 
 # 3. Heal it: the rule goes off and new connections are clean again.
 ctl disable lose-final-ack
-connect 5
+connect_clients 5
 # The 5 new connections' outcomes, told apart by their known sides from those of the broken
 # connection's later FIN retransmissions (flows seen mid-teardown, which may be reported at any
 # moment and may time out: their final ACK may have been dropped before the disable).

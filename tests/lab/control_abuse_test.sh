@@ -8,9 +8,6 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
-. "$here/finwave.sh"
-. "$here/wait_lib.sh"
-. "$here/fault_lib.sh"
 
 lab_begin control_abuse
 export FINWAVE_CONTROL=$LAB_DIR/control.sock
@@ -135,8 +132,8 @@ clients_back() {
   now=$(finwave_status_field "$FINWAVE_CONTROL" .control.clients) && ((now <= clients_before))
 }
 wait_until 5 "the abusers' connections to close" clients_back
-reported() { outcomes 'select(.sides_known) | select(.flow.server | endswith(":5000"))' | wc -l; }
-wait_until 20 "$made churn outcomes" at_least "$made" reported
+reported_to_5000() { outcomes 'select(.sides_known) | select(.flow.server | endswith(":5000"))' | wc -l; }
+wait_until 20 "$made churn outcomes" at_least "$made" reported_to_5000
 finwave_stop
 check_all_queued_answered
 added=$(awk -v a="$flood_us" -v b="$quiet_us" 'BEGIN { printf "%.1f", a - b }')

@@ -6,10 +6,8 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
-. "$here/finwave.sh"
 
 lab_begin control_permission
-ctl() { "$FINWAVE_BUILD/finwavectl" "$@"; }
 # nobody may not be able to reach the build tree: give it its own copy of finwavectl.
 bin=$(mktemp -d /tmp/finwavectl-bin.XXXXXX)
 lab_on_exit rm -rf "$bin"
@@ -47,15 +45,18 @@ touch "$dir/not-a-socket"
 status=0
 lab_exec router "$FINWAVE_BIN" --port 5001 --queue 7 --control "$dir/not-a-socket" \
   >/dev/null 2>"$LAB_DIR/file.err" || status=$?
-[ "$status" -eq 1 ] && [ -f "$dir/not-a-socket" ] || fail "finwave exited $status over a regular file"
+if ! { [ "$status" -eq 1 ] && [ -f "$dir/not-a-socket" ]; }; then
+  fail "finwave exited $status over a regular file"
+fi
 
 # Crash: the socket file stays; the next finwave replaces it, this time for a group.
 finwave_kill9
 [ -S "$FINWAVE_CONTROL" ] || fail "kill -9 should leave the socket file"
 status=0
 ctl status >/dev/null 2>"$LAB_DIR/stale.err" || status=$?
-[ "$status" -eq 3 ] && grep -q "no finwave listens" "$LAB_DIR/stale.err" ||
+if ! { [ "$status" -eq 3 ] && grep -q "no finwave listens" "$LAB_DIR/stale.err"; }; then
   fail "stale socket: finwavectl exited $status: $(cat "$LAB_DIR/stale.err")"
+fi
 finwave_start router "$LAB_DIR/finwave2.jsonl" --port 5000 --control "$FINWAVE_CONTROL" \
   --control-group nogroup
 grep -q "replaced the stale socket" "$FINWAVE_OUT.err" || fail "stale socket replacement not logged"

@@ -9,10 +9,8 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
-. "$here/finwave.sh"
 
 lab_begin control_robustness
-ctl() { "$FINWAVE_BUILD/finwavectl" "$@"; }
 export FINWAVE_CONTROL=$LAB_DIR/control.sock
 sock=$FINWAVE_CONTROL
 count=1000
@@ -29,8 +27,7 @@ finwave_start router "$LAB_DIR/finwave.jsonl" --rules "$LAB_DIR/rules.toml" --po
 lab_bg server "$LAB_DIR/server.jsonl" "$FINWAVE_BIN_PEER" server --listen :: --port 5000 \
   --quiet --ready-file "$LAB_DIR/server.ready" >/dev/null
 wait_for_file "$LAB_DIR/server.ready" 10
-rss_kib() { awk '/^VmRSS/ { print $2 }' "/proc/$FINWAVE_PID/status"; }
-rss_start=$(rss_kib)
+rss_start=$(rss_kib "$FINWAVE_PID")
 
 # 1. Every malformed request, on one connection, answered in order with its code.
 cases=(
@@ -99,8 +96,10 @@ until [ "$(ctl --json status | jq '.control.waits')" -ge 100 ]; do
   sleep 0.1
 done
 control=$(ctl --json status | jq -c '.control')
-[ "$(jq '.clients' <<<"$control")" -ge 103 ] && [ "$(jq '.subscribers' <<<"$control")" -eq 2 ] ||
+if ! { [ "$(jq '.clients' <<<"$control")" -ge 103 ] &&
+  [ "$(jq '.subscribers' <<<"$control")" -eq 2 ]; }; then
   fail "expected 103 clients and 2 subscribers: $control"
+fi
 
 # 4. 1000 connections tear down; finwave is asked for its status every 100 ms meanwhile.
 lab_bg client "$LAB_DIR/client.jsonl" "$FINWAVE_BIN_PEER" client --connect "$LAB_SERVER_V4" \
@@ -148,7 +147,7 @@ until entries=$(ctl --json stats | jq '.teardown_set.v4') && [ "$entries" = $((c
 done
 dropped_events=$(jq '.control.events_dropped' <<<"$stats")
 [ "$dropped_events" -gt 0 ] || fail "no events were dropped for the stalled subscribers"
-rss_end=$(rss_kib)
+rss_end=$(rss_kib "$FINWAVE_PID")
 ((rss_end - rss_start < 65536)) || fail "RSS grew from $rss_start to $rss_end KiB"
 # The late reader reads now: what finwave held back for it, then a "lagged" event that says how
 # many it missed (sent once its backlog has drained below half its limit). grep reads the

@@ -7,11 +7,8 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
-. "$here/finwave.sh"
-. "$here/wait_lib.sh"
 
 lab_begin control_rules
-ctl() { "$FINWAVE_BUILD/finwavectl" "$@"; }
 export FINWAVE_CONTROL=$LAB_DIR/control.sock
 : >"$LAB_DIR/rules.toml"  # No rules: finwave only observes.
 
@@ -20,7 +17,7 @@ finwave_start router "$LAB_DIR/finwave.jsonl" --rules "$LAB_DIR/rules.toml" --po
 lab_bg server "$LAB_DIR/server.jsonl" "$FINWAVE_BIN_PEER" server --listen :: --port 5000 \
   --quiet --ready-file "$LAB_DIR/server.ready" >/dev/null
 wait_for_file "$LAB_DIR/server.ready" 10 || fail "the server did not start within 10 s"
-connect() {
+connect_once() {
   lab_exec client "$FINWAVE_BIN_PEER" client --connect "$1" --port 5000 --quiet >/dev/null ||
     fail "client to $1 failed"
 }
@@ -45,7 +42,7 @@ lab_bg router "$LAB_DIR/hits.jsonl" "$FINWAVE_BUILD/finwavectl" --json watch --e
 watch_pid=$LAB_LAST_PID
 subscribers() { finwave_status_field "$FINWAVE_CONTROL" .control.subscribers; }
 wait_until 10 "finwavectl watch to subscribe" exactly 1 subscribers
-connect "$LAB_SERVER_V4"
+connect_once "$LAB_SERVER_V4"
 ctl wait --rule lose-fin1-once --since change --timeout 10s >/dev/null || fail "no outcome names the added rule"
 retx=$(ctl --json outcomes --limit 1 | jq '.outcomes[0].fin_retransmits.client')
 [ "$retx" -ge 1 ] || fail "the dropped fin1 was not retransmitted ($retx)"
@@ -73,7 +70,7 @@ expect_status 2 unknown_rule ctl remove nothing-here
 # Remove it: connections are untouched again.
 ctl remove lose-fin1-once reset-fin2
 [ "$(ctl --json rules | jq '.rules | length')" -eq 0 ] || fail "rules left after remove"
-connect "$LAB_SERVER_V6"
+connect_once "$LAB_SERVER_V6"
 ctl wait --since change --timeout 10s >/dev/null || fail "no outcome after remove"
 [ "$(ctl --json outcomes --limit 1 | jq '.outcomes[0].actions | length')" -eq 0 ] ||
   fail "a removed rule still acted"

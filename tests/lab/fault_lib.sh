@@ -1,6 +1,6 @@
 # shellcheck shell=bash
 # tests/lab/fault_lib.sh — helpers for the fault tests (kill -9, a deleted table, queue overflow,
-# control abuse, reload storm). Source after lib.sh, finwave.sh and wait_lib.sh.
+# control abuse, reload storm). Part of lib.sh, which sources it.
 #
 #   churn_start NAME ARGS...   start a client in the client namespace that makes batches of
 #                              connections (finwave-peer client ARGS...) one after another until
@@ -52,7 +52,6 @@ churn_failed() {
   jq -s '[.[] | select(.event == "summary") | .failed] | add // 0' "$LAB_DIR/${1:?}.jsonl"
 }
 
-ctl() { "$FINWAVE_BUILD/finwavectl" --control "$FINWAVE_CONTROL" "$@"; }
 
 check_all_queued_answered() {
   check_verdict_accounting

@@ -1,4 +1,5 @@
-# Helpers for lab tests that run finwave itself; source after lib.sh.
+# shellcheck shell=bash
+# Helpers for lab tests that run finwave itself. Part of lib.sh, which sources it.
 #   finwave_start ROLE OUTFILE ARGS...   starts finwave in ROLE's namespace with --json and a
 #                                        ready file; sets FINWAVE_PID; waits until it is ready
 #   finwave_stop                         SIGTERM, wait, and check it exited 0
@@ -60,6 +61,7 @@ outcomes() {
 }
 
 kernel_queue_field() {
+  # shellcheck disable=SC2016 # an awk program: $1 and $f are awk's fields
   lab_exec "$1" awk -v q="$2" -v f="$3" '$1 == q { print $f }' /proc/net/netfilter/nfnetlink_queue
 }
 
@@ -75,3 +77,7 @@ check_verdict_accounting() {
   [ "$held" -eq 0 ] || fail "$held packets still held at exit"
   [ "$(finwave_stats .queue.verdict_errors)" -eq 0 ] || fail "verdict errors at exit"
 }
+
+# ctl ARGS... — finwavectl of this build, on the control socket $FINWAVE_CONTROL names (the
+# test exports it).
+ctl() { "$FINWAVE_BUILD/finwavectl" "$@"; }

@@ -484,3 +484,47 @@ peer_field() {
 require_file() {
   [[ -e "${1:?require_file PATH HINT}" ]] || fail "$1 not found (${2:-build it first})"
 }
+
+# expect WHAT ACTUAL EXPECTED — fail unless equal; otherwise log "WHAT: ACTUAL".
+expect() {
+  local what=${1:?expect WHAT ACTUAL EXPECTED} actual=${2-} expected=${3-}
+  [ "$actual" = "$expected" ] || fail "$what: got '$actual', expected '$expected'"
+  echo "  $what: $actual"
+}
+
+# --- Measuring -----------------------------------------------------------------------------
+
+now_ns() { date +%s%N; }
+
+# cpu_ns PID — CPU time the process has used so far (every thread), in nanoseconds, from the
+# scheduler's own accounting (finer than the tick-based utime and stime).
+cpu_ns() {
+  cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ sum += $1 } END { printf "%.0f\n", sum }'
+}
+
+# rss_kib PID — the process's resident set, in KiB.
+rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
+
+# median V... — the median of numbers (mean of the middle two for an even count; null for none).
+median() {
+  printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END {
+    if (NR == 0) { print "null"; exit }
+    if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+# The rest of the library, one file per job; a test sources lib.sh and nothing else.
+#   wait_lib.sh      waiting for a condition with a deadline (wait_for, wait_until, at_least, ...)
+#   finwave.sh       finwave itself: start, stop, its control socket (ctl), outcomes, stats
+#   fault_lib.sh     faults: churn while something breaks, queue and capture checks
+#   rules_lib.sh     the rules/ examples' tests: wire capture and its jq helpers
+#   teardown_lib.sh  teardown cases: finwave-peer pairs, the report, case checks
+# shellcheck source=tests/lab/wait_lib.sh
+. "$FINWAVE_REPO/tests/lab/wait_lib.sh"
+# shellcheck source=tests/lab/finwave.sh
+. "$FINWAVE_REPO/tests/lab/finwave.sh"
+# shellcheck source=tests/lab/fault_lib.sh
+. "$FINWAVE_REPO/tests/lab/fault_lib.sh"
+# shellcheck source=tests/lab/rules_lib.sh
+. "$FINWAVE_REPO/tests/lab/rules_lib.sh"
+# shellcheck source=tests/lab/teardown_lib.sh
+. "$FINWAVE_REPO/tests/lab/teardown_lib.sh"

@@ -7,16 +7,14 @@
 set -euo pipefail
 # shellcheck source=tests/lab/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-# shellcheck source=tests/lab/wait_lib.sh
-source "$(dirname "${BASH_SOURCE[0]}")/wait_lib.sh"
 
 require_file "$FINWAVE_BIN_PEER" "cmake --build $FINWAVE_BUILD --target finwave-peer"
 command -v jq >/dev/null || fail "jq is needed to read finwave-peer's JSON lines"
 PEER="$FINWAVE_BIN_PEER"
 
-# start_server NAME ARGS... — finwave-peer server in the server namespace, logging to
+# start_peer_server NAME ARGS... — finwave-peer server in the server namespace, logging to
 # $LAB_DIR/NAME.server.log; returns once it listens. Sets SERVER_PID.
-start_server() {
+start_peer_server() {
   local name="$1"
   shift
   lab_bg server "$LAB_DIR/$name.server.log" "$PEER" server --ready-file "$LAB_DIR/$name.ready" \
@@ -26,11 +24,9 @@ start_server() {
     fail "$name: server did not start: $(cat "$LAB_DIR/$name.server.log.err")"
 }
 
-# expect LOG EVENT FIELD VALUE — the last EVENT line of LOG has FIELD == VALUE.
-expect() {
-  local got
-  got="$(peer_field "$1" "$2" "$3")"
-  [[ "$got" == "$4" ]] || fail "$(basename "$1"): $2.$3 is '$got', expected '$4' (log: $1)"
+# expect_peer_field LOG EVENT FIELD VALUE — the last EVENT line of LOG has FIELD == VALUE.
+expect_peer_field() {
+  expect "$(basename "$1"): $2.$3 (log: $1)" "$(peer_field "$1" "$2" "$3")" "$4"
 }
 
 lab_begin peer
@@ -54,46 +50,46 @@ pass "malformed scripts and options exit 2 and name the bad step"
 
 # --- 10 MB client -> server over IPv4 ----------------------------------------------------------
 t0=$(lab_now_ms)
-start_server bulk --listen "$LAB_SERVER_V4" --port 5001 --connections 1
+start_peer_server bulk --listen "$LAB_SERVER_V4" --port 5001 --connections 1
 lab_exec client "$PEER" client --connect "$LAB_SERVER_V4" --port 5001 \
   --script send:10000000,shutdown,read-eof,close >"$LAB_DIR/bulk.client.log" ||
   fail "bulk: client failed (log: $LAB_DIR/bulk.client.log)"
 lab_wait "$SERVER_PID" 30 || fail "bulk: server exited with $?"
-expect "$LAB_DIR/bulk.server.log" read_eof bytes 10000000
-expect "$LAB_DIR/bulk.server.log" read_eof intact true
-expect "$LAB_DIR/bulk.client.log" connect remote "$LAB_SERVER_V4:5001"
-expect "$LAB_DIR/bulk.client.log" summary ok 1
+expect_peer_field "$LAB_DIR/bulk.server.log" read_eof bytes 10000000
+expect_peer_field "$LAB_DIR/bulk.server.log" read_eof intact true
+expect_peer_field "$LAB_DIR/bulk.client.log" connect remote "$LAB_SERVER_V4:5001"
+expect_peer_field "$LAB_DIR/bulk.client.log" summary ok 1
 pass "10 MB over v4 arrives intact ($(($(lab_now_ms) - t0)) ms)"
 
 # --- 200 short connections over IPv6 -----------------------------------------------------------
 t0=$(lab_now_ms)
-start_server many --listen "$LAB_SERVER_V6" --port 5002 --connections 200 --quiet
+start_peer_server many --listen "$LAB_SERVER_V6" --port 5002 --connections 200 --quiet
 lab_exec client "$PEER" client --connect "$LAB_SERVER_V6" --port 5002 --connections 200 \
   --parallel 20 --script send:100,shutdown,read-eof,close --quiet >"$LAB_DIR/many.client.log" ||
   fail "many: client failed: $(cat "$LAB_DIR/many.client.log")"
 lab_wait "$SERVER_PID" 30 || fail "many: server exited with $?"
-expect "$LAB_DIR/many.client.log" summary ok 200
-expect "$LAB_DIR/many.client.log" summary failed 0
-expect "$LAB_DIR/many.server.log" summary ok 200
-expect "$LAB_DIR/many.server.log" summary bytes_received 20000
+expect_peer_field "$LAB_DIR/many.client.log" summary ok 200
+expect_peer_field "$LAB_DIR/many.client.log" summary failed 0
+expect_peer_field "$LAB_DIR/many.server.log" summary ok 200
+expect_peer_field "$LAB_DIR/many.server.log" summary bytes_received 20000
 [[ "$(wc -l <"$LAB_DIR/many.client.log")" == 1 ]] || fail "many: --quiet printed more than the summary"
 pass "200 short connections over v6 all succeed ($(($(lab_now_ms) - t0)) ms)"
 
 # --- client abort -> server sees ECONNRESET; the same client port again with --reuse ----------
 t0=$(lab_now_ms)
 capture_start router to-server "$LAB_DIR/abort.pcap" 'tcp port 5003'
-start_server abort --listen "$LAB_SERVER_V4" --port 5003 --connections 2 \
+start_peer_server abort --listen "$LAB_SERVER_V4" --port 5003 --connections 2 \
   --script read:1000,wait-rst --io-timeout 5000
 for i in 1 2; do
   lab_exec client "$PEER" client --connect "$LAB_SERVER_V4" --port 5003 --bind-port 40003 \
     --reuse --script send:1000,sleep:100,abort >"$LAB_DIR/abort$i.client.log" ||
     fail "abort: client run $i failed (log: $LAB_DIR/abort$i.client.log)"
-  expect "$LAB_DIR/abort$i.client.log" connect local "$LAB_CLIENT_V4:40003"
+  expect_peer_field "$LAB_DIR/abort$i.client.log" connect local "$LAB_CLIENT_V4:40003"
 done
 lab_wait "$SERVER_PID" 10 || fail "abort: server exited with $? (log: $LAB_DIR/abort.server.log)"
 [[ "$(peer_events "$LAB_DIR/abort.server.log" wait_rst | jq -r '.error' | sort -u)" == ECONNRESET ]] ||
   fail "abort: server did not see ECONNRESET on both connections"
-expect "$LAB_DIR/abort.server.log" summary ok 2
+expect_peer_field "$LAB_DIR/abort.server.log" summary ok 2
 # The server saw both RSTs, so they crossed the router: wait until tcpdump has written them.
 wait_for 5 "2 RSTs in the capture" at_least 2 pcap_count "$LAB_DIR/abort.pcap" "$LAB_FILTER_RST" ||
   fail "abort: the router's capture has $(pcap_count "$LAB_DIR/abort.pcap" "$LAB_FILTER_RST") of the 2 RSTs after 5 s"
@@ -107,16 +103,16 @@ pass "client abort -> server wait-rst reports ECONNRESET, twice from port 40003;
 # --- half-close: the server sends after the client's FIN; server runs until SIGTERM -----------
 t0=$(lab_now_ms)
 capture_start client eth0 "$LAB_DIR/half.pcap" 'tcp port 5004'
-start_server half --listen "$LAB_SERVER_V6" --port 5004 --script read-eof,send:50000,close
+start_peer_server half --listen "$LAB_SERVER_V6" --port 5004 --script read-eof,send:50000,close
 lab_exec client "$PEER" client --connect "$LAB_SERVER_V6" --port 5004 \
   --script send:1000,shutdown,read-eof,close >"$LAB_DIR/half.client.log" ||
   fail "half-close: client failed (log: $LAB_DIR/half.client.log)"
-expect "$LAB_DIR/half.client.log" read_eof bytes 50000
-expect "$LAB_DIR/half.client.log" read_eof intact true
+expect_peer_field "$LAB_DIR/half.client.log" read_eof bytes 50000
+expect_peer_field "$LAB_DIR/half.client.log" read_eof intact true
 lab_kill "$SERVER_PID" TERM
 lab_wait "$SERVER_PID" 5 || fail "half-close: server exited with $? after SIGTERM"
-expect "$LAB_DIR/half.server.log" read_eof bytes 1000
-expect "$LAB_DIR/half.server.log" summary ok 1
+expect_peer_field "$LAB_DIR/half.server.log" read_eof bytes 1000
+expect_peer_field "$LAB_DIR/half.server.log" summary ok 1
 # Both FINs reached their peers, so they crossed the client's eth0: wait until tcpdump wrote them.
 wait_for 5 "2 FINs in the capture" at_least 2 pcap_count "$LAB_DIR/half.pcap" "$LAB_FILTER_FIN" ||
   fail "half-close: the client's capture has $(pcap_count "$LAB_DIR/half.pcap" "$LAB_FILTER_FIN") of the 2 FINs after 5 s"
@@ -132,7 +128,7 @@ rc=0
 lab_exec client "$PEER" client --connect "$LAB_SERVER_V4" --port 5999 --quiet \
   >"$LAB_DIR/refused.log" || rc=$?
 ((rc == 1)) || fail "connect to a closed port: exit $rc, expected 1"
-expect "$LAB_DIR/refused.log" summary failed 1
+expect_peer_field "$LAB_DIR/refused.log" summary failed 1
 pass "a refused connection is reported and exits 1"
 
 lab_end

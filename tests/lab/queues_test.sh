@@ -13,12 +13,10 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
-. "$here/finwave.sh"
-. "$here/wait_lib.sh"
 
 lab_begin queues
 work=$LAB_WORK
-ctl() { "$FINWAVE_BUILD/finwavectl" --control "$work/control.sock" "$@"; }
+export FINWAVE_CONTROL=$work/control.sock
 port=5000
 per_address=8
 
@@ -60,7 +58,7 @@ wait_clients() {
     [ "$ok" -eq "$connections" ] || fail "$ok of $connections connections from $address succeeded"
   done
 }
-start_server() {  # start_server CONNECTIONS SCRIPT
+start_queue_server() {  # start_queue_server CONNECTIONS SCRIPT
   rm -f "$work/server.ready"
   lab_bg server "$work/server.jsonl" "$FINWAVE_BIN_PEER" server --listen :: --port "$port" \
     --connections "$1" --script "$2" --quiet --ready-file "$work/server.ready" >/dev/null
@@ -89,7 +87,7 @@ unclean='select(.result != "clean" and (.rst == null or .rst.stage != "time_wait
 # --- 1. Many client addresses, no rules --------------------------------------------------------
 addresses=("${v4_addresses[@]}" "${v6_addresses[@]}")
 total=$((${#addresses[@]} * per_address))
-start_server "$total" read-eof,close
+start_queue_server "$total" read-eof,close
 finwave_start router "$work/many.jsonl" --queues 2 --port "$port" --settle 0.2 \
   --control "$work/control.sock"
 status=$(ctl --json status)
@@ -147,7 +145,7 @@ done
 rule_addresses=("${v4_addresses[@]:0:16}")
 rule_connections=3
 rule_total=$((${#rule_addresses[@]} * rule_connections))
-start_server "$rule_total" read-eof,close
+start_queue_server "$rule_total" read-eof,close
 finwave_start router "$work/rule.jsonl" --queues 2 --port "$port" --settle 0.3 --linger 5 \
   --control "$work/control.sock"
 ctl add - <<<'{ name = "lose-first-final-ack", role = "final_ack", first = 1, action = "drop" }' \
@@ -189,7 +187,7 @@ echo "rule on both queues: $(finwave_stats '.queues[0].rule_hits') + $(finwave_s
 
 # --- 3. One client address: one queue -----------------------------------------------------------
 single=40
-start_server "$single" read-eof,close
+start_queue_server "$single" read-eof,close
 finwave_start router "$work/single.jsonl" --queues 2 --port "$port" --settle 0.2 \
   --control "$work/control.sock"
 run_clients single "$single" send:200,close "$LAB_CLIENT_V4"

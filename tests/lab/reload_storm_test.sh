@@ -6,9 +6,6 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
-. "$here/finwave.sh"
-. "$here/wait_lib.sh"
-. "$here/fault_lib.sh"
 
 lab_begin reload_storm
 export FINWAVE_CONTROL=$LAB_DIR/control.sock
@@ -71,9 +68,9 @@ rule_names=$(ctl --json rules | jq -r '[.rules[].name] | join(" ")')
   fail "the rules are '$rule_names', not those of the last valid file (gen-$last_valid off-$last_valid)"
 
 # Every connection of the churn reported, with its sides known.
-reported() { outcomes 'select(.sides_known)' | wc -l; }
-wait_until 20 "$made outcomes" at_least "$made" reported
-[ "$(reported)" -eq "$made" ] || fail "$(reported) outcomes for $made connections"
+reported_known() { outcomes 'select(.sides_known)' | wc -l; }
+wait_until 20 "$made outcomes" at_least "$made" reported_known
+[ "$(reported_known)" -eq "$made" ] || fail "$(reported_known) outcomes for $made connections"
 finwave_stop
 check_all_queued_answered
 pass "$signals SIGHUPs in $storm_ms ms during $made connections: $reloaded reloads, $failed" \

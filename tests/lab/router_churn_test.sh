@@ -5,8 +5,6 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
-. "$here/finwave.sh"
-. "$here/wait_lib.sh"
 
 lab_begin churn
 work=$LAB_WORK

@@ -18,8 +18,6 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
-. "$here/finwave.sh"
-. "$here/rules_lib.sh"
 
 count=1000
 lab_begin rules_coin_flip

@@ -11,8 +11,6 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
-. "$here/finwave.sh"
-. "$here/rules_lib.sh"
 
 rules=$FINWAVE_REPO/rules/examples/delay-final-ack.toml
 delay_us=$(( $(sed -n 's/^delay_ms *= *\([0-9]*\).*/\1/p' "$rules") * 1000 ))
@@ -29,8 +27,9 @@ rules_lab rules_delay_final_ack
 # the delays below must come out the same, and finwave's threads must really be real-time.
 rules_finwave "$rules" --settle 0.3 --linger 5 --realtime-priority 10
 policy=$(chrt -p "$FINWAVE_PID")
-grep -q "SCHED_FIFO" <<<"$policy" && grep -q "priority: 10" <<<"$policy" ||
+if ! { grep -q "SCHED_FIFO" <<<"$policy" && grep -q "priority: 10" <<<"$policy"; }; then
   fail "--realtime-priority 10 did not take: $policy"
+fi
 rules_both send:100,close
 rules_stop
 

@@ -11,8 +11,6 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
-. "$here/finwave.sh"
-. "$here/rules_lib.sh"
 
 rules_lab rules_duplicate_fin2
 rules_finwave "$FINWAVE_REPO/rules/examples/duplicate-fin2.toml" --settle 0.3 --linger 5

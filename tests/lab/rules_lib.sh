@@ -1,7 +1,7 @@
 # shellcheck shell=bash
 # tests/lab/rules_lib.sh — shared by the rules_*_test.sh lab tests: finwave with a rule file on
 # the router, finwave-peer client and server, tcpdump on both router interfaces as the witness,
-# and jq helpers that read the wire. Source after lib.sh and finwave.sh.
+# and jq helpers that read the wire. Part of lib.sh, which sources it.
 #
 #   rules_lab NAME                       lab_begin, then tcpdump on the router's to-client and
 #                                        to-server (port 5000); sets WORK
@@ -34,6 +34,7 @@
 RULES_PORT=5000
 WORK=""
 
+# shellcheck disable=SC2016 # a jq program: its $names are jq's, not the shell's
 RULES_JQ='
 def mod32: (. % 4294967296 + 4294967296) % 4294967296;
 def other: if . == "client" then "server" else "client" end;
@@ -63,12 +64,11 @@ rules_finwave() {
   finwave_start router "$WORK/finwave.jsonl" --rules "$rules" --port "$RULES_PORT" "$@"
 }
 
-# rules_server SCRIPT CONNECTIONS — a finwave-peer server for IPv4 and IPv6; sets RULES_SERVER_PID.
+# rules_server SCRIPT CONNECTIONS — a finwave-peer server for IPv4 and IPv6 (LAB_LAST_PID).
 rules_server() {
   local script=${1:?rules_server SCRIPT CONNECTIONS} connections=${2:?rules_server SCRIPT CONNECTIONS}
   lab_bg server "$WORK/server.jsonl" "$FINWAVE_BIN_PEER" server --listen :: --port "$RULES_PORT" \
     --connections "$connections" --script "$script" --ready-file "$WORK/server.ready" >/dev/null
-  RULES_SERVER_PID=$LAB_LAST_PID
   wait_for_file "$WORK/server.ready" 10 || fail "the server did not start: $(cat "$WORK/server.jsonl.err")"
 }
 
@@ -176,9 +176,3 @@ wire() {
   jq -s -c -r --argjson p "$port" "$RULES_JQ [.[] | select(.cport == \$p)] | $filter" "$WORK/$iface.jsonl"
 }
 
-# expect WHAT ACTUAL EXPECTED — fail unless equal; otherwise log "WHAT: ACTUAL".
-expect() {
-  local what=${1:?expect WHAT ACTUAL EXPECTED} actual=${2-} expected=${3-}
-  [ "$actual" = "$expected" ] || fail "$what: got '$actual', expected '$expected'"
-  echo "  $what: $actual"
-}

@@ -6,8 +6,6 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
-. "$here/finwave.sh"
-. "$here/rules_lib.sh"
 
 rules_lab rules_lose_fin1_once
 rules_finwave "$FINWAVE_REPO/rules/examples/lose-fin1-once.toml" --settle 0.3 --linger 5

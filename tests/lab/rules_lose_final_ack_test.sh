@@ -8,8 +8,6 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
-. "$here/finwave.sh"
-. "$here/rules_lib.sh"
 
 rules_lab rules_lose_final_ack
 # One orphan retry gives up after about 0.6 s instead of minutes (the sysctl is per namespace and

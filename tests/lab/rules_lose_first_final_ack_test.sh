@@ -7,8 +7,6 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
-. "$here/finwave.sh"
-. "$here/rules_lib.sh"
 
 rules_lab rules_lose_first_final_ack
 rules_finwave "$FINWAVE_REPO/rules/examples/lose-first-final-ack.toml" --settle 0.3 --linger 5

@@ -8,8 +8,6 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
-. "$here/finwave.sh"
-. "$here/rules_lib.sh"
 
 rules_lab rules_reset_fin2
 lab_exec server sysctl -qw net.ipv4.tcp_orphan_retries=1

@@ -19,8 +19,6 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
-. "$here/finwave.sh"
-. "$here/teardown_lib.sh"
 
 started=$(lab_now_ms)
 teardown_setup teardown_basic

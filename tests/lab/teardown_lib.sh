@@ -2,7 +2,7 @@
 # tests/lab/teardown_lib.sh — the tcpdump witness for the teardown tests: reads pcaps into JSON
 # lines, works out from the wire alone how each connection's teardown went (who closed, which
 # kind, resets, final ACKs, half-close bytes), and checks finwave's outcome against it.
-# Source after lib.sh and finwave.sh.
+# Part of lib.sh, which sources it.
 #
 #   teardown_setup NAME                 lab, tcpdump on the router's to-client and to-server;
 #                                       sets WORK
@@ -317,9 +317,11 @@ teardown_report() {
   ' >"$WORK/report.jsonl"
 }
 
-# case_report NAME [JQ] — the case's report line, or JQ applied to it.
+# case_report NAME [JQ] — the case's report line, or JQ applied to it. The report is
+# $WORK/$CASE_REPORT_FILE (report.jsonl; the scenarios write theirs to scn.jsonl).
+CASE_REPORT_FILE=report.jsonl
 case_report() {
-  jq -c --arg n "$1" "select(.name == \$n) | ${2:-.}" "$WORK/report.jsonl"
+  jq -c --arg n "$1" "select(.name == \$n) | ${2:-.}" "$WORK/$CASE_REPORT_FILE"
 }
 
 # case_outcome NAME — finwave's outcome for the case's connection ("null" if none).

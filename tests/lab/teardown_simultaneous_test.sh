@@ -12,8 +12,6 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
-. "$here/finwave.sh"
-. "$here/teardown_lib.sh"
 
 attempts=${TEARDOWN_SIMULTANEOUS_ATTEMPTS:-20}
 period_ms=150

@@ -1,6 +1,6 @@
 # shellcheck shell=bash
-# tests/lab/wait_lib.sh — waiting for a condition, with a deadline, instead of for time. Source
-# after lib.sh (it uses fail, capture_count and LAB_DIR). Meant to be merged into lib.sh.
+# tests/lab/wait_lib.sh — waiting for a condition, with a deadline, instead of for time. Part
+# of lib.sh, which sources it (it uses fail, capture_count and LAB_DIR).
 #
 #   wait_for SECONDS DESCRIPTION CMD [ARGS...]
 #       run CMD every 50 ms until it succeeds; 0 once it has, 1 (and "wait_for: DESCRIPTION: not

@@ -4,10 +4,8 @@
 # lab helpers and the tcpdump witness of tests/lab; see README.md in this folder for the
 # variables a scenario file sets.
 lab_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/../lab" && pwd)"
+# shellcheck source=tests/lab/lib.sh
 . "$lab_dir/lib.sh"
-. "$lab_dir/finwave.sh"
-. "$lab_dir/teardown_lib.sh"
-. "$lab_dir/wait_lib.sh"
 
 # Defaults of the scenario variables.
 scenario_defaults() {
@@ -87,10 +85,8 @@ scenario_report() {
   ' >"$WORK/scn.jsonl"
 }
 
-# case_report NAME [JQ] (overrides teardown_lib's): the case's line of scenario_report.
-case_report() {
-  jq -c --arg n "$1" "select(.name == \$n) | ${2:-.}" "$WORK/scn.jsonl"
-}
+# teardown_lib's case_report and the checks built on it read the scenario's report.
+CASE_REPORT_FILE=scn.jsonl
 
 scenario_run_one() {
   local file=$1 out=$2 address name i
