@@ -1,5 +1,7 @@
 #pragma once
 
+#include "netfilter/unique_fd.hpp"
+
 namespace finwave::nf {
 
 /// Asks the kernel to stamp every packet it receives with its arrival time, so that NFQUEUE
@@ -22,10 +24,10 @@ class ArrivalStamps {
   ArrivalStamps(const ArrivalStamps&) = delete;
   ArrivalStamps& operator=(const ArrivalStamps&) = delete;
 
-  bool enabled() const noexcept { return fd_ >= 0; }
+  bool enabled() const noexcept { return static_cast<bool>(fd_); }
 
  private:
-  int fd_ = -1;
+  UniqueFd fd_;
 };
 
 }  // namespace finwave::nf

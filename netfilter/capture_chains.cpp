@@ -92,6 +92,7 @@ std::string anonymous_set(const std::vector<std::string>& items) {
 std::vector<std::string> port_matches(const std::vector<std::uint16_t>& ports) {
   if (ports.empty()) return {"meta l4proto tcp"};
   std::vector<std::string> numbers;
+  numbers.reserve(ports.size());
   for (const std::uint16_t port : ports) numbers.push_back(std::to_string(port));
   const std::string set = anonymous_set(numbers);
   return {"tcp sport " + set, "tcp dport " + set};

@@ -16,33 +16,14 @@
 #include <stdexcept>
 #include <system_error>
 
+#include "netfilter/unique_fd.hpp"
+
 namespace finwave::nf {
 namespace {
 
 [[noreturn]] void throw_errno(const char* what) {
   throw std::system_error(errno, std::generic_category(), what);
 }
-
-/// A file descriptor closed on destruction.
-class Fd {
- public:
-  Fd() = default;
-  explicit Fd(int fd) noexcept : fd_(fd) {}
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  ~Fd() { reset(); }
-
-  int get() const noexcept { return fd_; }
-  void reset() noexcept {
-    if (fd_ >= 0) {
-      ::close(fd_);
-      fd_ = -1;
-    }
-  }
-
- private:
-  int fd_ = -1;
-};
 
 bool is_executable_file(const std::string& path) {
   struct stat st {};
@@ -151,26 +132,26 @@ SubprocessResult run_subprocess(const std::vector<std::string>& argv, std::strin
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, in_pair) < 0) {
     throw_errno("socketpair");
   }
-  Fd in_parent(in_pair[0]);
-  Fd in_child(in_pair[1]);
+  UniqueFd in_parent(in_pair[0]);
+  UniqueFd in_child(in_pair[1]);
   int out_pipe[2];
   if (::pipe2(out_pipe, O_CLOEXEC) < 0) {
     throw_errno("pipe2");
   }
-  Fd out_parent(out_pipe[0]);
-  Fd out_child(out_pipe[1]);
+  UniqueFd out_parent(out_pipe[0]);
+  UniqueFd out_child(out_pipe[1]);
   int err_pipe[2];
   if (::pipe2(err_pipe, O_CLOEXEC) < 0) {
     throw_errno("pipe2");
   }
-  Fd err_parent(err_pipe[0]);
-  Fd err_child(err_pipe[1]);
+  UniqueFd err_parent(err_pipe[0]);
+  UniqueFd err_child(err_pipe[1]);
   int status_pipe[2];
   if (::pipe2(status_pipe, O_CLOEXEC) < 0) {
     throw_errno("pipe2");
   }
-  Fd status_parent(status_pipe[0]);
-  Fd status_child(status_pipe[1]);
+  UniqueFd status_parent(status_pipe[0]);
+  UniqueFd status_child(status_pipe[1]);
 
   const pid_t pid = ::fork();
   if (pid < 0) {
@@ -243,7 +224,7 @@ SubprocessResult run_subprocess(const std::vector<std::string>& argv, std::strin
         if (fds[i].revents == 0) {
           continue;
         }
-        Fd& fd = i == 1 ? out_parent : err_parent;
+        UniqueFd& fd = i == 1 ? out_parent : err_parent;
         std::string& sink = i == 1 ? result.out : result.err;
         std::array<char, 4096> buffer;
         const ssize_t n = ::read(fd.get(), buffer.data(), buffer.size());

@@ -468,4 +468,22 @@ int run_parsed(const CLI::App& app, Options& o) {
   throw CtlError(kExitUsage, "unknown command " + command);
 }
 
+int parse_and_run(CLI::App& app, Options& options, const std::function<void()>& parse) {
+  try {
+    parse();
+  } catch (const CLI::ParseError& error) {
+    const int code = app.exit(error);
+    return code == 0 ? kExitOk : kExitUsage;
+  }
+  try {
+    return run_parsed(app, options);
+  } catch (const CtlError& error) {
+    std::fprintf(stderr, "finwavectl: %s\n", error.what());
+    return error.exit_code;
+  } catch (const std::exception& error) {
+    std::fprintf(stderr, "finwavectl: %s\n", error.what());
+    return kExitUsage;
+  }
+}
+
 }  // namespace finwave::proxy::ctl

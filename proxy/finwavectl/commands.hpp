@@ -3,6 +3,7 @@
 #include <CLI/CLI.hpp>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -41,6 +42,13 @@ void define_commands(CLI::App& app, Options& options, bool in_shell);
 
 /// Runs the subcommand `app` parsed; returns the exit status (see connection.hpp).
 int run_parsed(const CLI::App& app, Options& options);
+
+/// One command line from start to exit status, for `finwavectl ...` and for each line of the
+/// shell alike: `parse` fills `app` (CLI11's parse of argv or of the line), then run_parsed().
+/// A parse error (or --help) is printed by CLI11 and is kExitUsage (kExitOk for --help); a
+/// CtlError is printed as "finwavectl: ..." with its exit code; any other error is printed the
+/// same way and is kExitUsage.
+int parse_and_run(CLI::App& app, Options& options, const std::function<void()>& parse);
 
 /// The subcommand names, for the shell's completion and help.
 const std::vector<std::string>& command_names();

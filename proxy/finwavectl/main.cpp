@@ -43,18 +43,7 @@ int run(int argc, char** argv) {
   app.footer(kFooter);
   app.set_version_flag("--version", std::string("finwavectl ") + FINWAVE_VERSION);
   define_commands(app, options, false);
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& error) {
-    const int code = app.exit(error);
-    return code == 0 ? kExitOk : kExitUsage;
-  }
-  try {
-    return run_parsed(app, options);
-  } catch (const CtlError& error) {
-    std::fprintf(stderr, "finwavectl: %s\n", error.what());
-    return error.exit_code;
-  }
+  return parse_and_run(app, options, [&] { app.parse(argc, argv); });
 }
 
 }  // namespace

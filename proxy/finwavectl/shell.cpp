@@ -149,21 +149,7 @@ int run_line(const std::string& line, const Options& globals) {
   app.name("");
   define_commands(app, options, true);
   options.json = globals.json;
-  try {
-    app.parse(line, false);
-  } catch (const CLI::ParseError& error) {
-    const int code = app.exit(error);
-    return code == 0 ? kExitOk : kExitUsage;
-  }
-  try {
-    return run_parsed(app, options);
-  } catch (const CtlError& error) {
-    std::fprintf(stderr, "finwavectl: %s\n", error.what());
-    return error.exit_code;
-  } catch (const std::exception& error) {
-    std::fprintf(stderr, "finwavectl: %s\n", error.what());
-    return kExitUsage;
-  }
+  return parse_and_run(app, options, [&] { app.parse(line, false); });
 }
 
 std::string trimmed(const std::string& text) {

@@ -12,6 +12,7 @@
 
 #include "fuzz_check.hpp"
 #include "proxy/report/outcome_json.hpp"
+#include "proxy/report/outcome_text.hpp"
 #include "proxy/tracker/outcome.hpp"
 
 namespace {

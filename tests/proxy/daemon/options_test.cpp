@@ -18,6 +18,7 @@ ParsedOptions parse(const std::vector<const char*>& args) {
   std::vector<std::string> words = {"finwave"};
   words.insert(words.end(), args.begin(), args.end());
   std::vector<char*> argv;
+  argv.reserve(words.size());
   for (std::string& word : words) argv.push_back(word.data());
   return parse_daemon_options(static_cast<int>(argv.size()), argv.data());
 }

@@ -245,7 +245,7 @@ struct Scenario {
 };
 
 const std::vector<Scenario>& scenarios() {
-  static const std::vector<Scenario> list = {
+  static const std::vector<Scenario> kScenarios = {
       {"four_way_client_first", four_way_client_first},
       {"four_way_server_first", four_way_server_first},
       {"three_way", three_way},
@@ -262,7 +262,7 @@ const std::vector<Scenario>& scenarios() {
       {"rst_answering_delayed_fin_retransmission", rst_answering_delayed_fin_retransmission},
       {"timeline_cut", timeline_cut},
   };
-  return list;
+  return kScenarios;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -412,10 +412,10 @@ void check_svg_structure(const Outcome& o, const std::string& svg) {
 
 // Lines of an ASCII ladder that are arrows: a time in the time column, then the client lifeline.
 std::size_t arrow_rows(const std::string& ladder) {
-  static const std::regex arrow_row(R"(^ *-?[0-9]+\.[0-9]{3} ms  +\|)");
+  static const std::regex kArrowRow(R"(^ *-?[0-9]+\.[0-9]{3} ms  +\|)");
   std::size_t count = 0;
   for (const std::string& line : split_lines(ladder)) {
-    count += std::regex_search(line, arrow_row) ? 1 : 0;
+    count += std::regex_search(line, kArrowRow) ? 1 : 0;
   }
   return count;
 }
