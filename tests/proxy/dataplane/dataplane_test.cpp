@@ -179,7 +179,7 @@ struct ActionCase {
 };
 
 const std::vector<ActionCase>& action_cases() {
-  static const std::vector<ActionCase> cases = {
+  static const std::vector<ActionCase> kCases = {
       {"pass", "action = \"pass\"", 16, 0, {"accept"}, {}, "accept", true, {}},
       {"drop", "action = \"drop\"", 16, 0, {"drop"}, {}, "drop", true, {"dropped"}},
       {"delay",
@@ -228,7 +228,7 @@ const std::vector<ActionCase>& action_cases() {
        false,
        {"reset_errors"}},
   };
-  return cases;
+  return kCases;
 }
 
 constexpr std::uint64_t kDelayUs = 50'000;

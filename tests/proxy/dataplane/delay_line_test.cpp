@@ -15,6 +15,7 @@ TEST_SUITE("delay_line") {
     DelayLine line(8);
     const std::vector<std::uint64_t> dues = {500, 100, 300, 200, 400};
     std::vector<std::uint32_t> slots;
+    slots.reserve(dues.size());
     for (const std::uint64_t due : dues) slots.push_back(line.add(due));
     CHECK(line.size() == dues.size());
     REQUIRE(line.next_due().has_value());
