@@ -4,6 +4,8 @@
 #include <optional>
 #include <string_view>
 
+#include "rules/vocabulary.hpp"
+
 namespace finwave::rules {
 
 /// The part a captured segment plays in a connection's handshake or teardown.
@@ -27,8 +29,17 @@ enum class Role : std::uint8_t {
 /// server, and on equal ports the lower address (proxy/tracker/flow_table.hpp, FlowTable).
 enum class Side : std::uint8_t { kClient, kServer };
 
-/// "client" or "server".
-std::string_view to_string(Side side) noexcept;
+/// "client" or "server": the side's one name (rules/vocabulary.hpp).
+constexpr std::string_view to_string(Side side) noexcept {
+  switch (side) {
+    case Side::kClient:
+      return "client";
+    case Side::kServer:
+      return "server";
+  }
+  return "";
+}
+using SideNames = Vocabulary<Side, Side::kServer>;
 
 /// The other end.
 constexpr Side peer_of(Side side) noexcept {
@@ -38,13 +49,35 @@ constexpr Side peer_of(Side side) noexcept {
 /// Number of distinct roles a segment can have (kAny excluded).
 inline constexpr int kSegmentRoleCount = static_cast<int>(Role::kAny);
 
-/// The stable lower_snake_case name used in rule files, JSON and logs ("final_ack").
-std::string_view to_string(Role role) noexcept;
+/// The role's stable lower_snake_case name, used in rule files, JSON and logs ("final_ack"):
+/// the one table of role names (rules/vocabulary.hpp); "" for a value that is no role.
+constexpr std::string_view to_string(Role role) noexcept {
+  switch (role) {
+    case Role::kSyn:
+      return "syn";
+    case Role::kSynAck:
+      return "syn_ack";
+    case Role::kFin1:
+      return "fin1";
+    case Role::kAck1:
+      return "ack1";
+    case Role::kFin2:
+      return "fin2";
+    case Role::kFinalAck:
+      return "final_ack";
+    case Role::kDataAfterFin:
+      return "data_after_fin";
+    case Role::kRst:
+      return "rst";
+    case Role::kAck:
+      return "ack";
+    case Role::kAny:
+      return "any";
+  }
+  return "";
+}
 
-/// Inverse of to_string(); std::nullopt for an unknown name.
-std::optional<Role> role_from_string(std::string_view name) noexcept;
-
-/// The accepted names joined for error messages: "syn, syn_ack, fin1, ...".
-std::string_view role_names() noexcept;
+/// Parsing ("fin1" -> Role::kFin1) and the list of names ("syn, syn_ack, ...").
+using RoleNames = Vocabulary<Role, Role::kAny>;
 
 }  // namespace finwave::rules

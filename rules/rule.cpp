@@ -12,14 +12,6 @@
 namespace finwave::rules {
 namespace {
 
-constexpr std::array<std::pair<Action, std::string_view>, 5> kActionNames = {{
-    {Action::kDrop, "drop"},
-    {Action::kDelay, "delay"},
-    {Action::kDuplicate, "duplicate"},
-    {Action::kReset, "reset"},
-    {Action::kPass, "pass"},
-}};
-
 // "1st", "2nd", "3rd", "4th", "11th", "21st".
 std::string ordinal(std::uint32_t n) {
   const std::uint32_t last_two = n % 100;
@@ -84,42 +76,6 @@ std::string copies_text(const Rule& rule) {
 }
 
 }  // namespace
-
-std::string_view to_string(Action action) noexcept {
-  for (const auto& [value, name] : kActionNames) {
-    if (value == action) {
-      return name;
-    }
-  }
-  return "unknown";
-}
-
-std::optional<Action> action_from_string(std::string_view name) noexcept {
-  for (const auto& [value, text] : kActionNames) {
-    if (text == name) {
-      return value;
-    }
-  }
-  return std::nullopt;
-}
-
-std::string_view action_names() noexcept { return "drop, delay, duplicate, reset, pass"; }
-
-std::string_view to_string(Sender sender) noexcept {
-  switch (sender) {
-    case Sender::kEither:
-      return "either";
-    case Sender::kClient:
-      return "client";
-    case Sender::kServer:
-      return "server";
-    case Sender::kActiveCloser:
-      return "active";
-    case Sender::kPassiveCloser:
-      return "passive";
-  }
-  return "unknown";
-}
 
 bool Cidr::contains(const Endpoint& endpoint) const noexcept {
   if (endpoint.family != family) {

@@ -22,14 +22,24 @@ enum class Action : std::uint8_t {
   kReset,      ///< Replace the segment by an RST.
 };
 
-/// "pass", "drop", "delay", "duplicate", "reset".
-std::string_view to_string(Action action) noexcept;
-
-/// Inverse of to_string(); std::nullopt for an unknown name.
-std::optional<Action> action_from_string(std::string_view name) noexcept;
-
-/// The accepted action names joined for error messages.
-std::string_view action_names() noexcept;
+/// The action's name in rule files and JSON: the one table of action names
+/// (rules/vocabulary.hpp); "" for a value that is no action.
+constexpr std::string_view to_string(Action action) noexcept {
+  switch (action) {
+    case Action::kPass:
+      return "pass";
+    case Action::kDrop:
+      return "drop";
+    case Action::kDelay:
+      return "delay";
+    case Action::kDuplicate:
+      return "duplicate";
+    case Action::kReset:
+      return "reset";
+  }
+  return "";
+}
+using ActionNames = Vocabulary<Action, Action::kReset>;
 
 /// Which sender a rule's `from` accepts.
 enum class Sender : std::uint8_t {
@@ -40,8 +50,24 @@ enum class Sender : std::uint8_t {
   kPassiveCloser,  ///< "passive": the other side, once a FIN has been seen.
 };
 
-/// "either", "client", "server", "active", "passive".
-std::string_view to_string(Sender sender) noexcept;
+/// The sender's name: "either" (no `from`), or what `from` says. The one table of sender names
+/// (rules/vocabulary.hpp); "" for a value that is no sender.
+constexpr std::string_view to_string(Sender sender) noexcept {
+  switch (sender) {
+    case Sender::kEither:
+      return "either";
+    case Sender::kClient:
+      return "client";
+    case Sender::kServer:
+      return "server";
+    case Sender::kActiveCloser:
+      return "active";
+    case Sender::kPassiveCloser:
+      return "passive";
+  }
+  return "";
+}
+using SenderNames = Vocabulary<Sender, Sender::kPassiveCloser>;
 
 /// An address prefix such as 198.18.0.0/15 or 2001:db8::/32. Host bits are cleared on parse.
 struct Cidr {

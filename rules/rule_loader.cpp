@@ -71,29 +71,10 @@ constexpr std::array<std::string_view, kKeyCount> kKeyNames = {
     "spacing_ms",
 };
 
-constexpr std::array<std::string_view, 4> kSenderNames = {"client", "server", "active", "passive"};
 constexpr std::array<std::string_view, 1> kRuleTable = {"rule"};
 constexpr std::string_view kFromNames =
     "client, server, active (the active closer) or passive (the passive closer)";
 constexpr std::uint64_t kMaxFileBytes = 16U << 20U;
-
-// Every name role_from_string() accepts, for "did you mean" hints.
-std::vector<std::string_view> role_name_list() {
-  std::vector<std::string_view> names;
-  for (int role = 0; role <= static_cast<int>(Role::kAny); ++role) {
-    names.push_back(to_string(static_cast<Role>(role)));
-  }
-  return names;
-}
-
-// Every name action_from_string() accepts.
-std::vector<std::string_view> action_name_list() {
-  std::vector<std::string_view> names;
-  for (int action = 0; action <= static_cast<int>(Action::kReset); ++action) {
-    names.push_back(to_string(static_cast<Action>(action)));
-  }
-  return names;
-}
 
 std::string allowed_keys() {
   std::string out;
@@ -508,11 +489,11 @@ Rule Loader::rule(const toml::table& table) const {
         break;
       case Key::kRole: {
         const std::string_view text = need_string(entry);
-        const auto role = role_from_string(text);
+        const auto role = RoleNames::parse(text);
         if (!role) {
           fail(*entry.value, "unknown role " + quote(text) + "; " +
-                                 suggestion(text, role_name_list()) +
-                                 "roles: " + std::string(role_names()));
+                                 suggestion(text, RoleNames::names()) +
+                                 "roles: " + RoleNames::joined());
         }
         rule.role = *role;
         break;
@@ -522,18 +503,14 @@ Rule Loader::rule(const toml::table& table) const {
         break;
       case Key::kFrom: {
         const std::string_view text = need_string(entry);
-        if (text == "client") {
-          rule.from = Sender::kClient;
-        } else if (text == "server") {
-          rule.from = Sender::kServer;
-        } else if (text == "active") {
-          rule.from = Sender::kActiveCloser;
-        } else if (text == "passive") {
-          rule.from = Sender::kPassiveCloser;
-        } else {
+        // "either" is what an absent `from` means; it is not a value to write.
+        const auto sender = SenderNames::parse(text);
+        if (!sender || *sender == Sender::kEither) {
           fail(*entry.value, "unknown 'from' value " + quote(text) + "; " +
-                                 suggestion(text, kSenderNames) + "use " + std::string(kFromNames));
+                                 suggestion(text, SenderNames::names().subspan(1)) + "use " +
+                                 std::string(kFromNames));
         }
+        rule.from = *sender;
         break;
       }
       case Key::kPorts:
@@ -588,11 +565,11 @@ Rule Loader::rule(const toml::table& table) const {
       }
       case Key::kAction: {
         const std::string_view text = need_string(entry);
-        const auto action = action_from_string(text);
+        const auto action = ActionNames::parse(text);
         if (!action) {
           fail(*entry.value, "unknown action " + quote(text) + "; " +
-                                 suggestion(text, action_name_list()) +
-                                 "actions: " + std::string(action_names()));
+                                 suggestion(text, ActionNames::names()) +
+                                 "actions: " + ActionNames::joined());
         }
         rule.action = *action;
         break;
@@ -645,9 +622,8 @@ Rule Loader::rule(const toml::table& table) const {
   }
   const Entry* action = seen[static_cast<std::size_t>(Key::kAction)];
   if (action == nullptr) {
-    fail(where,
-         "rule " + quote(rule.name) +
-             " has no 'action'; add action = \"...\" with one of: " + std::string(action_names()));
+    fail(where, "rule " + quote(rule.name) +
+                    " has no 'action'; add action = \"...\" with one of: " + ActionNames::joined());
   }
   check_action_parameters(rule, entries);
   if (rule.action == Action::kDelay && seen[static_cast<std::size_t>(Key::kDelayMs)] == nullptr) {

@@ -16,24 +16,6 @@
 namespace finwave::proxy {
 namespace {
 
-constexpr std::array<std::string_view, 14> kCommandNames = {
-    "status", "rules",    "enable",    "disable",     "add",  "remove", "reload",
-    "flows",  "outcomes", "subscribe", "unsubscribe", "wait", "stats",  "help",
-};
-
-constexpr std::array<std::string_view, 17> kErrorNames = {
-    "bad_json",        "not_an_object", "missing_field", "bad_field",        "unknown_field",
-    "unknown_command", "line_too_long", "unknown_rule",  "rule_exists",      "invalid_rule",
-    "no_rule_file",    "reload_failed", "timeout",       "too_many_clients", "too_many_waits",
-    "shutting_down",   "internal",
-};
-
-constexpr std::array<std::string_view, 3> kResultNames = {"clean", "reset", "timeout"};
-constexpr std::array<std::string_view, 5> kKindNames = {"four_way", "three_way", "simultaneous",
-                                                        "reset", "incomplete"};
-constexpr std::array<std::string_view, 4> kCloserNames = {"client", "server", "both", "none"};
-constexpr std::array<std::string_view, 3> kEventNames = {"outcome", "rule_hit", "rule_change"};
-
 constexpr std::uint64_t kMaxLimit = 1'000'000;
 constexpr std::size_t kMaxRequestNesting = 32;
 constexpr std::uint64_t kDayMs = 24ULL * 3600 * 1000;
@@ -192,13 +174,13 @@ void parse_filter(const nlohmann::json& object, OutcomeFilter& filter) {
     filter.rule = get_string(object, "rule", false);
   }
   if (object.contains("result")) {
-    filter.result = get_choice(object, "result", kResultNames);
+    filter.result = get_choice(object, "result", TeardownResultNames::names());
   }
   if (object.contains("kind")) {
-    filter.kind = get_choice(object, "kind", kKindNames);
+    filter.kind = get_choice(object, "kind", TeardownKindNames::names());
   }
   if (object.contains("closer")) {
-    filter.closer = get_choice(object, "closer", kCloserNames);
+    filter.closer = get_choice(object, "closer", CloserNames::names());
   }
   if (object.contains("flow")) {
     const std::string flow = get_string(object, "flow", false);
@@ -224,21 +206,19 @@ std::uint8_t parse_events(const nlohmann::json& object) {
     bool known = false;
     if (item.is_string()) {
       const std::string name = item.get<std::string>();
-      for (std::size_t i = 0; i < kEventNames.size(); ++i) {
-        if (name == kEventNames[i]) {
-          bits = static_cast<std::uint8_t>(bits | (1U << i));
-          known = true;
-        }
+      if (const auto kind = EventKindNames::parse(name)) {
+        bits = static_cast<std::uint8_t>(bits | event_bit(*kind));
+        known = true;
       }
     }
     if (!known) {
       throw error(ControlErrorCode::kBadField,
-                  "'events' must list some of " + joined(kEventNames) + "; got " + show(item));
+                  "'events' must list some of " + EventKindNames::joined() + "; got " + show(item));
     }
   }
   if (bits == 0) {
     throw error(ControlErrorCode::kBadField,
-                "'events' must list at least one of " + joined(kEventNames));
+                "'events' must list at least one of " + EventKindNames::joined());
   }
   return bits;
 }
@@ -446,27 +426,6 @@ bool same_address(const rules::Endpoint& a, const rules::Endpoint& b) {
 
 }  // namespace
 
-std::string_view to_string(ControlCommand command) noexcept {
-  return kCommandNames[static_cast<std::size_t>(command) % kCommandNames.size()];
-}
-
-std::optional<ControlCommand> control_command_from_string(std::string_view name) noexcept {
-  for (std::size_t i = 0; i < kCommandNames.size(); ++i) {
-    if (kCommandNames[i] == name) {
-      return static_cast<ControlCommand>(i);
-    }
-  }
-  return std::nullopt;
-}
-
-std::span<const std::string_view> control_command_names() noexcept { return kCommandNames; }
-
-std::span<const std::string_view> control_error_names() noexcept { return kErrorNames; }
-
-std::string_view to_string(ControlErrorCode code) noexcept {
-  return kErrorNames[static_cast<std::size_t>(code) % kErrorNames.size()];
-}
-
 bool OutcomeFilter::empty() const noexcept {
   return rule.empty() && result.empty() && kind.empty() && closer.empty() && flow.empty();
 }
@@ -585,19 +544,19 @@ ParsedControlRequest parse_control_request(std::string_view line) {
     const auto cmd = object.find("cmd");
     if (cmd == object.end()) {
       throw error(ControlErrorCode::kMissingField,
-                  "'cmd' is required (one of " + joined(kCommandNames) + ")");
+                  "'cmd' is required (one of " + ControlCommandNames::joined() + ")");
     }
     if (!cmd->is_string()) {
       throw error(ControlErrorCode::kBadField, "'cmd' must be a string; got " + type_name(*cmd));
     }
     const std::string name = cmd->get<std::string>();
-    const auto command = control_command_from_string(name);
+    const auto command = ControlCommandNames::parse(name);
     if (!command) {
       std::string message = "unknown command " + in_quotes(name);
-      if (const auto guess = rules::closest_match(name, kCommandNames)) {
+      if (const auto guess = rules::closest_match(name, ControlCommandNames::names())) {
         message += "; did you mean " + in_quotes(*guess) + "?";
       }
-      message += " (commands: " + joined(kCommandNames) + ")";
+      message += " (commands: " + ControlCommandNames::joined() + ")";
       throw error(ControlErrorCode::kUnknownCommand, message);
     }
     request.command = *command;

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "proxy/tracker/outcome.hpp"
+#include "rules/vocabulary.hpp"
 
 namespace finwave::proxy {
 
@@ -45,12 +46,43 @@ enum class ControlCommand : std::uint8_t {
   kHelp,         ///< "help": the commands and their fields.
 };
 
-/// The command's wire name ("status", ...).
-std::string_view to_string(ControlCommand command) noexcept;
-/// Inverse of to_string(); std::nullopt for an unknown name.
-std::optional<ControlCommand> control_command_from_string(std::string_view name) noexcept;
-/// Every command's wire name, in enum order.
-std::span<const std::string_view> control_command_names() noexcept;
+/// The command's wire name ("status", ...): the one table of command names
+/// (rules/vocabulary.hpp); "" for a value that is no command.
+constexpr std::string_view to_string(ControlCommand command) noexcept {
+  switch (command) {
+    case ControlCommand::kStatus:
+      return "status";
+    case ControlCommand::kRules:
+      return "rules";
+    case ControlCommand::kEnable:
+      return "enable";
+    case ControlCommand::kDisable:
+      return "disable";
+    case ControlCommand::kAdd:
+      return "add";
+    case ControlCommand::kRemove:
+      return "remove";
+    case ControlCommand::kReload:
+      return "reload";
+    case ControlCommand::kFlows:
+      return "flows";
+    case ControlCommand::kOutcomes:
+      return "outcomes";
+    case ControlCommand::kSubscribe:
+      return "subscribe";
+    case ControlCommand::kUnsubscribe:
+      return "unsubscribe";
+    case ControlCommand::kWait:
+      return "wait";
+    case ControlCommand::kStats:
+      return "stats";
+    case ControlCommand::kHelp:
+      return "help";
+  }
+  return "";
+}
+/// Parsing, the list for help and completion.
+using ControlCommandNames = rules::Vocabulary<ControlCommand, ControlCommand::kHelp>;
 /// The fields `command` takes besides "id" and "cmd".
 std::vector<std::string_view> control_command_fields(ControlCommand command);
 
@@ -75,10 +107,48 @@ enum class ControlErrorCode : std::uint8_t {
   kInternal,        ///< A bug or out of memory; the message says what.
 };
 
-/// The code's wire name ("bad_json", ...).
-std::string_view to_string(ControlErrorCode code) noexcept;
-/// Every error code's wire name, in enum order.
-std::span<const std::string_view> control_error_names() noexcept;
+/// The code's wire name ("bad_json", ...): the one table of error codes
+/// (rules/vocabulary.hpp); "" for a value that is no code.
+constexpr std::string_view to_string(ControlErrorCode code) noexcept {
+  switch (code) {
+    case ControlErrorCode::kBadJson:
+      return "bad_json";
+    case ControlErrorCode::kNotAnObject:
+      return "not_an_object";
+    case ControlErrorCode::kMissingField:
+      return "missing_field";
+    case ControlErrorCode::kBadField:
+      return "bad_field";
+    case ControlErrorCode::kUnknownField:
+      return "unknown_field";
+    case ControlErrorCode::kUnknownCommand:
+      return "unknown_command";
+    case ControlErrorCode::kLineTooLong:
+      return "line_too_long";
+    case ControlErrorCode::kUnknownRule:
+      return "unknown_rule";
+    case ControlErrorCode::kRuleExists:
+      return "rule_exists";
+    case ControlErrorCode::kInvalidRule:
+      return "invalid_rule";
+    case ControlErrorCode::kNoRuleFile:
+      return "no_rule_file";
+    case ControlErrorCode::kReloadFailed:
+      return "reload_failed";
+    case ControlErrorCode::kTimeout:
+      return "timeout";
+    case ControlErrorCode::kTooManyClients:
+      return "too_many_clients";
+    case ControlErrorCode::kTooManyWaits:
+      return "too_many_waits";
+    case ControlErrorCode::kShuttingDown:
+      return "shutting_down";
+    case ControlErrorCode::kInternal:
+      return "internal";
+  }
+  return "";
+}
+using ControlErrorCodeNames = rules::Vocabulary<ControlErrorCode, ControlErrorCode::kInternal>;
 
 /// An error to be sent back as {"ok": false, "error": {...}}. Thrown by command handlers on the
 /// control plane; never crosses a libuv callback.
@@ -124,13 +194,31 @@ struct Since {
   std::uint64_t seq = 0;
 };
 
-/// Event kinds a subscriber can ask for (bit set).
-enum EventBits : std::uint8_t {
-  kEventOutcome = 1U << 0U,
-  kEventRuleHit = 1U << 1U,
-  kEventRuleChange = 1U << 2U,
-  kEventAll = kEventOutcome | kEventRuleHit | kEventRuleChange,
-};
+/// The events a subscriber can ask for, by the wire name an event line carries in "event".
+enum class EventKind : std::uint8_t { kOutcome, kRuleHit, kRuleChange };
+
+/// "outcome", "rule_hit", "rule_change": the one table of event names (rules/vocabulary.hpp).
+constexpr std::string_view to_string(EventKind kind) noexcept {
+  switch (kind) {
+    case EventKind::kOutcome:
+      return "outcome";
+    case EventKind::kRuleHit:
+      return "rule_hit";
+    case EventKind::kRuleChange:
+      return "rule_change";
+  }
+  return "";
+}
+using EventKindNames = rules::Vocabulary<EventKind, EventKind::kRuleChange>;
+
+/// A subscription's events as a bit set: bit i is EventKind i.
+constexpr std::uint8_t event_bit(EventKind kind) noexcept {
+  return static_cast<std::uint8_t>(1U << static_cast<unsigned>(kind));
+}
+inline constexpr std::uint8_t kEventOutcome = event_bit(EventKind::kOutcome);
+inline constexpr std::uint8_t kEventRuleHit = event_bit(EventKind::kRuleHit);
+inline constexpr std::uint8_t kEventRuleChange = event_bit(EventKind::kRuleChange);
+inline constexpr std::uint8_t kEventAll = kEventOutcome | kEventRuleHit | kEventRuleChange;
 
 /// A parsed and validated request. Only the fields of its command are set.
 struct ControlRequest {

@@ -445,15 +445,15 @@ void ControlServer::handle_request(Client& client, ControlRequest& request) {
       return;
     case ControlCommand::kHelp: {
       nlohmann::json commands = nlohmann::json::array();
-      for (const auto name : control_command_names()) {
+      for (const auto name : ControlCommandNames::names()) {
         nlohmann::json fields = nlohmann::json::array();
-        for (const auto field : control_command_fields(*control_command_from_string(name))) {
+        for (const auto field : control_command_fields(*ControlCommandNames::parse(name))) {
           fields.push_back(field);
         }
         commands.push_back({{"cmd", name}, {"fields", fields}});
       }
       nlohmann::json errors = nlohmann::json::array();
-      for (const auto name : control_error_names()) errors.push_back(name);
+      for (const auto name : ControlErrorCodeNames::names()) errors.push_back(name);
       send(client, format_control_reply(request.id, {{"commands", commands}, {"errors", errors}}));
       return;
     }
@@ -526,9 +526,10 @@ void ControlServer::handle_subscribe(Client& client, const ControlRequest& reque
   client.subscription->events = request.events;
   client.subscription->filter = request.filter;
   nlohmann::json events = nlohmann::json::array();
-  if ((request.events & kEventOutcome) != 0) events.push_back("outcome");
-  if ((request.events & kEventRuleHit) != 0) events.push_back("rule_hit");
-  if ((request.events & kEventRuleChange) != 0) events.push_back("rule_change");
+  for (std::size_t i = 0; i < EventKindNames::kSize; ++i) {
+    const auto kind = static_cast<EventKind>(i);
+    if ((request.events & event_bit(kind)) != 0) events.push_back(to_string(kind));
+  }
   send(client, format_control_reply(request.id, {{"subscribed", true},
                                                  {"events", events},
                                                  {"filter", request.filter.to_json()},
@@ -665,7 +666,7 @@ void ControlServer::publish_rule_change(const std::string& change, const std::st
         continue;
       }
       if (!line) {
-        nlohmann::json event = {{"event", "rule_change"},
+        nlohmann::json event = {{"event", to_string(EventKind::kRuleChange)},
                                 {"change", change},
                                 {"by", by},
                                 {"rules", rule_count},
@@ -695,7 +696,7 @@ void ControlServer::on_rule_hit(const RuleHit& hit) noexcept {
       }
       if (!line) {
         const nlohmann::json event = {
-            {"event", "rule_hit"},
+            {"event", to_string(EventKind::kRuleHit)},
             {"rule", std::string(hit.rule)},
             {"role", std::string(rules::to_string(hit.facts.role))},
             {"from", std::string(rules::to_string(hit.facts.from))},

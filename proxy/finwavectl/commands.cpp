@@ -24,11 +24,11 @@ namespace {
 
 constexpr std::uint64_t kReplyTimeoutMs = 10000;
 
-const std::vector<std::string> kResultChoices = {"clean", "reset", "timeout"};
-const std::vector<std::string> kKindChoices = {"four_way", "three_way", "simultaneous", "reset",
-                                               "incomplete"};
-const std::vector<std::string> kCloserChoices = {"client", "server", "both", "none"};
-const std::vector<std::string> kEventChoices = {"outcome", "rule_hit", "rule_change"};
+template <class Names>
+std::vector<std::string> names_of() {
+  const auto names = Names::names();
+  return {names.begin(), names.end()};
+}
 
 void print_line(const std::string& line) {
   std::fwrite(line.data(), 1, line.size(), stdout);
@@ -307,11 +307,14 @@ std::string default_control_path() {
   return env != nullptr && *env != '\0' ? env : "/run/finwave/control.sock";
 }
 
-const std::vector<std::string>& command_names() {
-  static const std::vector<std::string> kNames = {
-      "status",   "rules", "enable", "disable", "add",   "remove", "reload", "flows",
-      "outcomes", "show",  "watch",  "wait",    "stats", "raw",    "shell"};
-  return kNames;
+std::vector<std::string> option_values(std::string_view option) {
+  if (option == "--result") return names_of<TeardownResultNames>();
+  if (option == "--kind") return names_of<TeardownKindNames>();
+  if (option == "--closer") return names_of<CloserNames>();
+  if (option == "--events") return names_of<EventKindNames>();
+  if (option == "--since") return {"change", "now"};
+  if (option == "--color") return {"auto", "always", "never"};
+  return {};
 }
 
 void define_commands(CLI::App& app, Options& o, bool in_shell) {
@@ -323,7 +326,7 @@ void define_commands(CLI::App& app, Options& o, bool in_shell) {
                    "/run/finwave/control.sock)");
     app.add_flag("--json", o.json, "Print the daemon's JSON replies and events, one per line");
     app.add_option("--color", o.color, "Colours: auto (on a terminal), always, never")
-        ->check(CLI::IsMember({"auto", "always", "never"}));
+        ->check(CLI::IsMember(option_values("--color")));
   } else {
     app.add_flag("--json", o.json, "Print JSON");
   }
@@ -349,12 +352,12 @@ void define_commands(CLI::App& app, Options& o, bool in_shell) {
   app.add_subcommand("flows", "Live flows and their teardown stage")
       ->add_option("--limit", o.limit, "At most this many (default 1000)");
   auto filters = [&](CLI::App* sub) {
-    sub->add_option("--result", o.result, "clean | reset | timeout")
-        ->check(CLI::IsMember(kResultChoices));
-    sub->add_option("--kind", o.kind, "four_way | three_way | simultaneous | reset | incomplete")
-        ->check(CLI::IsMember(kKindChoices));
-    sub->add_option("--closer", o.closer, "client | server | both | none")
-        ->check(CLI::IsMember(kCloserChoices));
+    sub->add_option("--result", o.result, TeardownResultNames::joined(" | "))
+        ->check(CLI::IsMember(option_values("--result")));
+    sub->add_option("--kind", o.kind, TeardownKindNames::joined(" | "))
+        ->check(CLI::IsMember(option_values("--kind")));
+    sub->add_option("--closer", o.closer, CloserNames::joined(" | "))
+        ->check(CLI::IsMember(option_values("--closer")));
     sub->add_option("--rule", o.rule, "A rule that acted on the connection");
     sub->add_option("--flow", o.flow,
                     "Flow id, endpoint (198.18.1.2:40000, [2001:db8::2]:5000) or address");
@@ -377,8 +380,8 @@ void define_commands(CLI::App& app, Options& o, bool in_shell) {
                                    "Stream events live: outcomes, rule hits, rule "
                                    "changes (Ctrl-C to stop)");
   filters(watch);
-  watch->add_option("--events", o.events, "Only these: outcome, rule_hit, rule_change")
-      ->check(CLI::IsMember(kEventChoices))
+  watch->add_option("--events", o.events, "Only these: " + EventKindNames::joined())
+      ->check(CLI::IsMember(option_values("--events")))
       ->delimiter(',');
   watch->add_option("--count", o.watch_count, "Stop after this many outcomes (default: never)");
   auto* wait = app.add_subcommand(

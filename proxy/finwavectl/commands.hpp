@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace finwave::proxy::ctl {
@@ -50,7 +51,8 @@ int run_parsed(const CLI::App& app, Options& options);
 /// same way and is kExitUsage.
 int parse_and_run(CLI::App& app, Options& options, const std::function<void()>& parse);
 
-/// The subcommand names, for the shell's completion and help.
-const std::vector<std::string>& command_names();
+/// The values `option` ("--kind") takes, from the daemon's vocabularies (rules/vocabulary.hpp):
+/// for the option's check and the shell's completion. Empty for an option that takes free text.
+std::vector<std::string> option_values(std::string_view option);
 
 }  // namespace finwave::proxy::ctl

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "proxy/finwavectl/commands.hpp"
 #include "proxy/finwavectl/connection.hpp"
 
 namespace finwave::proxy::ctl {
@@ -26,38 +27,55 @@ std::size_t g_next_candidate = 0;
 
 const std::vector<std::string> kShellWords = {"help", "quit", "exit"};
 
+// The shell's commands as define_commands() declares them: completion reads its subcommands
+// and their options, so a command or option added there completes without a second list.
+struct ShellCommands {
+  Options options;  // define_commands() binds to it; completion and help never parse.
+  CLI::App app;
+  ShellCommands() { define_commands(app, options, true); }
+};
+
+const CLI::App& shell_commands() {
+  static const ShellCommands commands;
+  return commands.app;
+}
+
+std::vector<const CLI::App*> subcommands() {
+  return shell_commands().get_subcommands([](const CLI::App*) { return true; });
+}
+
+std::vector<std::string> long_options(const CLI::App& app) {
+  std::vector<std::string> names;
+  for (const CLI::Option* option : app.get_options()) {
+    for (const std::string& name : option->get_lnames()) names.push_back("--" + name);
+  }
+  return names;
+}
+
+std::vector<std::string> command_names() {
+  std::vector<std::string> names;
+  for (const CLI::App* sub : subcommands()) names.push_back(sub->get_name());
+  return names;
+}
+
+// The options `command` takes, the shell's own (--json, --help) included; none for a word that
+// is no command.
 std::vector<std::string> options_of(const std::string& command) {
-  static const std::vector<std::string> kFilters = {"--result", "--kind", "--closer", "--rule",
-                                                    "--flow"};
-  std::vector<std::string> options = {"--json"};
-  if (command == "wait" || command == "watch" || command == "outcomes") {
-    options.insert(options.end(), kFilters.begin(), kFilters.end());
+  const CLI::App& app = shell_commands();
+  std::vector<std::string> options = long_options(app);
+  for (const CLI::App* sub : subcommands()) {
+    if (sub->get_name() != command) continue;
+    const std::vector<std::string> own = long_options(*sub);
+    options.insert(options.end(), own.begin(), own.end());
+    return options;
   }
-  if (command == "wait") {
-    options.insert(options.end(), {"--timeout", "--since", "--count"});
-  } else if (command == "watch") {
-    options.insert(options.end(), {"--events", "--count"});
-  } else if (command == "outcomes") {
-    options.insert(options.end(), {"--limit", "--since"});
-  } else if (command == "flows") {
-    options.emplace_back("--limit");
-  } else if (command == "add") {
-    options.emplace_back("--first");
-  } else if (command == "show") {
-    options.insert(options.end(), {"--svg", "--width", "--unicode", "--quiet"});
-  }
-  return options;
+  return {};
 }
 
 std::vector<std::string> values_of(const std::string& option) {
-  if (option == "--result") return {"clean", "reset", "timeout"};
-  if (option == "--kind") return {"four_way", "three_way", "simultaneous", "reset", "incomplete"};
-  if (option == "--closer") return {"client", "server", "both", "none"};
-  if (option == "--events") return {"outcome", "rule_hit", "rule_change"};
-  if (option == "--since") return {"change", "now"};
   if (option == "--rule") return g_rule_names;
   if (option == "--flow") return g_flow_names;
-  return {};
+  return option_values(option);
 }
 
 std::vector<std::string> split_words(const std::string& text) {
@@ -83,8 +101,6 @@ char** complete(const char* text, int start, int /*end*/) {
   g_candidates.clear();
   if (before.empty()) {
     g_candidates = command_names();
-    g_candidates.erase(std::remove(g_candidates.begin(), g_candidates.end(), "shell"),
-                       g_candidates.end());
     g_candidates.insert(g_candidates.end(), kShellWords.begin(), kShellWords.end());
   } else if (const auto values = values_of(before.back()); !values.empty()) {
     g_candidates = values;
@@ -127,15 +143,13 @@ void refresh_names(const Options& globals) {
 }
 
 void print_help() {
+  std::printf("Commands (as for finwavectl, without its global options):\n");
+  for (const CLI::App* sub : subcommands()) {
+    std::printf("  %-9s %s\n", sub->get_name().c_str(), sub->get_description().c_str());
+  }
   std::printf(
-      "Commands (as for finwavectl, without its global options):\n"
-      "  status | rules | stats | reload | flows [--limit N] | outcomes [--limit N] [filters]\n"
-      "  show FLOW [--svg FILE] [--width N] [--unicode]   (ladder diagram of its teardown)\n"
-      "  enable NAME... | disable NAME... | remove NAME... | add FILE [--first]\n"
-      "  wait [--result R] [--kind K] [--closer C] [--rule NAME] [--flow F] [--timeout 5s]\n"
-      "       [--since SEQ|change]\n"
-      "  watch [filters] [--events outcome,rule_hit,rule_change]   (Ctrl-C returns here)\n"
-      "  raw JSON-LINE | help | quit\n"
+      "  help      This list\n"
+      "  quit      Leave the shell (also exit, Ctrl-D)\n"
       "Tab completes commands, options, their values, rule names and recent flows; COMMAND\n"
       "--help explains.\n");
 }

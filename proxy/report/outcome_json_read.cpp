@@ -118,27 +118,23 @@ std::int64_t get_ms_as_us(const Json& value, const std::string& path) {
   return std::llround(ms * 1000.0);
 }
 
-// Every enum here runs from 0 to `last` and names its values with to_string().
-template <class Enum>
-Enum get_enum(const Json& value, const std::string& path, Enum last) {
+// `Names` is the enum's vocabulary (rules/vocabulary.hpp): the names to_json() writes.
+template <class Names>
+auto get_enum(const Json& value, const std::string& path) {
   const std::string& text = get_string(value, path);
-  std::string expected;
-  for (int i = 0; i <= static_cast<int>(last); ++i) {
-    const auto candidate = static_cast<Enum>(i);
-    const std::string_view name = to_string(candidate);
-    if (name == text) return candidate;
-    if (!expected.empty()) expected += ", ";
-    expected += name;
+  const auto parsed = Names::parse(text);
+  if (!parsed) {
+    fail(path, "unknown value " + shown(text) + " (expected one of " + Names::joined() + ")");
   }
-  fail(path, "unknown value " + shown(text) + " (expected one of " + expected + ")");
+  return *parsed;
 }
 
 rules::Role get_role(const Json& value, const std::string& path, bool any_allowed) {
   const std::string& text = get_string(value, path);
-  const std::optional<rules::Role> role = rules::role_from_string(text);
+  const std::optional<rules::Role> role = rules::RoleNames::parse(text);
   if (!role || (*role == rules::Role::kAny && !any_allowed)) {
-    fail(path, "unknown role " + shown(text) + " (expected one of " +
-                   std::string(rules::role_names()) + ")");
+    fail(path,
+         "unknown role " + shown(text) + " (expected one of " + rules::RoleNames::joined() + ")");
   }
   return *role;
 }
@@ -192,7 +188,7 @@ TimelineEntry get_timeline_entry(const Json& value, const std::string& path) {
   const Json& j = object_at(value, path);
   TimelineEntry e;
   e.t_us = get_ms_as_us(member(j, path, "t_ms"), join(path, "t_ms"));
-  e.from = get_enum(member(j, path, "from"), join(path, "from"), rules::Side::kServer);
+  e.from = get_enum<rules::SideNames>(member(j, path, "from"), join(path, "from"));
   e.role = get_role(member(j, path, "role"), join(path, "role"), false);
   e.retx = get_bool(member(j, path, "retx"), join(path, "retx"));
   e.dup_ack = optional_bool(j, path, "dup_ack", false);
@@ -201,7 +197,7 @@ TimelineEntry get_timeline_entry(const Json& value, const std::string& path) {
   e.seq = u32_at(j, path, "seq");
   e.ack = u32_at(j, path, "ack");
   e.len = u32_at(j, path, "len");
-  e.verdict = get_enum(member(j, path, "verdict"), join(path, "verdict"), Verdict::kReset);
+  e.verdict = get_enum<VerdictNames>(member(j, path, "verdict"), join(path, "verdict"));
   if (const Json* hold = optional_member(j, "hold_ms")) {
     e.hold_ms = get_u32(*hold, join(path, "hold_ms"));
   }
@@ -221,7 +217,7 @@ ActionRecord get_action(const Json& value, const std::string& path) {
   ActionRecord a;
   a.rule = get_string(member(j, path, "rule"), join(path, "rule"));
   a.role = get_role(member(j, path, "role"), join(path, "role"), true);
-  a.action = get_enum(member(j, path, "action"), join(path, "action"), Verdict::kReset);
+  a.action = get_enum<VerdictNames>(member(j, path, "action"), join(path, "action"));
   a.count = u32_at(j, path, "count");
   return a;
 }
@@ -282,11 +278,11 @@ Outcome outcome_from_json(const Json& json) {
   o.client = get_endpoint(member(flow, "flow", "client"), "flow.client");
   o.server = get_endpoint(member(flow, "flow", "server"), "flow.server");
   o.sides_known = optional_bool(json, root, "sides_known", true);
-  o.closer = get_enum(member(json, root, "closer"), "closer", Closer::kBoth);
-  o.kind = get_enum(member(json, root, "kind"), "kind", TeardownKind::kIncomplete);
-  o.result = get_enum(member(json, root, "result"), "result", TeardownResult::kTimeout);
+  o.closer = get_enum<CloserNames>(member(json, root, "closer"), "closer");
+  o.kind = get_enum<TeardownKindNames>(member(json, root, "kind"), "kind");
+  o.result = get_enum<TeardownResultNames>(member(json, root, "result"), "result");
   if (const Json* ended_by = optional_member(json, "ended_by")) {
-    o.ended_by = get_enum(*ended_by, "ended_by", EndReason::kShutdown);
+    o.ended_by = get_enum<EndReasonNames>(*ended_by, "ended_by");
   }
 
   const Json& fin_retx = object_at(member(json, root, "fin_retransmits"), "fin_retransmits");
@@ -300,8 +296,8 @@ Outcome outcome_from_json(const Json& json) {
   if (!rst.is_null()) {
     if (!rst.is_object()) wrong_type("rst", "null or an object", rst);
     RstInfo info;
-    info.from = get_enum(member(rst, "rst", "from"), "rst.from", rules::Side::kServer);
-    info.stage = get_enum(member(rst, "rst", "stage"), "rst.stage", Stage::kAfterClose);
+    info.from = get_enum<rules::SideNames>(member(rst, "rst", "from"), "rst.from");
+    info.stage = get_enum<StageNames>(member(rst, "rst", "stage"), "rst.stage");
     info.answers_fin_retransmit = optional_bool(rst, "rst", "answers_fin_retransmit", false);
     o.rst = info;
   }

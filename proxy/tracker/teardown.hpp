@@ -5,6 +5,7 @@
 #include <string_view>
 
 #include "rules/segment_facts.hpp"
+#include "rules/vocabulary.hpp"
 
 namespace finwave::proxy {
 
@@ -19,13 +20,41 @@ enum class Verdict : std::uint8_t {
   kReset,      ///< Replaced on the wire by an RST from the same sender.
 };
 
-/// "accept", "drop", "delay", "duplicate", "reset".
-std::string_view to_string(Verdict verdict) noexcept;
+/// The verdict's name in timelines and outcomes; "" for a value that is no verdict.
+constexpr std::string_view to_string(Verdict verdict) noexcept {
+  switch (verdict) {
+    case Verdict::kAccept:
+      return "accept";
+    case Verdict::kDrop:
+      return "drop";
+    case Verdict::kDelay:
+      return "delay";
+    case Verdict::kDuplicate:
+      return "duplicate";
+    case Verdict::kReset:
+      return "reset";
+  }
+  return "";
+}
+using VerdictNames = rules::Vocabulary<Verdict, Verdict::kReset>;
 
 /// Who closed first: the sender of fin1, "both" for a simultaneous close, "none" when no FIN was
 /// seen (an RST before any FIN).
 enum class Closer : std::uint8_t { kNone, kClient, kServer, kBoth };
-std::string_view to_string(Closer closer) noexcept;
+constexpr std::string_view to_string(Closer closer) noexcept {
+  switch (closer) {
+    case Closer::kNone:
+      return "none";
+    case Closer::kClient:
+      return "client";
+    case Closer::kServer:
+      return "server";
+    case Closer::kBoth:
+      return "both";
+  }
+  return "";
+}
+using CloserNames = rules::Vocabulary<Closer, Closer::kBoth>;
 
 /// The shape of the FIN exchange. kFourWay, kThreeWay and kSimultaneous need both FINs; a
 /// teardown that ended by an RST before the second FIN is kReset, one that did neither is
@@ -37,13 +66,39 @@ enum class TeardownKind : std::uint8_t {
   kReset,         ///< An RST came before the second FIN.
   kIncomplete,    ///< Neither the second FIN nor an RST.
 };
-std::string_view to_string(TeardownKind kind) noexcept;
+constexpr std::string_view to_string(TeardownKind kind) noexcept {
+  switch (kind) {
+    case TeardownKind::kFourWay:
+      return "four_way";
+    case TeardownKind::kThreeWay:
+      return "three_way";
+    case TeardownKind::kSimultaneous:
+      return "simultaneous";
+    case TeardownKind::kReset:
+      return "reset";
+    case TeardownKind::kIncomplete:
+      return "incomplete";
+  }
+  return "";
+}
+using TeardownKindNames = rules::Vocabulary<TeardownKind, TeardownKind::kIncomplete>;
 
 /// How the teardown ended: kClean once both FINs were acknowledged by segments that went out and
 /// the settle window passed; kReset if an RST went out (in any stage, even after a clean close);
 /// kTimeout otherwise (nothing resolved it within the linger window, or finwave shut down first).
 enum class TeardownResult : std::uint8_t { kClean, kReset, kTimeout };
-std::string_view to_string(TeardownResult result) noexcept;
+constexpr std::string_view to_string(TeardownResult result) noexcept {
+  switch (result) {
+    case TeardownResult::kClean:
+      return "clean";
+    case TeardownResult::kReset:
+      return "reset";
+    case TeardownResult::kTimeout:
+      return "timeout";
+  }
+  return "";
+}
+using TeardownResultNames = rules::Vocabulary<TeardownResult, TeardownResult::kTimeout>;
 
 /// Where a connection's teardown stood, judged from the segments seen before the one at hand.
 /// Used for `rst.stage` in outcomes and the `flows` listing. "Acknowledged" counts only ACKs that
@@ -61,7 +116,24 @@ enum class Stage : std::uint8_t {
   /// RST because its socket no longer exists.
   kAfterClose,
 };
-std::string_view to_string(Stage stage) noexcept;
+constexpr std::string_view to_string(Stage stage) noexcept {
+  switch (stage) {
+    case Stage::kBeforeFin:
+      return "before_fin";
+    case Stage::kFinWait:
+      return "fin_wait";
+    case Stage::kClosing:
+      return "closing";
+    case Stage::kLastAck:
+      return "last_ack";
+    case Stage::kTimeWait:
+      return "time_wait";
+    case Stage::kAfterClose:
+      return "after_close";
+  }
+  return "";
+}
+using StageNames = rules::Vocabulary<Stage, Stage::kAfterClose>;
 
 /// What made the tracker report a flow.
 enum class EndReason : std::uint8_t {
@@ -71,8 +143,23 @@ enum class EndReason : std::uint8_t {
   kNewSyn,    ///< A new SYN took the same 4-tuple (TIME_WAIT reuse) while this flow was open.
   kShutdown,  ///< finwave shut down (FlowTable::finish_all).
 };
-/// "settle", "rst", "linger", "new_syn", "shutdown".
-std::string_view to_string(EndReason reason) noexcept;
+/// The reason's name in outcomes (`ended_by`); "" for a value that is no reason.
+constexpr std::string_view to_string(EndReason reason) noexcept {
+  switch (reason) {
+    case EndReason::kSettled:
+      return "settle";
+    case EndReason::kRst:
+      return "rst";
+    case EndReason::kLinger:
+      return "linger";
+    case EndReason::kNewSyn:
+      return "new_syn";
+    case EndReason::kShutdown:
+      return "shutdown";
+  }
+  return "";
+}
+using EndReasonNames = rules::Vocabulary<EndReason, EndReason::kShutdown>;
 
 /// "198.18.1.2:40000" or "[2001:db8:1::2]:40000".
 std::string to_string(const rules::Endpoint& endpoint);

@@ -57,7 +57,7 @@ void check_request(std::string_view line) {
 
   if (parsed.error) {
     const auto code = static_cast<std::size_t>(parsed.error->code);
-    FUZZ_CHECK(code < finwave::proxy::control_error_names().size(), "a code from the table");
+    FUZZ_CHECK(code < finwave::proxy::ControlErrorCodeNames::kSize, "a code from the table");
     FUZZ_CHECK(parse_error_code(parsed.error->code), "a code parsing can give");
     FUZZ_CHECK(*parsed.error->what() != '\0', "every error has a message");
     const Json reply =
@@ -70,7 +70,7 @@ void check_request(std::string_view line) {
   }
 
   const std::string_view name = to_string(request.command);
-  FUZZ_CHECK(finwave::proxy::control_command_from_string(name) == request.command,
+  FUZZ_CHECK(finwave::proxy::ControlCommandNames::parse(name) == request.command,
              "command names round-trip");
   switch (request.command) {
     case ControlCommand::kEnable:

@@ -267,8 +267,8 @@ spacing_ms = 0
          "t.toml:5:1: this rule has no 'name'; add name = \"...\" (unique; letters, digits, '_', "
          "'.', '-')"},
         {"missing action", rule + "role = \"fin1\"\n",
-         "t.toml:1:1: rule 'a' has no 'action'; add action = \"...\" with one of: drop, delay, "
-         "duplicate, reset, pass"},
+         "t.toml:1:1: rule 'a' has no 'action'; add action = \"...\" with one of: pass, drop, "
+         "delay, duplicate, reset"},
         {"delay without delay_ms", rule + "action = \"delay\"\n",
          "t.toml:3:10: action \"delay\" needs 'delay_ms' (milliseconds, more than 0 and at most "
          "600000)"},
@@ -309,11 +309,11 @@ spacing_ms = 0
          "t.toml:3:8: unknown role 'FIN1'; did you mean 'fin1'? roles: syn, syn_ack, fin1, ack1, "
          "fin2, final_ack, data_after_fin, rst, ack, any"},
         {"unknown action", rule + "action = \"dorp\"\n",
-         "t.toml:3:10: unknown action 'dorp'; did you mean 'drop'? actions: drop, delay, "
-         "duplicate, reset, pass"},
+         "t.toml:3:10: unknown action 'dorp'; did you mean 'drop'? actions: pass, drop, "
+         "delay, duplicate, reset"},
         {"unknown action rst", rule + "action = \"rst\"\n",
-         "t.toml:3:10: unknown action 'rst'; did you mean 'reset'? actions: drop, delay, "
-         "duplicate, reset, pass"},
+         "t.toml:3:10: unknown action 'rst'; did you mean 'reset'? actions: pass, drop, "
+         "delay, duplicate, reset"},
         {"unknown from", rule + "from = \"clinet\"\naction = \"drop\"\n",
          "t.toml:3:8: unknown 'from' value 'clinet'; did you mean 'client'? use client, server, "
          "active (the active closer) or passive (the passive closer)"},
@@ -505,8 +505,8 @@ spacing_ms = 0
         {"inline table, bad value", "{ name = \"i\", action = \"drop\", probability = 2.5 }",
          "add:1:46: 'probability' must be more than 0 and at most 1; got 2.5"},
         {"inline table after blank lines and spaces", "\n\n   { name = \"i\", action = \"dorp\" }",
-         "add:3:27: unknown action 'dorp'; did you mean 'drop'? actions: drop, delay, duplicate, "
-         "reset, pass"},
+         "add:3:27: unknown action 'dorp'; did you mean 'drop'? actions: pass, drop, delay, "
+         "duplicate, reset"},
         {"inline table without a name", "{ action = \"drop\" }",
          "add:1:1: this rule has no 'name'; add name = \"...\" (unique; letters, digits, '_', "
          "'.', '-')"},
@@ -517,8 +517,8 @@ spacing_ms = 0
          std::string("add:2:1: unknown key 'actoin' in rule; did you mean 'action'? ") +
              kAllowedKeys},
         {"keys, missing action", "name = \"k\"\n",
-         "add:1:1: rule 'k' has no 'action'; add action = \"...\" with one of: drop, delay, "
-         "duplicate, reset, pass"},
+         "add:1:1: rule 'k' has no 'action'; add action = \"...\" with one of: pass, drop, "
+         "delay, duplicate, reset"},
         {"empty text", "",
          "add:1:1: this rule has no 'name'; add name = \"...\" (unique; letters, digits, '_', "
          "'.', '-')"},

@@ -38,15 +38,6 @@ std::string describe_text(const char* toml) {
 }  // namespace
 
 TEST_SUITE("rules") {
-  TEST_CASE("rule: action names round-trip") {
-    for (auto action : {fr::Action::kPass, fr::Action::kDrop, fr::Action::kDelay,
-                        fr::Action::kDuplicate, fr::Action::kReset}) {
-      CHECK(fr::action_from_string(fr::to_string(action)) == action);
-    }
-    CHECK_FALSE(fr::action_from_string("Drop").has_value());
-    CHECK(fr::action_names() == "drop, delay, duplicate, reset, pass");
-  }
-
   TEST_CASE("rule: cidr parses IPv4 and IPv6 prefixes and bare addresses") {
     auto net = Cidr::parse("198.18.0.0/15");
     REQUIRE(net.has_value());

@@ -249,14 +249,19 @@ TEST_SUITE("control_protocol") {
   }
 
   TEST_CASE("control_protocol: every command name round-trips and help lists its fields") {
-    for (const auto name : control_command_names()) {
-      const auto command = control_command_from_string(name);
+    const std::vector<std::string_view> expected = {
+        "status", "rules",    "enable",    "disable",     "add",  "remove", "reload",
+        "flows",  "outcomes", "subscribe", "unsubscribe", "wait", "stats",  "help"};
+    const auto names = ControlCommandNames::names();
+    CHECK(std::vector<std::string_view>(names.begin(), names.end()) == expected);
+    for (const auto name : names) {
+      const auto command = ControlCommandNames::parse(name);
       REQUIRE(command.has_value());
       CHECK(to_string(*command) == name);
     }
     CHECK(control_command_fields(ControlCommand::kStatus).empty());
     CHECK(control_command_fields(ControlCommand::kEnable) == std::vector<std::string_view>{"name"});
-    CHECK_FALSE(control_command_from_string("Status").has_value());
+    CHECK_FALSE(ControlCommandNames::parse("Status").has_value());
   }
 
   TEST_CASE("control_protocol: replies put id and ok first and keep the body") {
@@ -287,9 +292,18 @@ TEST_SUITE("control_protocol") {
         "unknown_command", "line_too_long", "unknown_rule",  "rule_exists",      "invalid_rule",
         "no_rule_file",    "reload_failed", "timeout",       "too_many_clients", "too_many_waits",
         "shutting_down",   "internal"};
-    const auto names = control_error_names();
+    const auto names = ControlErrorCodeNames::names();
     CHECK(std::vector<std::string_view>(names.begin(), names.end()) == expected);
     CHECK(to_string(ControlErrorCode::kLineTooLong) == "line_too_long");
+    CHECK(ControlErrorCodeNames::parse("internal") == ControlErrorCode::kInternal);
+  }
+
+  TEST_CASE("control_protocol: event names and their bits") {
+    CHECK(EventKindNames::joined() == "outcome, rule_hit, rule_change");
+    CHECK(kEventOutcome == 1);
+    CHECK(kEventRuleHit == 2);
+    CHECK(kEventRuleChange == 4);
+    CHECK(kEventAll == 7);
   }
 
   TEST_CASE("control_protocol: a JSON rule becomes TOML that the rule loader validates") {

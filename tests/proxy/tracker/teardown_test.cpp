@@ -49,6 +49,28 @@ TEST_SUITE("proxy") {
     }
   }
 
+  TEST_CASE("teardown: every vocabulary parses its own names back, and only those") {
+    const auto round_trips = [](auto names) {
+      using Names = decltype(names);
+      for (const std::string_view name : Names::names()) {
+        const auto value = Names::parse(name);
+        REQUIRE(value.has_value());
+        CHECK(to_string(*value) == name);
+      }
+      CHECK_FALSE(Names::parse("").has_value());
+      CHECK_FALSE(Names::parse("unknown").has_value());
+    };
+    round_trips(VerdictNames{});
+    round_trips(CloserNames{});
+    round_trips(TeardownKindNames{});
+    round_trips(TeardownResultNames{});
+    round_trips(StageNames{});
+    round_trips(EndReasonNames{});
+    CHECK(TeardownResultNames::joined() == "clean, reset, timeout");
+    CHECK(CloserNames::joined(" | ") == "none | client | server | both");
+    CHECK_FALSE(TeardownKindNames::parse("FOUR_WAY").has_value());
+  }
+
   TEST_CASE("teardown: endpoints print as addr:port with IPv6 in brackets") {
     rules::Endpoint v4;
     v4.family = 4;
