@@ -58,18 +58,14 @@ nf::CaptureSpec capture_spec(const DaemonOptions& options) {
   return spec;
 }
 
-nlohmann::json flow_counters_json(const TrackerCounters& c) {
-  return {{"tracked", c.flows_tracked},
-          {"created", c.flows_created},
-          {"outcomes", c.outcomes_emitted},
-          {"evicted_idle", c.evicted_idle},
-          {"evicted_full", c.evicted_full},
-          {"refused_full", c.refused_full},
-          {"superseded", c.superseded},
-          {"unknown_flow_acks", c.unknown_flow_acks},
-          {"unknown_flow_rsts", c.unknown_flow_rsts},
-          {"bogus_segments", c.bogus_segments},
-          {"outcomes_lost", c.outcomes_lost}};
+// The counters of kQueueCounterFields and the other tables (worker_counters.hpp), each under its
+// group's key ("queue", "actions", "flows") or at the top level.
+void add_counters_json(nlohmann::json& stats, const WorkerCounters& counters) {
+  for_each_reported_counter(
+      counters, [&](std::string_view group, std::string_view key, std::uint64_t value) {
+        nlohmann::json& object = group.empty() ? stats : stats[std::string(group)];
+        object[std::string(key)] = value;
+      });
 }
 
 nlohmann::json kernel_stats_json(const std::optional<nf::KernelQueueStats>& kernel) {
@@ -527,7 +523,6 @@ nlohmann::json Daemon::stats_json(bool live_kernel) const {
                       {"outcomes", counters.flows.outcomes_emitted},
                       {"kernel", kernel_stats_json(kernel)}});
   }
-  const nf::QueueCounters& q = total.queue;
   const DataplaneCounters& d = total.dataplane;
   nlohmann::json parse_errors = nlohmann::json::object();
   for (std::size_t i = 1; i < d.parse_errors.size(); ++i) {
@@ -535,32 +530,8 @@ nlohmann::json Daemon::stats_json(bool live_kernel) const {
       parse_errors[nf::to_string(static_cast<nf::ParseError>(i))] = d.parse_errors[i];
     }
   }
-  nlohmann::json stats = {
-      {"event", "stats"},
-      {"queue",
-       {{"queued", q.queued},
-        {"accepted", q.accepted},
-        {"dropped", q.dropped},
-        {"held", q.held},
-        {"batches", q.batches},
-        {"verdict_errors", q.verdict_errors},
-        {"enobufs", q.enobufs}}},
-      {"segments", d.segments},
-      {"actions",
-       {{"rule_hits", d.rule_hits},
-        {"dropped", d.dropped},
-        {"delayed", d.delayed},
-        {"released", d.released},
-        {"released_early", d.released_early},
-        {"duplicated", d.duplicated},
-        {"copies_sent", d.copies_sent},
-        {"copy_errors", d.copy_errors},
-        {"resets", d.resets},
-        {"reset_errors", d.reset_errors},
-        {"held_overflow", d.held_overflow}}},
-      {"parse_errors", parse_errors},
-      {"flows", flow_counters_json(total.flows)},
-  };
+  nlohmann::json stats = {{"event", "stats"}, {"parse_errors", parse_errors}};
+  add_counters_json(stats, total);
   // With several queues: the sums of the queues whose kernel counters could be read.
   stats["kernel"] = kernel_stats_json(kernel_total);
   // How full the kernel's memory of connections in teardown is: its elements (null: more than

@@ -1,60 +1,51 @@
 #include "proxy/dataplane/worker_counters.hpp"
 
+#include <tuple>
+
 namespace finwave::proxy {
 namespace {
 
-// add() names every field: a counter added to one of these structs must be added there too.
+// Every field of these structs is a std::uint64_t counter (parse_errors an array of them), so
+// a table that lists as many fields as the struct has words lists them all.
 constexpr std::size_t kWords = sizeof(std::uint64_t);
-static_assert(sizeof(nf::QueueCounters) == 8 * kWords,
-              "a new QueueCounters field: sum it in add()");
-static_assert(sizeof(DataplaneCounters) == (16 + 12) * kWords,
-              "a new DataplaneCounters field: sum it in add()");
-static_assert(sizeof(TrackerCounters) == 12 * kWords,
-              "a new TrackerCounters field: sum it in add()");
+static_assert(sizeof(nf::QueueCounters) == kQueueCounterFields.size() * kWords,
+              "a new QueueCounters field: list it in kQueueCounterFields");
+static_assert(sizeof(DataplaneCounters) ==
+                  (std::tuple_size_v<decltype(DataplaneCounters::parse_errors)> +
+                   kDataplaneCounterFields.size()) *
+                      kWords,
+              "a new DataplaneCounters field: list it in kDataplaneCounterFields");
+static_assert(sizeof(TrackerCounters) == kTrackerCounterFields.size() * kWords,
+              "a new TrackerCounters field: list it in kTrackerCounterFields");
+
+// A field listed twice would leave another one out while the sizes still agree.
+template <class Counters, std::size_t kSize>
+constexpr bool distinct(const std::array<CounterField<Counters>, kSize>& fields) {
+  for (std::size_t i = 0; i < kSize; ++i) {
+    for (std::size_t j = 0; j < i; ++j) {
+      if (fields[i].field == fields[j].field) return false;
+    }
+  }
+  return true;
+}
+static_assert(distinct(kQueueCounterFields) && distinct(kDataplaneCounterFields) &&
+              distinct(kTrackerCounterFields));
+
+template <class Counters, std::size_t kSize>
+void add_fields(const std::array<CounterField<Counters>, kSize>& fields, Counters& total,
+                const Counters& more) noexcept {
+  for (const auto& field : fields) total.*field.field += more.*field.field;
+}
 
 }  // namespace
 
 void add(WorkerCounters& total, const WorkerCounters& more) noexcept {
-  nf::QueueCounters& q = total.queue;
-  q.queued += more.queue.queued;
-  q.accepted += more.queue.accepted;
-  q.dropped += more.queue.dropped;
-  q.held += more.queue.held;
-  q.batches += more.queue.batches;
-  q.verdict_errors += more.queue.verdict_errors;
-  q.enobufs += more.queue.enobufs;
-  q.malformed_messages += more.queue.malformed_messages;
-
-  DataplaneCounters& d = total.dataplane;
-  for (std::size_t i = 0; i < d.parse_errors.size(); ++i) {
-    d.parse_errors[i] += more.dataplane.parse_errors[i];
+  add_fields(kQueueCounterFields, total.queue, more.queue);
+  add_fields(kDataplaneCounterFields, total.dataplane, more.dataplane);
+  for (std::size_t i = 0; i < total.dataplane.parse_errors.size(); ++i) {
+    total.dataplane.parse_errors[i] += more.dataplane.parse_errors[i];
   }
-  d.segments += more.dataplane.segments;
-  d.rule_hits += more.dataplane.rule_hits;
-  d.dropped += more.dataplane.dropped;
-  d.delayed += more.dataplane.delayed;
-  d.duplicated += more.dataplane.duplicated;
-  d.copies_sent += more.dataplane.copies_sent;
-  d.copy_errors += more.dataplane.copy_errors;
-  d.resets += more.dataplane.resets;
-  d.reset_errors += more.dataplane.reset_errors;
-  d.held_overflow += more.dataplane.held_overflow;
-  d.released += more.dataplane.released;
-  d.released_early += more.dataplane.released_early;
-
-  TrackerCounters& t = total.flows;
-  t.flows_tracked += more.flows.flows_tracked;
-  t.flows_created += more.flows.flows_created;
-  t.outcomes_emitted += more.flows.outcomes_emitted;
-  t.evicted_idle += more.flows.evicted_idle;
-  t.evicted_full += more.flows.evicted_full;
-  t.refused_full += more.flows.refused_full;
-  t.superseded += more.flows.superseded;
-  t.segments += more.flows.segments;
-  t.unknown_flow_acks += more.flows.unknown_flow_acks;
-  t.unknown_flow_rsts += more.flows.unknown_flow_rsts;
-  t.bogus_segments += more.flows.bogus_segments;
-  t.outcomes_lost += more.flows.outcomes_lost;
+  add_fields(kTrackerCounterFields, total.flows, more.flows);
 }
 
 void add(nf::KernelQueueStats& total, const nf::KernelQueueStats& more) noexcept {

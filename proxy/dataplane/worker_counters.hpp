@@ -1,8 +1,10 @@
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
+#include <string_view>
 #include <vector>
 
 #include "netfilter/queue.hpp"
@@ -20,6 +22,78 @@ struct WorkerCounters {
   DataplaneCounters dataplane;
   TrackerCounters flows;
 };
+
+/// One counter of a counters struct and where `stats` reports it: the key of its JSON object
+/// (`group`: "queue", "actions", "flows", or "" for the top level) and its name there. A counter
+/// with an empty `key` is summed but not reported.
+template <class Counters>
+struct CounterField {
+  std::uint64_t Counters::*field;
+  std::string_view group;
+  std::string_view key;
+};
+
+/// The one list of each struct's counters: add() sums them and the daemon's `stats` reports
+/// them from these tables. The static_asserts in worker_counters.cpp fail the build when a
+/// struct gains a counter that is not listed here.
+inline constexpr std::array kQueueCounterFields = {
+    CounterField<nf::QueueCounters>{&nf::QueueCounters::queued, "queue", "queued"},
+    CounterField<nf::QueueCounters>{&nf::QueueCounters::accepted, "queue", "accepted"},
+    CounterField<nf::QueueCounters>{&nf::QueueCounters::dropped, "queue", "dropped"},
+    CounterField<nf::QueueCounters>{&nf::QueueCounters::held, "queue", "held"},
+    CounterField<nf::QueueCounters>{&nf::QueueCounters::batches, "queue", "batches"},
+    CounterField<nf::QueueCounters>{&nf::QueueCounters::verdict_errors, "queue", "verdict_errors"},
+    CounterField<nf::QueueCounters>{&nf::QueueCounters::enobufs, "queue", "enobufs"},
+    CounterField<nf::QueueCounters>{&nf::QueueCounters::malformed_messages, "", ""},
+};
+
+/// DataplaneCounters::parse_errors is reported by nf::ParseError name, apart from these.
+inline constexpr std::array kDataplaneCounterFields = {
+    CounterField<DataplaneCounters>{&DataplaneCounters::segments, "", "segments"},
+    CounterField<DataplaneCounters>{&DataplaneCounters::rule_hits, "actions", "rule_hits"},
+    CounterField<DataplaneCounters>{&DataplaneCounters::dropped, "actions", "dropped"},
+    CounterField<DataplaneCounters>{&DataplaneCounters::delayed, "actions", "delayed"},
+    CounterField<DataplaneCounters>{&DataplaneCounters::duplicated, "actions", "duplicated"},
+    CounterField<DataplaneCounters>{&DataplaneCounters::copies_sent, "actions", "copies_sent"},
+    CounterField<DataplaneCounters>{&DataplaneCounters::copy_errors, "actions", "copy_errors"},
+    CounterField<DataplaneCounters>{&DataplaneCounters::resets, "actions", "resets"},
+    CounterField<DataplaneCounters>{&DataplaneCounters::reset_errors, "actions", "reset_errors"},
+    CounterField<DataplaneCounters>{&DataplaneCounters::held_overflow, "actions", "held_overflow"},
+    CounterField<DataplaneCounters>{&DataplaneCounters::released, "actions", "released"},
+    CounterField<DataplaneCounters>{&DataplaneCounters::released_early, "actions",
+                                    "released_early"},
+};
+
+inline constexpr std::array kTrackerCounterFields = {
+    CounterField<TrackerCounters>{&TrackerCounters::flows_tracked, "flows", "tracked"},
+    CounterField<TrackerCounters>{&TrackerCounters::flows_created, "flows", "created"},
+    CounterField<TrackerCounters>{&TrackerCounters::outcomes_emitted, "flows", "outcomes"},
+    CounterField<TrackerCounters>{&TrackerCounters::evicted_idle, "flows", "evicted_idle"},
+    CounterField<TrackerCounters>{&TrackerCounters::evicted_full, "flows", "evicted_full"},
+    CounterField<TrackerCounters>{&TrackerCounters::refused_full, "flows", "refused_full"},
+    CounterField<TrackerCounters>{&TrackerCounters::superseded, "flows", "superseded"},
+    // Every segment is counted by the data path's `segments` too; stats reports that one.
+    CounterField<TrackerCounters>{&TrackerCounters::segments, "", ""},
+    CounterField<TrackerCounters>{&TrackerCounters::unknown_flow_acks, "flows",
+                                  "unknown_flow_acks"},
+    CounterField<TrackerCounters>{&TrackerCounters::unknown_flow_rsts, "flows",
+                                  "unknown_flow_rsts"},
+    CounterField<TrackerCounters>{&TrackerCounters::bogus_segments, "flows", "bogus_segments"},
+    CounterField<TrackerCounters>{&TrackerCounters::outcomes_lost, "flows", "outcomes_lost"},
+};
+
+/// Calls `report(group, key, value)` for every reported counter of `counters`, in table order.
+template <class Report>
+void for_each_reported_counter(const WorkerCounters& counters, Report&& report) {
+  const auto each = [&](const auto& fields, const auto& values) {
+    for (const auto& field : fields) {
+      if (!field.key.empty()) report(field.group, field.key, values.*field.field);
+    }
+  };
+  each(kQueueCounterFields, counters.queue);
+  each(kDataplaneCounterFields, counters.dataplane);
+  each(kTrackerCounterFields, counters.flows);
+}
 
 // With --queues N the daemon is N workers that each see some of the connections. These put
 // their separate views back together into the one daemon the control plane and the exit stats
