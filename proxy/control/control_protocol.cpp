@@ -394,32 +394,6 @@ std::string toml_scalar(const std::string& key, const nlohmann::json& value, boo
                   "; rule values are strings, numbers, booleans or arrays of them");
 }
 
-bool parse_address(std::string_view text, rules::Endpoint& out) {
-  const std::string copy(text);
-  std::array<std::uint8_t, 16> bytes{};
-  if (inet_pton(AF_INET, copy.c_str(), bytes.data()) == 1) {
-    out.family = 4;
-    out.address = bytes;
-    return true;
-  }
-  if (inet_pton(AF_INET6, copy.c_str(), bytes.data()) == 1) {
-    out.family = 6;
-    out.address = bytes;
-    return true;
-  }
-  return false;
-}
-
-bool parse_port(std::string_view text, std::uint16_t& port) {
-  unsigned value = 0;
-  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec != std::errc() || end != text.data() + text.size() || value == 0 || value > 65535) {
-    return false;
-  }
-  port = static_cast<std::uint16_t>(value);
-  return true;
-}
-
 bool same_address(const rules::Endpoint& a, const rules::Endpoint& b) {
   return a.family == b.family && a.address == b.address;
 }
@@ -445,25 +419,15 @@ bool OutcomeFilter::set_flow(std::string_view text) {
     flow = std::string(text);
     return true;
   }
-  rules::Endpoint endpoint;
-  std::uint16_t port = 0;
-  if (text.front() == '[') {
-    const auto close = text.find("]:");
-    if (close == text.npos || !parse_address(text.substr(1, close - 1), endpoint) ||
-        endpoint.family != 6 || !parse_port(text.substr(close + 2), port)) {
-      return false;
-    }
-  } else if (!parse_address(text, endpoint)) {
-    // An IPv6 address contains colons too; only an IPv4 address takes ":port" unbracketed.
-    const auto colon = text.rfind(':');
-    if (colon == text.npos || !parse_address(text.substr(0, colon), endpoint) ||
-        endpoint.family != 4 || !parse_port(text.substr(colon + 1), port)) {
-      return false;
-    }
+  // An address matches either side; an endpoint needs a connection's port, never 0.
+  std::optional<rules::Endpoint> endpoint = address_from_string(text);
+  if (!endpoint) {
+    endpoint = endpoint_from_string(text);
+    if (!endpoint || endpoint->port == 0) return false;
   }
   flow_id_.reset();
-  flow_address_ = endpoint;
-  flow_port_ = port;
+  flow_address_ = *endpoint;
+  flow_port_ = endpoint->port;
   flow = std::string(text);
   return true;
 }

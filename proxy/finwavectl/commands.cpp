@@ -18,6 +18,7 @@
 #include "proxy/finwavectl/shell.hpp"
 #include "proxy/report/ladder.hpp"
 #include "proxy/report/outcome_json.hpp"
+#include "proxy/tracker/teardown.hpp"
 
 namespace finwave::proxy::ctl {
 namespace {

@@ -15,6 +15,7 @@
 
 #include "proxy/report/ladder.hpp"
 #include "proxy/report/outcome_json.hpp"
+#include "proxy/tracker/teardown.hpp"
 
 namespace {
 

@@ -39,8 +39,4 @@ Outcome outcome_from_json(const nlohmann::json& json);
 /// The same from one JSON line; also throws std::invalid_argument when the line is not JSON.
 Outcome outcome_from_json_line(std::string_view json_line);
 
-/// Parses "198.18.1.2:40000" or "[2001:db8:1::2]:40000", the form to_string(Endpoint) writes
-/// (any address inet_pton() accepts, a decimal port 0-65535); std::nullopt for anything else.
-std::optional<rules::Endpoint> endpoint_from_string(std::string_view text);
-
 }  // namespace finwave::proxy

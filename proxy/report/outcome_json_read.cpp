@@ -234,36 +234,6 @@ std::string indexed(std::string_view key, std::size_t i) {
 
 }  // namespace
 
-std::optional<rules::Endpoint> endpoint_from_string(std::string_view text) {
-  rules::Endpoint endpoint;
-  std::string host;
-  std::string_view port;
-  if (!text.empty() && text.front() == '[') {
-    const std::size_t close = text.find("]:");
-    if (close == std::string_view::npos) return std::nullopt;
-    host = std::string(text.substr(1, close - 1));
-    port = text.substr(close + 2);
-    endpoint.family = 6;
-    if (inet_pton(AF_INET6, host.c_str(), endpoint.address.data()) != 1) return std::nullopt;
-  } else {
-    const std::size_t colon = text.rfind(':');
-    if (colon == std::string_view::npos) return std::nullopt;
-    host = std::string(text.substr(0, colon));
-    port = text.substr(colon + 1);
-    endpoint.family = 4;
-    if (inet_pton(AF_INET, host.c_str(), endpoint.address.data()) != 1) return std::nullopt;
-  }
-  if (port.empty() || port.size() > 5) return std::nullopt;
-  std::uint32_t number = 0;
-  for (const char digit : port) {
-    if (digit < '0' || digit > '9') return std::nullopt;
-    number = number * 10 + static_cast<std::uint32_t>(digit - '0');
-  }
-  if (number > 65535) return std::nullopt;
-  endpoint.port = static_cast<std::uint16_t>(number);
-  return endpoint;
-}
-
 Outcome outcome_from_json(const Json& json) {
   const std::string root;
   if (!json.is_object()) wrong_type("outcome", "a JSON object", json);

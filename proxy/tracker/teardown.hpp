@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -163,6 +164,18 @@ using EndReasonNames = rules::Vocabulary<EndReason, EndReason::kShutdown>;
 
 /// "198.18.1.2:40000" or "[2001:db8:1::2]:40000".
 std::string to_string(const rules::Endpoint& endpoint);
+
+/// The inverse of to_string(Endpoint), the one endpoint parser (outcomes read back, filters,
+/// finwave-ladder): "ADDRESS:PORT" with an IPv4 address, "[ADDRESS]:PORT" with an IPv6 one
+/// (any form inet_pton() accepts), PORT 0-65535 in at most five decimal digits. std::nullopt
+/// for anything else: an unbracketed IPv6 address, a bracketed IPv4 one, a sign, a missing
+/// port, an embedded NUL. Port 0 is accepted because to_string() can write it; a caller that
+/// needs a connection's port rejects it.
+std::optional<rules::Endpoint> endpoint_from_string(std::string_view text);
+
+/// A bare address, "198.18.2.2" or "2001:db8:2::2", as an Endpoint with port 0; std::nullopt
+/// for anything else.
+std::optional<rules::Endpoint> address_from_string(std::string_view text);
 
 /// Serial-number arithmetic on 32-bit TCP sequence numbers (RFC 1982): `a` comes before `b` when
 /// `b - a` taken modulo 2^32 is in (0, 2^31).

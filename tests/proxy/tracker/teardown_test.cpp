@@ -2,7 +2,9 @@
 
 #include <doctest/doctest.h>
 
+#include <optional>
 #include <string>
+#include <string_view>
 
 #include "segment_script.hpp"
 
@@ -82,6 +84,58 @@ TEST_SUITE("proxy") {
     v6.address = ipv6(1, 2).bytes;
     v6.port = 443;
     CHECK(to_string(v6) == "[2001:db8:1::2]:443");
+  }
+
+  TEST_CASE("teardown: endpoints are read back in to_string form, and nothing else") {
+    using namespace std::string_view_literals;
+    struct Case {
+      std::string_view text;
+      const char* normalized;  // nullptr: not an endpoint.
+    };
+    const Case cases[] = {
+        {"198.18.1.2:40000", "198.18.1.2:40000"},
+        {"0.0.0.0:0", "0.0.0.0:0"},
+        {"198.18.1.2:65535", "198.18.1.2:65535"},
+        {"198.18.1.2:00080", "198.18.1.2:80"},
+        {"[2001:db8:1::2]:5000", "[2001:db8:1::2]:5000"},
+        {"[2001:0db8:0001:0000::2]:05000", "[2001:db8:1::2]:5000"},
+        {"[::ffff:198.18.1.2]:1", "[::ffff:198.18.1.2]:1"},
+        {"198.18.1.2:65536", nullptr},
+        {"198.18.1.2:000080", nullptr},
+        {"198.18.1.2:", nullptr},
+        {"198.18.1.2:-1", nullptr},
+        {"198.18.1.2:+80", nullptr},
+        {"198.18.1.2: 80", nullptr},
+        {"198.18.1:80", nullptr},
+        {"198.18.1.2", nullptr},
+        {"localhost:80", nullptr},
+        {"2001:db8::1:80", nullptr},
+        {"[2001:db8::1]", nullptr},
+        {"[2001:db8::1]80", nullptr},
+        {"[198.18.1.2]:80", nullptr},
+        {"198.18.1.2\0junk:80"sv, nullptr},
+        {"", nullptr},
+        {":", nullptr},
+        {"[]:", nullptr},
+    };
+    for (const Case& c : cases) {
+      CAPTURE(c.text);
+      const std::optional<rules::Endpoint> endpoint = endpoint_from_string(c.text);
+      REQUIRE(endpoint.has_value() == (c.normalized != nullptr));
+      if (endpoint) CHECK(to_string(*endpoint) == c.normalized);
+    }
+  }
+
+  TEST_CASE("teardown: bare addresses are read with port 0") {
+    const auto v4 = address_from_string("198.18.2.2");
+    REQUIRE(v4.has_value());
+    CHECK(to_string(*v4) == "198.18.2.2:0");
+    const auto v6 = address_from_string("2001:db8:2::2");
+    REQUIRE(v6.has_value());
+    CHECK(to_string(*v6) == "[2001:db8:2::2]:0");
+    CHECK_FALSE(address_from_string("198.18.2.2:80").has_value());
+    CHECK_FALSE(address_from_string("[2001:db8:2::2]").has_value());
+    CHECK_FALSE(address_from_string("").has_value());
   }
 
   TEST_CASE("teardown: serial-number comparisons hold across the wrap") {
