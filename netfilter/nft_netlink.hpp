@@ -4,8 +4,9 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <memory>
 #include <string>
+
+#include "netfilter/mnl_socket.hpp"
 
 namespace finwave::nf {
 
@@ -17,11 +18,6 @@ inline constexpr std::size_t kNftNameMax = 255;
 inline bool valid_nft_name(const std::string& name) noexcept {
   return !name.empty() && name.size() <= kNftNameMax;
 }
-
-struct MnlSocketCloser {
-  void operator()(mnl_socket* socket) const noexcept { mnl_socket_close(socket); }
-};
-using MnlSocket = std::unique_ptr<mnl_socket, MnlSocketCloser>;
 
 /// A bound netfilter netlink socket whose reads give up after a second (a kernel that never
 /// answers must not hang the control loop); null when it cannot be had. Never throws.

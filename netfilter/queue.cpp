@@ -60,10 +60,6 @@ void send_config(mnl_socket* socket, std::uint32_t port_id, nlmsghdr* nlh, std::
 
 }  // namespace
 
-void Queue::SocketCloser::operator()(mnl_socket* socket) const noexcept {
-  mnl_socket_close(socket);
-}
-
 Queue Queue::open(const QueueConfig& config) {
   Queue queue;
   queue.queue_num_ = config.queue_num;

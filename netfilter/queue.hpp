@@ -6,7 +6,7 @@
 #include <span>
 #include <vector>
 
-struct mnl_socket;
+#include "netfilter/mnl_socket.hpp"
 
 namespace finwave::nf {
 
@@ -116,10 +116,7 @@ class Queue {
   void append_verdict(int type, std::uint32_t id, KernelVerdict verdict) noexcept;
   void handle_message(const void* nlh, PacketHandler& handler) noexcept;
 
-  struct SocketCloser {
-    void operator()(mnl_socket* socket) const noexcept;
-  };
-  std::unique_ptr<mnl_socket, SocketCloser> socket_;
+  MnlSocket socket_;
   std::uint16_t queue_num_ = 0;
   std::uint32_t port_id_ = 0;
   std::vector<std::uint8_t> receive_buffer_;

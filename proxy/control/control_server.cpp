@@ -17,6 +17,8 @@
 #include <stdexcept>
 #include <utility>
 
+#include "netfilter/unique_fd.hpp"
+
 namespace finwave::proxy {
 namespace {
 
@@ -54,14 +56,14 @@ PathState probe_path(const std::string& path) {
   struct stat st {};
   if (::lstat(path.c_str(), &st) != 0) return PathState::kFree;
   if (!S_ISSOCK(st.st_mode)) return PathState::kNotSocket;
-  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) throw std::runtime_error("socket(AF_UNIX): " + errno_text(errno));
+  const nf::UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (!fd) throw std::runtime_error("socket(AF_UNIX): " + errno_text(errno));
   sockaddr_un address{};
   address.sun_family = AF_UNIX;
   std::memcpy(address.sun_path, path.c_str(), path.size());
-  const int result = ::connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address);
+  const int result =
+      ::connect(fd.get(), reinterpret_cast<const sockaddr*>(&address), sizeof address);
   const int error = errno;
-  ::close(fd);
   if (result == 0) return PathState::kLive;
   // A full backlog (EAGAIN) still means someone listens. ECONNREFUSED is a socket file whose
   // owner is gone: the file outlives a crashed (or kill -9'd) daemon.

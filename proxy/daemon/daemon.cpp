@@ -16,6 +16,7 @@
 #include <utility>
 
 #include "netfilter/teardown_set.hpp"
+#include "netfilter/unique_fd.hpp"
 #include "proxy/dataplane/worker_counters.hpp"
 #include "proxy/report/ladder.hpp"
 #include "proxy/report/outcome_json.hpp"
@@ -191,12 +192,11 @@ void Daemon::start() {
       (ports.empty() ? ", all ports" : ", ports " + ports));
 
   if (!options_.ready_file.empty()) {
-    const int fd =
-        ::open(options_.ready_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) throw std::runtime_error("cannot create the ready file " + options_.ready_file);
+    const nf::UniqueFd fd(
+        ::open(options_.ready_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+    if (!fd) throw std::runtime_error("cannot create the ready file " + options_.ready_file);
     const std::string pid = std::to_string(getpid()) + "\n";
-    [[maybe_unused]] const auto written = ::write(fd, pid.data(), pid.size());
-    ::close(fd);
+    [[maybe_unused]] const auto written = ::write(fd.get(), pid.data(), pid.size());
   }
 }
 

@@ -40,8 +40,8 @@ QueueWorker::QueueWorker(Config config, rules::Engine engine, OutcomeSink& outco
   queue_config.max_len = config_.queue_len;
   queue_ = nf::Queue::open(queue_config);
   // Last: nothing after it can throw, and a constructor that throws runs no destructor.
-  delay_fd_ = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-  if (delay_fd_ < 0) throw std::system_error(errno, std::generic_category(), "timerfd_create");
+  delay_fd_.reset(timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC));
+  if (!delay_fd_) throw std::system_error(errno, std::generic_category(), "timerfd_create");
   verdicts_.emplace(*queue_);
   dataplane_.emplace(Dataplane::Parts{*verdicts_, flows_, engine_, rng_, delays_, &injector_,
                                       pcap_.is_open() ? &pcap_ : nullptr});
@@ -49,7 +49,7 @@ QueueWorker::QueueWorker(Config config, rules::Engine engine, OutcomeSink& outco
 
 QueueWorker::~QueueWorker() {
   finish();
-  if (delay_fd_ >= 0) ::close(delay_fd_);
+  delay_fd_.reset();
 }
 
 std::uint64_t QueueWorker::now_us() const noexcept { return uv_hrtime() / 1000; }
@@ -81,7 +81,8 @@ void QueueWorker::start(uv_loop_t* control_loop) {
   }
   check(poll_.init(uv_poll_init, loop_, this, queue_->fd()), "cannot poll the NFQUEUE socket");
   check(uv_poll_start(poll_.get(), UV_READABLE, &QueueWorker::on_readable), "cannot poll");
-  check(delay_poll_.init(uv_poll_init, loop_, this, delay_fd_), "cannot poll the delay timer");
+  check(delay_poll_.init(uv_poll_init, loop_, this, delay_fd_.get()),
+        "cannot poll the delay timer");
   check(uv_poll_start(delay_poll_.get(), UV_READABLE, &QueueWorker::on_delay_timer), "cannot poll");
   check(tick_.init(uv_timer_init, loop_, this), "cannot create a timer");
   check(uv_timer_start(tick_.get(), &QueueWorker::on_tick, kTickMs, kTickMs),
@@ -124,7 +125,8 @@ void QueueWorker::on_delay_timer(uv_poll_t* handle, int status, int /*events*/) 
   auto* self = static_cast<QueueWorker*>(handle->data);
   if (self == nullptr || status < 0) return;
   std::uint64_t expirations = 0;
-  [[maybe_unused]] const auto ignored = ::read(self->delay_fd_, &expirations, sizeof expirations);
+  [[maybe_unused]] const auto ignored =
+      ::read(self->delay_fd_.get(), &expirations, sizeof expirations);
   if (self->delay_fires_us_ != 0) {
     const std::uint64_t now = self->now_us();
     self->timer_lead_.record(now > self->delay_fires_us_ ? now - self->delay_fires_us_ : 0);
@@ -178,7 +180,7 @@ void QueueWorker::arm_delay_timer() noexcept {
   itimerspec when{};
   when.it_value.tv_sec = static_cast<time_t>(at / 1'000'000);
   when.it_value.tv_nsec = static_cast<long>((at % 1'000'000) * 1000);
-  if (timerfd_settime(delay_fd_, TFD_TIMER_ABSTIME, &when, nullptr) == 0) {
+  if (timerfd_settime(delay_fd_.get(), TFD_TIMER_ABSTIME, &when, nullptr) == 0) {
     delay_due_us_ = *due;
     // A deadline already past fires at once: its lateness counts from now.
     delay_fires_us_ = std::max(at, now);

@@ -13,6 +13,7 @@
 
 #include "netfilter/injector.hpp"
 #include "netfilter/queue.hpp"
+#include "netfilter/unique_fd.hpp"
 #include "proxy/dataplane/dataplane.hpp"
 #include "proxy/dataplane/delay_line.hpp"
 #include "proxy/dataplane/nf_queue_verdicts.hpp"
@@ -155,7 +156,7 @@ class QueueWorker final : private RuleHitSink {
   std::vector<Outcome> final_outcomes_;  // finish()'s
   WorkerCounters closed_counters_;       // what counters() returns after close_queue()
 
-  int delay_fd_ = -1;               // timerfd: libuv's millisecond timers are too coarse for delays
+  nf::UniqueFd delay_fd_;           // timerfd: libuv's millisecond timers are too coarse for delays
   std::uint64_t delay_due_us_ = 0;  // the due time delay_fd_ is armed for; 0 = disarmed
   std::uint64_t delay_fires_us_ = 0;  // when it should fire: due minus the lead, or when armed
   TimerLead timer_lead_;

@@ -28,13 +28,12 @@ Connection Connection::open(const std::string& path) {
   if (path.empty() || path.size() >= sizeof address.sun_path) {
     throw CtlError(kExitUsage, "invalid control socket path '" + path + "'");
   }
-  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) throw CtlError(kExitUnreachable, std::string("socket: ") + std::strerror(errno));
+  nf::UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd) throw CtlError(kExitUnreachable, std::string("socket: ") + std::strerror(errno));
   address.sun_family = AF_UNIX;
   std::memcpy(address.sun_path, path.c_str(), path.size());
-  if (::connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0) {
+  if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0) {
     const int error = errno;
-    ::close(fd);
     std::string why;
     switch (error) {
       case ENOENT:
@@ -54,28 +53,7 @@ Connection Connection::open(const std::string& path) {
     }
     throw CtlError(kExitUnreachable, "cannot reach finwave at " + path + ": " + why);
   }
-  return Connection(fd);
-}
-
-Connection::Connection(Connection&& other) noexcept
-    : fd_(std::exchange(other.fd_, -1)),
-      next_id_(other.next_id_),
-      buffer_(std::move(other.buffer_)),
-      stashed_(std::move(other.stashed_)) {}
-
-Connection& Connection::operator=(Connection&& other) noexcept {
-  if (this != &other) {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = std::exchange(other.fd_, -1);
-    next_id_ = other.next_id_;
-    buffer_ = std::move(other.buffer_);
-    stashed_ = std::move(other.stashed_);
-  }
-  return *this;
-}
-
-Connection::~Connection() {
-  if (fd_ >= 0) ::close(fd_);
+  return Connection(std::move(fd));
 }
 
 void Connection::send_line(const std::string& line) {
@@ -83,7 +61,7 @@ void Connection::send_line(const std::string& line) {
   data += '\n';
   std::size_t sent = 0;
   while (sent < data.size()) {
-    const ssize_t n = ::send(fd_, data.data() + sent, data.size() - sent, MSG_NOSIGNAL);
+    const ssize_t n = ::send(fd_.get(), data.data() + sent, data.size() - sent, MSG_NOSIGNAL);
     if (n < 0) {
       if (errno == EINTR) continue;
       throw CtlError(kExitUnreachable,
@@ -116,7 +94,7 @@ std::optional<std::string> Connection::read_line(std::uint64_t timeout_ms) {
     if (auto line = take_line()) return line;
     const std::uint64_t now = monotonic_ms();
     if (now >= deadline) return std::nullopt;
-    pollfd pfd{fd_, POLLIN, 0};
+    pollfd pfd{fd_.get(), POLLIN, 0};
     const std::uint64_t left = deadline - now;
     const int ready = ::poll(&pfd, 1, left > 60000 ? 60000 : static_cast<int>(left));
     if (ready < 0) {
@@ -125,7 +103,7 @@ std::optional<std::string> Connection::read_line(std::uint64_t timeout_ms) {
     }
     if (ready == 0) continue;
     char chunk[65536];
-    const ssize_t n = ::recv(fd_, chunk, sizeof chunk, 0);
+    const ssize_t n = ::recv(fd_.get(), chunk, sizeof chunk, 0);
     if (n < 0) {
       if (errno == EINTR) return std::nullopt;
       throw CtlError(kExitUnreachable,

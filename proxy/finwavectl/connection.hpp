@@ -7,6 +7,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "netfilter/unique_fd.hpp"
+
 namespace finwave::proxy::ctl {
 
 /// finwavectl's exit statuses (also in `finwavectl --help`).
@@ -37,11 +39,11 @@ class Connection {
   /// (no daemon, permission, not a socket).
   static Connection open(const std::string& path);
 
-  Connection(Connection&& other) noexcept;
-  Connection& operator=(Connection&& other) noexcept;
+  Connection(Connection&& other) noexcept = default;
+  Connection& operator=(Connection&& other) noexcept = default;
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
-  ~Connection();
+  ~Connection() = default;
 
   /// Sends `request` (an object; "id" is set here) and returns the reply. Throws CtlError:
   /// kExitUnreachable if the daemon closes the connection or stays silent for `timeout_ms`.
@@ -56,11 +58,11 @@ class Connection {
   std::optional<std::string> next_line(std::uint64_t timeout_ms);
 
  private:
-  explicit Connection(int fd) noexcept : fd_(fd) {}
+  explicit Connection(nf::UniqueFd fd) noexcept : fd_(std::move(fd)) {}
   std::optional<std::string> take_line();
   std::optional<std::string> read_line(std::uint64_t timeout_ms);  // Not from the stash.
 
-  int fd_ = -1;
+  nf::UniqueFd fd_;
   std::uint64_t next_id_ = 1;
   std::string buffer_;
   std::deque<std::string> stashed_;  // Event lines that arrived while waiting for a reply.
