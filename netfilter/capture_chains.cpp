@@ -202,94 +202,117 @@ void validate(const CaptureSpec& spec) {
   }
 }
 
-std::string render_nft_input(const CaptureSpec& spec) {
-  validate(spec);
+namespace {
 
-  std::array<std::vector<std::string>, 2> prefixes;  // IPv4, IPv6; duplicates left out.
+// What a spec captures, duplicates left out: the address prefixes per family (IPv4, IPv6), the
+// families captured (both when no address is given) and the ports.
+struct CaptureScope {
+  std::array<std::vector<std::string>, 2> prefixes;
+  std::vector<int> families;
+  std::vector<std::uint16_t> ports;
+
+  const std::vector<std::string>& prefixes_of(int family) const {
+    return prefixes[family == 4 ? 0 : 1];
+  }
+};
+
+CaptureScope capture_scope(const CaptureSpec& spec) {
+  CaptureScope scope;
   for (const std::string& address : spec.addresses) {
     std::string error;
-    std::vector<std::string>& family = prefixes[cidr_family(address, error) == 4 ? 0 : 1];
+    std::vector<std::string>& family = scope.prefixes[cidr_family(address, error) == 4 ? 0 : 1];
     if (std::find(family.begin(), family.end(), address) == family.end()) {
       family.push_back(address);
     }
   }
-  std::vector<int> families;  // The families captured.
   for (const int family : {4, 6}) {
-    if (spec.addresses.empty() || !prefixes[family == 4 ? 0 : 1].empty()) {
-      families.push_back(family);
+    if (spec.addresses.empty() || !scope.prefixes_of(family).empty()) {
+      scope.families.push_back(family);
     }
   }
-  std::vector<std::uint16_t> ports;
   for (const std::uint16_t port : spec.ports) {
-    if (std::find(ports.begin(), ports.end(), port) == ports.end()) ports.push_back(port);
-  }
-
-  const std::string table = capture_table_name(spec.queue_num);
-  // Declaring the table before deleting it makes the delete succeed when there is none, and
-  // the whole script is one transaction: a stale table is replaced, never doubled.
-  std::string text = "table inet " + table + "\ndelete table inet " + table + "\n";
-  text += "table inet " + table + " {\n";
-  if (!spec.capture_all) {
-    for (const int family : families) text += set_declaration(family, spec.teardown_set_size);
-  }
-
-  text += "  chain " + std::string(kCaptureChain) + " {\n";
-  if (!spec.capture_all) {
-    // Bulk data never leaves the kernel: a segment without FIN, SYN or RST is queued only when
-    // its connection is in teardown, that is when both of its directions are in the set (see
-    // teardown_set.hpp). First, since nearly every packet ends here.
-    for (const int family : families) {
-      for (const bool own : {true, false}) {
-        text += "    tcp flags & (fin | syn | rst) == 0 " + set_key(family, own) + " != @" +
-                teardown_set_name(family) + " return\n";
-      }
+    if (std::find(scope.ports.begin(), scope.ports.end(), port) == scope.ports.end()) {
+      scope.ports.push_back(port);
     }
   }
+  return scope;
+}
+
+// The rules of the capture chain that keep the teardown sets: which segments skip the queue,
+// which enter or leave the set. None with capture_all, which queues everything it sees.
+std::string teardown_set_rules(const std::vector<int>& families) {
+  std::string text;
+  // Bulk data never leaves the kernel: a segment without FIN, SYN or RST is queued only when
+  // its connection is in teardown, that is when both of its directions are in the set (see
+  // teardown_set.hpp). First, since nearly every packet ends here.
+  for (const int family : families) {
+    for (const bool own : {true, false}) {
+      text += "    tcp flags & (fin | syn | rst) == 0 " + set_key(family, own) + " != @" +
+              teardown_set_name(family) + " return\n";
+    }
+  }
+  return text;
+}
+
+std::string teardown_set_updates(const std::vector<int>& families) {
+  std::string text;
+  // A new connection (its SYN) starts outside the set even when its 4-tuple's last teardown
+  // is still remembered: only the SYN sender's own element goes, since the other end's may be
+  // shared with the connections before it.
+  for (const int family : families) {
+    text += "    tcp flags & (fin | syn | rst | ack) == syn delete @" + teardown_set_name(family) +
+            " { " + set_key(family, true) + " }\n";
+  }
+  // The first FIN puts both directions of its connection in the set, and every later
+  // captured segment but an RST keeps them there (update restarts the timeout). A full set
+  // makes an update fail, which ends only its own rule; a segment whose own element is still
+  // missing after its update found the set full, and is counted.
+  for (const int family : families) {
+    for (const bool own : {true, false}) {
+      text += "    tcp flags & (syn | rst) == 0 update @" + teardown_set_name(family) + " { " +
+              set_key(family, own) + " }\n";
+    }
+  }
+  for (const int family : families) {
+    text += "    tcp flags & (syn | rst) == 0 " + set_key(family, true) + " != @" +
+            teardown_set_name(family) + " counter name \"" + refused_counter_name(family) + "\"\n";
+  }
+  return text;
+}
+
+// The chain the hooks jump to, without its queue rule (append_queue_rule adds it after).
+std::string capture_chain(const CaptureSpec& spec, const std::vector<int>& families) {
+  std::string text = "  chain " + std::string(kCaptureChain) + " {\n";
+  if (!spec.capture_all) text += teardown_set_rules(families);
   // finwave's own copies (duplicates, RSTs it writes) must not come back to it.
   text +=
       "    meta mark & " + hex(spec.injected_mark) + " == " + hex(spec.injected_mark) + " return\n";
-  if (!spec.capture_all) {
-    // A new connection (its SYN) starts outside the set even when its 4-tuple's last teardown
-    // is still remembered: only the SYN sender's own element goes, since the other end's may be
-    // shared with the connections before it.
-    for (const int family : families) {
-      text += "    tcp flags & (fin | syn | rst | ack) == syn delete @" +
-              teardown_set_name(family) + " { " + set_key(family, true) + " }\n";
-    }
-    // The first FIN puts both directions of its connection in the set, and every later
-    // captured segment but an RST keeps them there (update restarts the timeout). A full set
-    // makes an update fail, which ends only its own rule; a segment whose own element is still
-    // missing after its update found the set full, and is counted.
-    for (const int family : families) {
-      for (const bool own : {true, false}) {
-        text += "    tcp flags & (syn | rst) == 0 update @" + teardown_set_name(family) + " { " +
-                set_key(family, own) + " }\n";
-      }
-    }
-    for (const int family : families) {
-      text += "    tcp flags & (syn | rst) == 0 " + set_key(family, true) + " != @" +
-              teardown_set_name(family) + " counter name \"" + refused_counter_name(family) +
-              "\"\n";
-    }
-  }
-  // The queue rule is appended after this script (append_queue_rule).
+  if (!spec.capture_all) text += teardown_set_updates(families);
   text += "  }\n";
+  return text;
+}
 
-  // Jump rules: (either address, or none) x (either port, or none), per family captured.
+// The matches of the jump rules: (either address, or none) x (either port, or none), per
+// family captured.
+std::vector<std::string> jump_matches(const CaptureSpec& spec, const CaptureScope& scope) {
   std::vector<std::string> jumps;
-  for (const std::string& port_match : port_matches(ports)) {
+  for (const std::string& port_match : port_matches(scope.ports)) {
     if (spec.addresses.empty()) {
       jumps.push_back(port_match);
       continue;
     }
-    for (const int family : families) {
-      const auto& family_prefixes = prefixes[family == 4 ? 0 : 1];
+    for (const int family : scope.families) {
       for (const std::string& address_match :
-           address_matches(family == 4 ? "ip" : "ip6", family_prefixes)) {
+           address_matches(family == 4 ? "ip" : "ip6", scope.prefixes_of(family))) {
         jumps.push_back(address_match + port_match);
       }
     }
   }
+  return jumps;
+}
+
+// The base chains on the kernel's hooks, each jumping to the capture chain.
+std::string hook_chains(CaptureMode mode, const std::vector<std::string>& jumps) {
   // Local mode: on loopback OUTPUT sees both directions, so the inbound hook skips lo and each
   // segment is queued once. The inbound hook is PREROUTING (for this host's addresses), not
   // INPUT: by INPUT, TCP early demux has already attached the socket to the packet, and while
@@ -301,10 +324,11 @@ std::string render_nft_input(const CaptureSpec& spec) {
     const char* match;
   };
   const std::vector<Hook> hooks =
-      spec.mode == CaptureMode::kRouter
+      mode == CaptureMode::kRouter
           ? std::vector<Hook>{{"forward", ""}}
           : std::vector<Hook>{{"output", ""},
                               {"prerouting", "iif != \"lo\" fib daddr type local "}};
+  std::string text;
   for (const Hook& hook : hooks) {
     // Priority mangle (-150), where iptables' mangle table hooks: before filtering, so that a
     // segment a filter would drop is still seen.
@@ -316,6 +340,26 @@ std::string render_nft_input(const CaptureSpec& spec) {
     }
     text += "  }\n";
   }
+  return text;
+}
+
+}  // namespace
+
+std::string render_nft_input(const CaptureSpec& spec) {
+  validate(spec);
+  const CaptureScope scope = capture_scope(spec);
+  const std::string table = capture_table_name(spec.queue_num);
+  // Declaring the table before deleting it makes the delete succeed when there is none, and
+  // the whole script is one transaction: a stale table is replaced, never doubled.
+  std::string text = "table inet " + table + "\ndelete table inet " + table + "\n";
+  text += "table inet " + table + " {\n";
+  if (!spec.capture_all) {
+    for (const int family : scope.families) {
+      text += set_declaration(family, spec.teardown_set_size);
+    }
+  }
+  text += capture_chain(spec, scope.families);
+  text += hook_chains(spec.mode, jump_matches(spec, scope));
   text += "}\n";
   return text;
 }

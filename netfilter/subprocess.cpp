@@ -15,6 +15,7 @@
 #include <cstring>
 #include <stdexcept>
 #include <system_error>
+#include <utility>
 
 #include "netfilter/unique_fd.hpp"
 
@@ -72,6 +73,142 @@ void set_nonblocking(int fd) {
   ::_exit(127);
 }
 
+// The two ends of one of the child's standard streams (or of the exec status pipe).
+struct Channel {
+  UniqueFd parent;
+  UniqueFd child;
+};
+
+// stdin, stdout, stderr, and the exec status pipe: EOF on it means exec succeeded, an int on
+// it is exec's errno.
+struct ChildPipes {
+  Channel in, out, err, status;
+
+  void close_child_ends() noexcept {
+    in.child.reset();
+    out.child.reset();
+    err.child.reset();
+    status.child.reset();
+  }
+};
+
+// A pipe the child writes and the parent reads.
+Channel make_pipe() {
+  int ends[2];
+  if (::pipe2(ends, O_CLOEXEC) < 0) {
+    throw_errno("pipe2");
+  }
+  return {UniqueFd(ends[0]), UniqueFd(ends[1])};
+}
+
+ChildPipes open_child_pipes() {
+  ChildPipes pipes;
+  // stdin is a socket so that writing to a child that stopped reading gives EPIPE through
+  // MSG_NOSIGNAL instead of a SIGPIPE that would kill the whole daemon.
+  int pair[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) < 0) {
+    throw_errno("socketpair");
+  }
+  pipes.in = {UniqueFd(pair[0]), UniqueFd(pair[1])};
+  pipes.out = make_pipe();
+  pipes.err = make_pipe();
+  pipes.status = make_pipe();
+  return pipes;
+}
+
+// 0 once exec succeeded (the status pipe, close-on-exec, reads EOF), else exec's errno.
+int read_exec_error(UniqueFd& status) {
+  int exec_error = 0;
+  ssize_t got;
+  do {
+    got = ::read(status.get(), &exec_error, sizeof exec_error);
+  } while (got < 0 && errno == EINTR);
+  status.reset();
+  return got == static_cast<ssize_t>(sizeof exec_error) ? exec_error : 0;
+}
+
+// Sends what is left of `input` that the socket takes now; closes the child's stdin when all
+// is written or the child stopped reading.
+void pump_input(UniqueFd& in, std::string_view input, std::size_t& written) {
+  const ssize_t sent =
+      ::send(in.get(), input.data() + written, input.size() - written, MSG_NOSIGNAL | MSG_DONTWAIT);
+  if (sent > 0) {
+    written += static_cast<std::size_t>(sent);
+  }
+  // A child that exits without reading all of its input is its own business; it will say so
+  // on stderr or in its exit status.
+  if (written == input.size() || (sent < 0 && errno != EAGAIN && errno != EINTR)) {
+    in.reset();
+  }
+}
+
+// Appends what `fd` has to `sink`; closes it at EOF or on an error.
+void drain_output(UniqueFd& fd, std::string& sink) {
+  std::array<char, 4096> buffer;
+  const ssize_t n = ::read(fd.get(), buffer.data(), buffer.size());
+  if (n > 0) {
+    sink.append(buffer.data(), static_cast<std::size_t>(n));
+  } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+    fd.reset();
+  }
+}
+
+// Feeds the child its input and collects its output until both outputs close or `timeout`
+// passes (then the child is killed and result.timed_out set).
+void exchange(pid_t pid, ChildPipes& pipes, std::string_view input,
+              std::chrono::milliseconds timeout, SubprocessResult& result) {
+  set_nonblocking(pipes.in.parent.get());
+  set_nonblocking(pipes.out.parent.get());
+  set_nonblocking(pipes.err.parent.get());
+  if (input.empty()) {
+    pipes.in.parent.reset();
+  }
+  std::size_t written = 0;
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (pipes.out.parent || pipes.err.parent) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) {
+      result.timed_out = true;
+      ::kill(pid, SIGKILL);
+      return;
+    }
+    std::array<pollfd, 3> fds = {
+        pollfd{pipes.in.parent.get(), POLLOUT, 0},
+        pollfd{pipes.out.parent.get(), POLLIN, 0},
+        pollfd{pipes.err.parent.get(), POLLIN, 0},
+    };
+    if (::poll(fds.data(), fds.size(), static_cast<int>(left.count())) < 0) {
+      if (errno == EINTR) {
+        continue;
+      }
+      const int saved = errno;
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, nullptr, 0);
+      errno = saved;
+      throw_errno("poll");
+    }
+    if (fds[0].revents != 0) pump_input(pipes.in.parent, input, written);
+    if (fds[1].revents != 0) drain_output(pipes.out.parent, result.out);
+    if (fds[2].revents != 0) drain_output(pipes.err.parent, result.err);
+  }
+}
+
+// The child's exit status, 128 + the signal's number if a signal ended it (-1: neither).
+int wait_exit_status(pid_t pid) {
+  int status = 0;
+  pid_t waited;
+  do {
+    waited = ::waitpid(pid, &status, 0);
+  } while (waited < 0 && errno == EINTR);
+  if (waited < 0) {
+    throw_errno("waitpid");
+  }
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+  return -1;
+}
+
 }  // namespace
 
 std::optional<std::string> find_executable(std::string_view name) {
@@ -126,133 +263,27 @@ SubprocessResult run_subprocess(const std::vector<std::string>& argv, std::strin
   }
   c_argv.push_back(nullptr);
 
-  // stdin is a socket so that writing to a child that stopped reading gives EPIPE through
-  // MSG_NOSIGNAL instead of a SIGPIPE that would kill the whole daemon.
-  int in_pair[2];
-  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, in_pair) < 0) {
-    throw_errno("socketpair");
-  }
-  UniqueFd in_parent(in_pair[0]);
-  UniqueFd in_child(in_pair[1]);
-  int out_pipe[2];
-  if (::pipe2(out_pipe, O_CLOEXEC) < 0) {
-    throw_errno("pipe2");
-  }
-  UniqueFd out_parent(out_pipe[0]);
-  UniqueFd out_child(out_pipe[1]);
-  int err_pipe[2];
-  if (::pipe2(err_pipe, O_CLOEXEC) < 0) {
-    throw_errno("pipe2");
-  }
-  UniqueFd err_parent(err_pipe[0]);
-  UniqueFd err_child(err_pipe[1]);
-  int status_pipe[2];
-  if (::pipe2(status_pipe, O_CLOEXEC) < 0) {
-    throw_errno("pipe2");
-  }
-  UniqueFd status_parent(status_pipe[0]);
-  UniqueFd status_child(status_pipe[1]);
-
+  ChildPipes pipes = open_child_pipes();
   const pid_t pid = ::fork();
   if (pid < 0) {
     throw_errno("fork");
   }
   if (pid == 0) {
-    exec_child(c_argv.data(), in_child.get(), out_child.get(), err_child.get(), status_child.get());
+    exec_child(c_argv.data(), pipes.in.child.get(), pipes.out.child.get(), pipes.err.child.get(),
+               pipes.status.child.get());
   }
-  in_child.reset();
-  out_child.reset();
-  err_child.reset();
-  status_child.reset();
+  pipes.close_child_ends();
 
   SubprocessResult result;
-  int exec_error = 0;
-  ssize_t got;
-  do {
-    got = ::read(status_parent.get(), &exec_error, sizeof exec_error);
-  } while (got < 0 && errno == EINTR);
-  status_parent.reset();
-  if (got == static_cast<ssize_t>(sizeof exec_error)) {
+  if (const int exec_error = read_exec_error(pipes.status.parent); exec_error != 0) {
     result.err = "cannot execute " + argv[0] + ": " + std::strerror(exec_error);
-    in_parent.reset();
   } else {
-    set_nonblocking(in_parent.get());
-    set_nonblocking(out_parent.get());
-    set_nonblocking(err_parent.get());
-    if (input.empty()) {
-      in_parent.reset();
-    }
-    std::size_t written = 0;
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (out_parent.get() >= 0 || err_parent.get() >= 0) {
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-          deadline - std::chrono::steady_clock::now());
-      if (left.count() <= 0) {
-        result.timed_out = true;
-        ::kill(pid, SIGKILL);
-        break;
-      }
-      std::array<pollfd, 3> fds = {
-          pollfd{in_parent.get(), POLLOUT, 0},
-          pollfd{out_parent.get(), POLLIN, 0},
-          pollfd{err_parent.get(), POLLIN, 0},
-      };
-      const int ready = ::poll(fds.data(), fds.size(), static_cast<int>(left.count()));
-      if (ready < 0) {
-        if (errno == EINTR) {
-          continue;
-        }
-        const int saved = errno;
-        ::kill(pid, SIGKILL);
-        ::waitpid(pid, nullptr, 0);
-        errno = saved;
-        throw_errno("poll");
-      }
-      if (fds[0].revents != 0) {
-        const ssize_t sent = ::send(in_parent.get(), input.data() + written, input.size() - written,
-                                    MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (sent > 0) {
-          written += static_cast<std::size_t>(sent);
-        }
-        // A child that exits without reading all of its input is its own business; it will
-        // say so on stderr or in its exit status.
-        if (written == input.size() || (sent < 0 && errno != EAGAIN && errno != EINTR)) {
-          in_parent.reset();
-        }
-      }
-      for (std::size_t i = 1; i < fds.size(); ++i) {
-        if (fds[i].revents == 0) {
-          continue;
-        }
-        UniqueFd& fd = i == 1 ? out_parent : err_parent;
-        std::string& sink = i == 1 ? result.out : result.err;
-        std::array<char, 4096> buffer;
-        const ssize_t n = ::read(fd.get(), buffer.data(), buffer.size());
-        if (n > 0) {
-          sink.append(buffer.data(), static_cast<std::size_t>(n));
-        } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
-          fd.reset();
-        }
-      }
-    }
+    exchange(pid, pipes, input, timeout, result);
   }
-  in_parent.reset();
-  out_parent.reset();
-  err_parent.reset();
-
-  int status = 0;
-  pid_t waited;
-  do {
-    waited = ::waitpid(pid, &status, 0);
-  } while (waited < 0 && errno == EINTR);
-  if (waited < 0) {
-    throw_errno("waitpid");
-  }
-  if (WIFEXITED(status)) {
-    result.exit_status = WEXITSTATUS(status);
-  } else if (WIFSIGNALED(status)) {
-    result.exit_status = 128 + WTERMSIG(status);
-  }
+  pipes.in.parent.reset();
+  pipes.out.parent.reset();
+  pipes.err.parent.reset();
+  result.exit_status = wait_exit_status(pid);
   return result;
 }
 
