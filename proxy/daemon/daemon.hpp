@@ -10,6 +10,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "netfilter/arrival_stamps.hpp"
@@ -44,6 +45,10 @@ class Daemon final : private ControlHandler, private OutcomeSink {
   int run();
 
  private:
+  /// How often the capture watch looks at the kernel (watch_capture()): a deleted table or
+  /// queue rule is noticed within this, and put back a few tens of milliseconds later.
+  static constexpr std::uint64_t kCaptureWatchMs = 250;
+
   static void on_signal(uv_signal_t* handle, int signum) noexcept;
   static void on_capture_watch(uv_timer_t* timer) noexcept;
 
@@ -70,6 +75,11 @@ class Daemon final : private ControlHandler, private OutcomeSink {
   /// over the queues, and each queue's own under "queues". With `live_kernel`, the kernel's
   /// queue counters are read now rather than taken from shutdown.
   nlohmann::json stats_json(bool live_kernel) const;
+  /// `stats.teardown_set`: the teardown sets' entries and refused counters, read again when
+  /// `live_kernel` and the last reading is over a second old.
+  nlohmann::json teardown_set_json(bool live_kernel) const;
+  /// `stats.capture`: what the capture watch saw at its last look.
+  nlohmann::json capture_json() const;
   /// Re-reads the rule file (throws rules::ConfigError, keeping the current rules). `by` is the
   /// rule_change event's "by" ("sighup" or "control"); `who` names the asker in the log.
   void reload_rules(const std::string& by, const std::string& who);
@@ -77,7 +87,9 @@ class Daemon final : private ControlHandler, private OutcomeSink {
   /// the same rules, so a change worker 0's engine refuses (throws) changes nothing anywhere,
   /// and one it accepts is accepted by all.
   template <typename Change>
-  void change_rules(const Change& change);
+  void change_rules(const Change& change) {
+    for (auto& worker : workers_) worker->change_rules(change);
+  }
   /// The rules with their hits summed over the workers.
   std::vector<rules::RuleStatus> rule_statuses() const;
 
@@ -89,7 +101,14 @@ class Daemon final : private ControlHandler, private OutcomeSink {
   nlohmann::json rules_json() const;
   nlohmann::json rule_json(const std::string& name) const;
   nlohmann::json flows_json(const ControlRequest& request) const;
+  /// enable, disable, add, remove: the reply, after the rule_change event. Each of the three
+  /// below returns the name of the rule it changed (and whether enabling or disabling changed
+  /// anything: a rule already so does not).
   nlohmann::json change_rule(const ControlRequest& request, const std::string& client);
+  std::pair<std::string, bool> set_rule_enabled(const ControlRequest& request,
+                                                const std::string& by);
+  std::string add_rule(const ControlRequest& request, const std::string& by);
+  std::string remove_rule(const ControlRequest& request, const std::string& by);
   /// Throws ControlError(unknown_rule) with a "did you mean" unless a rule is called `name`.
   void require_rule(const std::string& name) const;
   std::uint64_t now_us() const noexcept;

@@ -6,6 +6,17 @@
 
 namespace finwave::proxy {
 
+nf::CaptureSpec capture_spec(const DaemonOptions& options) {
+  nf::CaptureSpec spec;
+  spec.mode = options.mode;
+  spec.queue_num = options.queue_num;
+  spec.queue_count = options.queue_count;
+  spec.ports = options.ports;
+  spec.addresses = options.addresses;
+  spec.capture_all = options.capture_all;
+  return spec;
+}
+
 ParsedOptions parse_daemon_options(int argc, char** argv) {
   ParsedOptions parsed;
   DaemonOptions& o = parsed.options;

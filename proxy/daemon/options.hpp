@@ -39,6 +39,9 @@ struct DaemonOptions {
   bool quiet = false;
 };
 
+/// What `options` ask the kernel to capture (the capture table's spec).
+nf::CaptureSpec capture_spec(const DaemonOptions& options);
+
 /// What parse_daemon_options() decided: run, or exit now with `exit_code` (help, version, usage
 /// errors: the message is already printed).
 struct ParsedOptions {
