@@ -267,6 +267,8 @@ class FlowTable {
   std::uint16_t intern(std::string_view rule_name) noexcept;
 
   Outcome build_outcome(const FlowRecord& flow, EndReason reason) const;
+  /// What the rules did to `flow`, by rule name.
+  std::vector<ActionRecord> actions_of(const FlowRecord& flow) const;
   void emit(std::uint32_t slot, EndReason reason, std::vector<Outcome>& out) noexcept;
 
   TrackerConfig config_;
