@@ -10,6 +10,7 @@
 #include <initializer_list>
 #include <vector>
 
+#include "proxy/control/rule_json_toml.hpp"
 #include "proxy/report/outcome_json.hpp"
 #include "rules/suggest.hpp"
 
@@ -68,28 +69,6 @@ std::vector<std::string_view> control_command_fields(ControlCommand command) {
 
 namespace {
 
-std::string type_name(const nlohmann::json& value) {
-  if (value.is_number_integer() || value.is_number_unsigned()) {
-    return "an integer";
-  }
-  if (value.is_number_float()) {
-    return "a number with a fraction";
-  }
-  if (value.is_string()) {
-    return "a string";
-  }
-  if (value.is_boolean()) {
-    return "a boolean";
-  }
-  if (value.is_null()) {
-    return "null";
-  }
-  if (value.is_array()) {
-    return "an array";
-  }
-  return "an object";
-}
-
 std::string show(const nlohmann::json& value) {
   std::string text = dump_line(value);
   if (text.size() > 80) {
@@ -123,7 +102,7 @@ std::string get_string(const nlohmann::json& object, const char* field, bool all
   const nlohmann::json& value = object.at(field);
   if (!value.is_string()) {
     throw error(ControlErrorCode::kBadField,
-                in_quotes(field) + " must be a string; got " + type_name(value));
+                in_quotes(field) + " must be a string; got " + json_type_name(value));
   }
   std::string text = value.get<std::string>();
   if (!allow_empty && text.empty()) {
@@ -349,132 +328,28 @@ std::string strip_json_exception_prefix(std::string text) {
 
 // A TOML basic string. JSON strings arrive as valid UTF-8 (nlohmann checks), which TOML takes as
 // is; control characters must be escaped.
-std::string toml_string(const std::string& text) {
-  std::string out = "\"";
-  for (const char c : text) {
-    const auto byte = static_cast<unsigned char>(c);
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (byte < 0x20 || byte == 0x7f) {
-      char escaped[8];
-      std::snprintf(escaped, sizeof escaped, "\\u%04x", static_cast<unsigned>(byte));
-      out += escaped;
-    } else {
-      out += c;
-    }
-  }
-  out += '"';
-  return out;
-}
-
-std::string toml_key(const std::string& key) {
-  const bool bare = !key.empty() && std::all_of(key.begin(), key.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-           c == '-';
-  });
-  return bare ? key : toml_string(key);
-}
-
-std::string toml_scalar(const std::string& key, const nlohmann::json& value, bool in_array) {
-  if (value.is_string()) {
-    return toml_string(value.get<std::string>());
-  }
-  if (value.is_boolean()) {
-    return value.get<bool>() ? "true" : "false";
-  }
-  if (value.is_number()) {
-    // nlohmann prints integers without a point and floats with one (or an exponent), which is
-    // what TOML needs to tell them apart.
-    return value.dump();
-  }
-  throw error(ControlErrorCode::kInvalidRule,
-              "rule key " + in_quotes(key) + " cannot be " + type_name(value) +
-                  (in_array ? " inside an array" : "") +
-                  "; rule values are strings, numbers, booleans or arrays of them");
-}
-
-bool same_address(const rules::Endpoint& a, const rules::Endpoint& b) {
-  return a.family == b.family && a.address == b.address;
-}
-
 }  // namespace
 
-bool OutcomeFilter::empty() const noexcept {
-  return rule.empty() && result.empty() && kind.empty() && closer.empty() && flow.empty();
-}
-
-bool OutcomeFilter::set_flow(std::string_view text) {
-  if (text.empty()) {
-    flow_id_.reset();
-    flow_port_ = 0;
-    flow.clear();
-    return true;
+std::string json_type_name(const nlohmann::json& value) {
+  if (value.is_number_integer() || value.is_number_unsigned()) {
+    return "an integer";
   }
-  std::uint64_t id = 0;
-  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), id);
-  if (ec == std::errc() && end == text.data() + text.size()) {
-    flow_id_ = id;
-    flow_port_ = 0;
-    flow = std::string(text);
-    return true;
+  if (value.is_number_float()) {
+    return "a number with a fraction";
   }
-  // An address matches either side; an endpoint needs a connection's port, never 0.
-  std::optional<rules::Endpoint> endpoint = address_from_string(text);
-  if (!endpoint) {
-    endpoint = endpoint_from_string(text);
-    if (!endpoint || endpoint->port == 0) return false;
+  if (value.is_string()) {
+    return "a string";
   }
-  flow_id_.reset();
-  flow_address_ = *endpoint;
-  flow_port_ = endpoint->port;
-  flow = std::string(text);
-  return true;
-}
-
-bool OutcomeFilter::matches_flow(std::uint64_t flow_id, const rules::Endpoint& client,
-                                 const rules::Endpoint& server) const {
-  if (flow.empty()) {
-    return true;
+  if (value.is_boolean()) {
+    return "a boolean";
   }
-  if (flow_id_) {
-    return *flow_id_ == flow_id;
+  if (value.is_null()) {
+    return "null";
   }
-  for (const rules::Endpoint* side : {&client, &server}) {
-    if (same_address(*side, flow_address_) && (flow_port_ == 0 || side->port == flow_port_)) {
-      return true;
-    }
+  if (value.is_array()) {
+    return "an array";
   }
-  return false;
-}
-
-bool OutcomeFilter::matches(const Outcome& outcome) const {
-  if (!result.empty() && to_string(outcome.result) != result) {
-    return false;
-  }
-  if (!kind.empty() && to_string(outcome.kind) != kind) {
-    return false;
-  }
-  if (!closer.empty() && to_string(outcome.closer) != closer) {
-    return false;
-  }
-  if (!rule.empty() && std::none_of(outcome.actions.begin(), outcome.actions.end(),
-                                    [&](const ActionRecord& a) { return a.rule == rule; })) {
-    return false;
-  }
-  return matches_flow(outcome.id, outcome.client, outcome.server);
-}
-
-nlohmann::json OutcomeFilter::to_json() const {
-  nlohmann::json out = nlohmann::json::object();
-  const std::pair<const char*, const std::string*> fields[] = {
-      {"rule", &rule}, {"result", &result}, {"kind", &kind}, {"closer", &closer}, {"flow", &flow}};
-  for (const auto& [key, value] : fields) {
-    if (!value->empty()) {
-      out[key] = *value;
-    }
-  }
-  return out;
+  return "an object";
 }
 
 ParsedControlRequest parse_control_request(std::string_view line) {
@@ -500,7 +375,7 @@ ParsedControlRequest parse_control_request(std::string_view line) {
     if (!object.is_object()) {
       throw error(ControlErrorCode::kNotAnObject,
                   "a request is a JSON object such as {\"id\":1,\"cmd\":\"status\"}; got " +
-                      type_name(object));
+                      json_type_name(object));
     }
     if (const auto id = object.find("id"); id != object.end()) {
       request.id = *id;
@@ -511,7 +386,8 @@ ParsedControlRequest parse_control_request(std::string_view line) {
                   "'cmd' is required (one of " + ControlCommandNames::joined() + ")");
     }
     if (!cmd->is_string()) {
-      throw error(ControlErrorCode::kBadField, "'cmd' must be a string; got " + type_name(*cmd));
+      throw error(ControlErrorCode::kBadField,
+                  "'cmd' must be a string; got " + json_type_name(*cmd));
     }
     const std::string name = cmd->get<std::string>();
     const auto command = ControlCommandNames::parse(name);
@@ -573,40 +449,6 @@ std::string format_lagged_event(std::uint64_t dropped) {
                     {"message", "lagged, " + std::to_string(dropped) + " events dropped"}});
 }
 
-std::string rule_json_to_toml(const nlohmann::json& rule) {
-  if (!rule.is_object()) {
-    throw error(ControlErrorCode::kBadField,
-                "'rule' must be an object such as {\"name\":\"x\",\"role\":\"fin1\","
-                "\"action\":\"drop\"}; got " +
-                    type_name(rule));
-  }
-  std::string out = "{ ";
-  bool first = true;
-  for (const auto& item : rule.items()) {
-    if (!first) {
-      out += ", ";
-    }
-    first = false;
-    out += toml_key(item.key());
-    out += " = ";
-    const nlohmann::json& value = item.value();
-    if (value.is_array()) {
-      out += '[';
-      for (std::size_t i = 0; i < value.size(); ++i) {
-        if (i != 0) {
-          out += ", ";
-        }
-        out += toml_scalar(item.key(), value[i], true);
-      }
-      out += ']';
-    } else {
-      out += toml_scalar(item.key(), value, false);
-    }
-  }
-  out += first ? "}" : " }";
-  return out;
-}
-
 std::optional<std::uint64_t> parse_duration_ms(std::string_view text) {
   double value = 0;
   const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
@@ -631,62 +473,6 @@ std::optional<std::uint64_t> parse_duration_ms(std::string_view text) {
     return std::nullopt;
   }
   return static_cast<std::uint64_t>(ms);
-}
-
-void LineFramer::append(std::string_view bytes) {
-  if (discarding_) {
-    const auto newline = bytes.find('\n');
-    if (newline == bytes.npos) {
-      return;
-    }
-    discarding_ = false;
-    bytes.remove_prefix(newline + 1);
-  }
-  if (start_ > 0 && start_ >= buffer_.size() / 2) {
-    buffer_.erase(0, start_);
-    start_ = 0;
-  }
-  buffer_.append(bytes);
-}
-
-LineFramer::Next LineFramer::next(std::string& line) {
-  const std::size_t pending = buffer_.size() - start_;
-  const auto newline = buffer_.find('\n', start_ + scan_);
-  if (newline == std::string::npos) {
-    scan_ = pending;
-    // A trailing '\r' may still be followed by its '\n'.
-    if (pending > max_line_ + 1 || (pending > max_line_ && buffer_.back() != '\r')) {
-      buffer_.clear();
-      start_ = 0;
-      scan_ = 0;
-      discarding_ = !finished_;
-      return Next::kTooLong;
-    }
-    if (finished_ && pending > 0) {
-      std::size_t length = pending;
-      if (buffer_.back() == '\r') {
-        --length;
-      }
-      line.assign(buffer_, start_, length);
-      buffer_.clear();
-      start_ = 0;
-      scan_ = 0;
-      return Next::kLine;
-    }
-    return Next::kNone;
-  }
-  std::size_t length = newline - start_;
-  if (length > 0 && buffer_[newline - 1] == '\r') {
-    --length;
-  }
-  const std::size_t begin = start_;
-  start_ = newline + 1;
-  scan_ = 0;
-  if (length > max_line_) {
-    return Next::kTooLong;
-  }
-  line.assign(buffer_, begin, length);
-  return Next::kLine;
 }
 
 }  // namespace finwave::proxy

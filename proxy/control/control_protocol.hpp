@@ -9,6 +9,7 @@
 #include <string_view>
 #include <vector>
 
+#include "proxy/control/outcome_filter.hpp"
 #include "proxy/tracker/outcome.hpp"
 #include "rules/vocabulary.hpp"
 
@@ -158,34 +159,6 @@ struct ControlError : std::runtime_error {
   ControlErrorCode code;
 };
 
-/// Which outcomes an `outcomes`, `wait` or `subscribe` wants. Empty fields match everything; all
-/// given fields must match.
-struct OutcomeFilter {
-  std::string rule;    ///< A rule that acted on the flow (in the outcome's `actions`).
-  std::string result;  ///< clean | reset | timeout.
-  std::string kind;    ///< four_way | three_way | simultaneous | reset | incomplete.
-  std::string closer;  ///< client | server | both | none.
-  /// A flow: its id ("17"), an endpoint of it ("198.18.1.2:40000", "[2001:db8:1::2]:40000")
-  /// or an address of either side ("198.18.2.2", "2001:db8:2::2").
-  std::string flow;
-
-  /// Sets `flow` after checking it names a flow id, an endpoint or an address; false (and the
-  /// flow filter unchanged) when it does not.
-  bool set_flow(std::string_view text);
-  bool empty() const noexcept;
-  bool matches(const Outcome& outcome) const;
-  /// True when the flow filter is empty or names this flow (same rules as for outcomes).
-  bool matches_flow(std::uint64_t flow_id, const rules::Endpoint& client,
-                    const rules::Endpoint& server) const;
-  /// The given fields as a JSON object (for echoing in replies and in finwavectl messages).
-  nlohmann::json to_json() const;
-
- private:
-  std::optional<std::uint64_t> flow_id_;
-  rules::Endpoint flow_address_;
-  std::uint16_t flow_port_ = 0;  // 0: any port of that address.
-};
-
 /// What `since` asks for: outcomes with a sequence number above `seq`, or above the sequence
 /// number current at the last rule change.
 struct Since {
@@ -267,47 +240,15 @@ nlohmann::json outcome_event_json(std::uint64_t seq, const Outcome& outcome);
 /// {"event":"lagged","dropped":N,"message":"lagged, N events dropped"}.
 std::string format_lagged_event(std::uint64_t dropped);
 
+/// "an integer", "a string", "an object"...: what a value is, for error messages.
+std::string json_type_name(const nlohmann::json& value);
+
 /// Any JSON value as one line (no newline), invalid UTF-8 replaced.
 std::string dump_line(const nlohmann::json& value);
-
-/// Converts a JSON rule object ({"name":"x","role":"fin1","action":"drop"}) into a TOML inline
-/// table ("{ action = \"drop\", name = \"x\", role = \"fin1\" }"). Throws ControlError
-/// (invalid_rule) for values TOML rules never take (objects, null, nested arrays).
-std::string rule_json_to_toml(const nlohmann::json& rule);
 
 /// Parses a duration as finwavectl takes it: "5s", "500ms", "1.5s", "2m", "1h", or a bare
 /// number of seconds ("10"). Returns milliseconds, or std::nullopt (negative, malformed, over
 /// a day).
 std::optional<std::uint64_t> parse_duration_ms(std::string_view text);
-
-/// Splices bytes into request lines, at most `max_line` bytes each (the newline and a trailing
-/// '\r' excluded). Memory is bounded by max_line plus the bytes of one append.
-class LineFramer {
- public:
-  enum class Next : std::uint8_t {
-    kNone,     ///< No complete line buffered.
-    kLine,     ///< `line` holds the next line.
-    kTooLong,  ///< A line exceeded the limit; its bytes up to its newline are skipped.
-  };
-
-  explicit LineFramer(std::size_t max_line = kMaxRequestLineBytes) : max_line_(max_line) {}
-
-  /// Adds bytes read from the peer.
-  void append(std::string_view bytes);
-  /// Takes the next complete line, if any.
-  Next next(std::string& line);
-  /// The peer closed its side: a final line without a newline becomes complete.
-  void finish() noexcept { finished_ = true; }
-  /// Bytes buffered (lines not yet taken plus a partial line).
-  std::size_t buffered() const noexcept { return buffer_.size() - start_; }
-
- private:
-  std::size_t max_line_;
-  std::string buffer_;
-  std::size_t start_ = 0;    // First byte not yet taken.
-  std::size_t scan_ = 0;     // Bytes from start_ already known to hold no newline.
-  bool discarding_ = false;  // Skipping the rest of a line that was too long.
-  bool finished_ = false;
-};
 
 }  // namespace finwave::proxy

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "proxy/control/control_protocol.hpp"
+#include "proxy/control/line_framer.hpp"
 #include "proxy/loop/uv_handle.hpp"
 #include "proxy/tracker/outcome.hpp"
 #include "proxy/tracker/sinks.hpp"

@@ -14,6 +14,7 @@
 
 #include "fuzz_check.hpp"
 #include "proxy/control/control_protocol.hpp"
+#include "proxy/control/line_framer.hpp"
 #include "rules/rule_loader.hpp"
 
 namespace {

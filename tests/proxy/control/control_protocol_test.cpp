@@ -306,35 +306,6 @@ TEST_SUITE("control_protocol") {
     CHECK(kEventAll == 7);
   }
 
-  TEST_CASE("control_protocol: a JSON rule becomes TOML that the rule loader validates") {
-    const Json rule = {{"name", "lose-fin2"}, {"role", "fin2"},        {"action", "delay"},
-                       {"delay_ms", 250.5},   {"ports", {5000, 5001}}, {"retx", false},
-                       {"enabled", false}};
-    const std::string toml = rule_json_to_toml(rule);
-    CHECK(toml.front() == '{');
-    const rules::Rule parsed = rules::parse_single_rule(toml, "add");
-    CHECK(parsed.name == "lose-fin2");
-    CHECK(parsed.role == rules::Role::kFin2);
-    CHECK(parsed.action == rules::Action::kDelay);
-    CHECK(parsed.delay_ms == doctest::Approx(250.5));
-    CHECK(parsed.ports == std::vector<std::uint16_t>{5000, 5001});
-    CHECK(parsed.retx == std::optional<bool>(false));
-    CHECK_FALSE(parsed.enabled);
-
-    // Strings with quotes, backslashes and control characters survive; the loader then judges.
-    const Json odd = {{"name", "a\"b\\c\n"}, {"action", "drop"}};
-    CHECK_THROWS_AS(rules::parse_single_rule(rule_json_to_toml(odd), "add"), rules::ConfigError);
-    // Mistakes are the loader's, with its message.
-    try {
-      rules::parse_single_rule(rule_json_to_toml({{"name", "x"}, {"acton", "drop"}}), "add");
-      FAIL("accepted a misspelt key");
-    } catch (const rules::ConfigError& error) {
-      CHECK(error.message.find("did you mean 'action'") != std::string::npos);
-    }
-    CHECK(rule_json_to_toml(Json::object()) == "{ }");
-    CHECK(rule_json_to_toml({{"odd key", 1}}) == R"({ "odd key" = 1 })");
-  }
-
   TEST_CASE("control_protocol: durations") {
     struct Case {
       const char* text;
@@ -367,79 +338,6 @@ TEST_SUITE("control_protocol") {
     }
   }
 
-  TEST_CASE("control_protocol: outcome filters") {
-    Outcome o;
-    o.id = 17;
-    o.client.family = 4;
-    o.client.address = {198, 18, 1, 2};
-    o.client.port = 40000;
-    o.server.family = 4;
-    o.server.address = {198, 18, 2, 2};
-    o.server.port = 5000;
-    o.closer = Closer::kClient;
-    o.kind = TeardownKind::kThreeWay;
-    o.result = TeardownResult::kTimeout;
-    o.actions.push_back(ActionRecord{"lose-final-ack", rules::Role::kFinalAck, Verdict::kDrop, 3});
-
-    OutcomeFilter f;
-    CHECK(f.empty());
-    CHECK(f.matches(o));
-    f.result = "timeout";
-    f.kind = "three_way";
-    f.closer = "client";
-    f.rule = "lose-final-ack";
-    CHECK(f.matches(o));
-    f.rule = "other";
-    CHECK_FALSE(f.matches(o));
-    f = OutcomeFilter{};
-    f.result = "clean";
-    CHECK_FALSE(f.matches(o));
-
-    struct FlowCase {
-      const char* flow;
-      bool matches;
-    };
-    const FlowCase flows[] = {
-        {"17", true},
-        {"18", false},
-        {"198.18.1.2", true},
-        {"198.18.2.2", true},
-        {"198.18.1.3", false},
-        {"198.18.1.2:40000", true},
-        {"198.18.2.2:5000", true},
-        {"198.18.1.2:5000", false},
-        {"2001:db8:1::2", false},
-    };
-    for (const FlowCase& c : flows) {
-      CAPTURE(c.flow);
-      OutcomeFilter ff;
-      REQUIRE(ff.set_flow(c.flow));
-      CHECK(ff.matches(o) == c.matches);
-    }
-
-    Outcome v6 = o;
-    v6.client.family = 6;
-    v6.client.address = {0x20, 0x01, 0x0d, 0xb8, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2};
-    v6.server.family = 6;
-    v6.server.address = {0x20, 0x01, 0x0d, 0xb8, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2};
-    const FlowCase flows6[] = {
-        {"2001:db8:1::2", true},        {"2001:0db8:0001:0000::2", true},
-        {"[2001:db8:2::2]:5000", true}, {"[2001:db8:2::2]:5001", false},
-        {"198.18.1.2", false},
-    };
-    for (const FlowCase& c : flows6) {
-      CAPTURE(c.flow);
-      OutcomeFilter ff;
-      REQUIRE(ff.set_flow(c.flow));
-      CHECK(ff.matches(v6) == c.matches);
-    }
-    OutcomeFilter keep;
-    REQUIRE(keep.set_flow("17"));
-    CHECK_FALSE(keep.set_flow("not a flow"));
-    CHECK(keep.flow == "17");
-    CHECK(keep.matches(o));
-  }
-
   TEST_CASE("control_protocol: outcome events carry seq and the outcome fields") {
     Outcome o;
     o.id = 3;
@@ -448,69 +346,6 @@ TEST_SUITE("control_protocol") {
     CHECK(event.at("seq") == 41);
     CHECK(event.at("id") == 3);
     CHECK(event.contains("timeline"));
-  }
-}
-
-TEST_SUITE("line_framer") {
-  TEST_CASE(
-      "line_framer: lines in pieces with CRLF and blank lines and a last line without newline") {
-    LineFramer framer(16);
-    std::string line;
-    framer.append("{\"a\":1}\n{\"b\"");
-    CHECK(framer.next(line) == LineFramer::Next::kLine);
-    CHECK(line == "{\"a\":1}");
-    CHECK(framer.next(line) == LineFramer::Next::kNone);
-    framer.append(":2}\r\n\nlast");
-    CHECK(framer.next(line) == LineFramer::Next::kLine);
-    CHECK(line == "{\"b\":2}");
-    CHECK(framer.next(line) == LineFramer::Next::kLine);
-    CHECK(line.empty());
-    CHECK(framer.next(line) == LineFramer::Next::kNone);
-    framer.finish();
-    CHECK(framer.next(line) == LineFramer::Next::kLine);
-    CHECK(line == "last");
-    CHECK(framer.next(line) == LineFramer::Next::kNone);
-    CHECK(framer.buffered() == 0);
-  }
-
-  TEST_CASE("line_framer: a line over the limit is reported once and skipped to its newline") {
-    LineFramer framer(8);
-    std::string line;
-    framer.append("12345678\n");  // Exactly the limit: fine.
-    CHECK(framer.next(line) == LineFramer::Next::kLine);
-    CHECK(line == "12345678");
-    framer.append("12345678\r\n");  // The limit plus CR: fine.
-    CHECK(framer.next(line) == LineFramer::Next::kLine);
-    CHECK(line == "12345678");
-    framer.append("123456789\nok\n");  // One over, in one piece.
-    CHECK(framer.next(line) == LineFramer::Next::kTooLong);
-    CHECK(framer.next(line) == LineFramer::Next::kLine);
-    CHECK(line == "ok");
-    // Over the limit across many appends: reported once, memory stays bounded.
-    framer.append("aaaaaa");
-    CHECK(framer.next(line) == LineFramer::Next::kNone);
-    framer.append("aaaaaa");
-    CHECK(framer.next(line) == LineFramer::Next::kTooLong);
-    for (int i = 0; i < 1000; ++i) {
-      framer.append("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
-      CHECK(framer.next(line) == LineFramer::Next::kNone);
-      CHECK(framer.buffered() == 0);
-    }
-    framer.append("aaa\nnext\n");
-    CHECK(framer.next(line) == LineFramer::Next::kLine);
-    CHECK(line == "next");
-    CHECK(framer.next(line) == LineFramer::Next::kNone);
-  }
-
-  TEST_CASE("line_framer: the default limit is 64 KiB") {
-    LineFramer framer;
-    std::string line;
-    framer.append(std::string(kMaxRequestLineBytes, 'x') + "\n");
-    CHECK(framer.next(line) == LineFramer::Next::kLine);
-    CHECK(line.size() == kMaxRequestLineBytes);
-    framer.append(std::string(kMaxRequestLineBytes + 1, 'x') + "\n");
-    CHECK(framer.next(line) == LineFramer::Next::kTooLong);
-    CHECK(framer.next(line) == LineFramer::Next::kNone);
   }
 }
 
