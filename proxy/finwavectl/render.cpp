@@ -7,6 +7,8 @@
 #include <cstdlib>
 #include <functional>
 
+#include "proxy/report/utf8.hpp"
+
 namespace finwave::proxy::ctl {
 namespace {
 
@@ -84,7 +86,7 @@ std::size_t visible_width(std::string_view text) {
       while (i < text.size() && !(text[i] >= 'A' && text[i] <= 'z' && text[i] != '[')) ++i;
       continue;
     }
-    if ((byte & 0xC0) != 0x80) ++width;
+    if (!utf8_continuation(byte)) ++width;
   }
   return width;
 }

@@ -5,40 +5,9 @@
 #include <cmath>
 #include <cstdio>
 
+#include "proxy/report/utf8.hpp"
+
 namespace finwave::proxy {
-namespace {
-
-// Length of the UTF-8 sequence starting at text[i], or 0 when it is not valid (overlong forms,
-// surrogates and code points past U+10FFFF included).
-std::size_t utf8_sequence(std::string_view text, std::size_t i) noexcept {
-  const auto byte = [&](std::size_t k) { return static_cast<unsigned char>(text[k]); };
-  const unsigned char lead = byte(i);
-  std::size_t length = 0;
-  unsigned char low = 0x80;
-  unsigned char high = 0xBF;
-  if (lead >= 0xC2 && lead <= 0xDF) {
-    length = 2;
-  } else if (lead >= 0xE0 && lead <= 0xEF) {
-    length = 3;
-    if (lead == 0xE0) low = 0xA0;   // overlong
-    if (lead == 0xED) high = 0x9F;  // surrogates
-  } else if (lead >= 0xF0 && lead <= 0xF4) {
-    length = 4;
-    if (lead == 0xF0) low = 0x90;   // overlong
-    if (lead == 0xF4) high = 0x8F;  // past U+10FFFF
-  } else {
-    return 0;
-  }
-  if (i + length > text.size()) return 0;
-  if (byte(i + 1) < low || byte(i + 1) > high) return 0;
-  for (std::size_t k = 2; k < length; ++k) {
-    if (byte(i + k) < 0x80 || byte(i + k) > 0xBF) return 0;
-  }
-  return length;
-}
-
-}  // namespace
-
 void JsonLineWriter::open(char bracket) {
   separate();
   out_ += bracket;
@@ -130,7 +99,7 @@ void JsonLineWriter::escape(std::string_view text) {
     }
     out_.append(text.substr(run, i - run));
     if (c >= 0x80) {
-      const std::size_t length = utf8_sequence(text, i);
+      const std::size_t length = utf8_sequence_length(text, i);
       if (length == 0) {
         out_ += "\xEF\xBF\xBD";  // U+FFFD for one invalid byte
         ++i;

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "netfilter/packet.hpp"
+#include "proxy/report/utf8.hpp"
 #include "proxy/tracker/timeline_ring.hpp"
 
 namespace finwave::proxy {
@@ -203,33 +204,14 @@ bool is_handshake(const TimelineEntry& e) {
   return e.role == rules::Role::kSyn || e.role == rules::Role::kSynAck;
 }
 
-// Columns a UTF-8 string takes in a terminal, counting one per code point (what the glyphs used
-// here take).
-std::size_t columns(std::string_view text) {
-  std::size_t count = 0;
-  for (const char c : text) {
-    if ((static_cast<unsigned char>(c) & 0xc0) != 0x80) ++count;
-  }
-  return count;
-}
-
-// Bytes of `text` that fill at most `max` columns, cut at a code point boundary.
-std::size_t prefix_bytes(std::string_view text, std::size_t max) {
-  std::size_t count = 0;
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    if ((static_cast<unsigned char>(text[i]) & 0xc0) != 0x80 && count++ == max) return i;
-  }
-  return text.size();
-}
-
 // Lines of at most `width` columns, broken at the last double space (between fields) or else the
 // last space that fits, or hard inside a word longer than a line; continuation lines are indented
 // by two spaces. Spacing inside a line that fits is kept as it is.
 void wrap_into(std::vector<std::string>& out, std::string_view text, std::size_t width) {
   std::string_view indent;
-  while (columns(indent) + columns(text) > width) {
-    const std::size_t room = width - columns(indent);
-    const std::size_t fits = prefix_bytes(text, room);
+  while (utf8_columns(indent) + utf8_columns(text) > width) {
+    const std::size_t room = width - utf8_columns(indent);
+    const std::size_t fits = utf8_prefix_bytes(text, room);
     // Break between fields (two spaces) if possible, else between words. A space right after
     // the part that fits is as good a break as one inside it.
     std::size_t cut = text.rfind("  ", fits);
@@ -260,7 +242,7 @@ void wrap_fields(std::vector<std::string>& out, const std::vector<std::string>& 
     std::string candidate = line.empty() && !first ? "  " : line;
     if (!line.empty()) candidate += separator;
     candidate += field;
-    if (!line.empty() && columns(candidate) > width) {
+    if (!line.empty() && utf8_columns(candidate) > width) {
       flush();
       line = "  " + field;
     } else {
@@ -508,29 +490,10 @@ std::string xml_escape(std::string_view text) {
       ++i;
       continue;
     }
-    // A multi-byte sequence: its length from the lead byte, then continuation bytes, then
-    // overlong forms, surrogates and values past U+10FFFF refused.
-    std::size_t length = 0;
-    std::uint32_t code = 0;
-    if ((byte & 0xe0) == 0xc0) {
-      length = 2;
-      code = byte & 0x1fU;
-    } else if ((byte & 0xf0) == 0xe0) {
-      length = 3;
-      code = byte & 0x0fU;
-    } else if ((byte & 0xf8) == 0xf0) {
-      length = 4;
-      code = byte & 0x07U;
-    }
-    bool valid = length != 0 && i + length <= text.size();
-    for (std::size_t k = 1; valid && k < length; ++k) {
-      const auto next = static_cast<unsigned char>(text[i + k]);
-      valid = (next & 0xc0) == 0x80;
-      code = (code << 6) | (next & 0x3fU);
-    }
-    static constexpr std::uint32_t kSmallest[] = {0, 0, 0x80, 0x800, 0x10000};
-    valid = valid && code >= kSmallest[length] && code <= 0x10ffff &&
-            !(code >= 0xd800 && code <= 0xdfff) && code != 0xfffe && code != 0xffff;
+    // XML 1.0 allows every Unicode character but U+FFFE and U+FFFF (and the controls above).
+    const std::size_t length = utf8_sequence_length(text, i);
+    const std::uint32_t code = length == 0 ? 0 : utf8_code_point(text, i, length);
+    const bool valid = length != 0 && code != 0xfffe && code != 0xffff;
     if (valid) {
       out.append(text.substr(i, length));
       i += length;
@@ -608,8 +571,8 @@ class SvgLadder {
     const std::string title = join_fields(title_fields(o_, "\u2192"), kTitleSeparator);
     const std::string summary = join_fields(summary_fields(o_), kSvgSeparator);
     const std::vector<std::string> footer = footer_lines(o_, "\u00d7", kSvgSeparator);
-    std::size_t widest = columns(title) + 4;
-    for (const std::string& line : footer) widest = std::max(widest, columns(line));
+    std::size_t widest = utf8_columns(title) + 4;
+    for (const std::string& line : footer) widest = std::max(widest, utf8_columns(line));
     const double width =
         std::max(kMinWidth, std::ceil(static_cast<double>(widest) * kCharWidth) + 40);
 
@@ -838,7 +801,7 @@ class SvgLadder {
     // kept between the lifelines, its baseline just above the line where the line is highest
     // under it (at the sender's side).
     const std::string label_text = join_words({words.head, words.numbers, words.action});
-    const double half = kCharWidth * static_cast<double>(columns(label_text)) / 2;
+    const double half = kCharWidth * static_cast<double>(utf8_columns(label_text)) / 2;
     double label_x = steep ? x1 + (to_server ? 1 : -1) * (half + 12) : x1 + (xe - x1) / 2;
     if (2 * half + 16 < kServerX - kClientX) {
       label_x = std::clamp(label_x, kClientX + 8 + half, kServerX - 8 - half);
