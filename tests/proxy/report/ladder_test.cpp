@@ -931,41 +931,6 @@ TEST_SUITE("proxy") {
       CHECK_THROWS_WITH_AS(outcome_from_json_line(line.text), line.message, std::invalid_argument);
     }
   }
-
-  TEST_CASE("outcome_json: endpoints are read in to_string form") {
-    struct Case {
-      const char* text;
-      bool valid;
-      const char* normalized;
-    };
-    const Case cases[] = {
-        {"198.18.1.2:40000", true, "198.18.1.2:40000"},
-        {"0.0.0.0:0", true, "0.0.0.0:0"},
-        {"[2001:db8:1::2]:5000", true, "[2001:db8:1::2]:5000"},
-        {"[2001:0db8:0001:0000::2]:05000", true, "[2001:db8:1::2]:5000"},
-        {"[::ffff:198.18.1.2]:1", true, "[::ffff:198.18.1.2]:1"},
-        {"198.18.1.2:65536", false, ""},
-        {"198.18.1.2:", false, ""},
-        {"198.18.1.2:-1", false, ""},
-        {"198.18.1.2:+80", false, ""},
-        {"198.18.1:80", false, ""},
-        {"198.18.1.2", false, ""},
-        {"localhost:80", false, ""},
-        {"2001:db8::1:80", false, ""},
-        {"[2001:db8::1]", false, ""},
-        {"[2001:db8::1]80", false, ""},
-        {"[198.18.1.2]:80", false, ""},
-        {"", false, ""},
-        {":", false, ""},
-        {"[]:", false, ""},
-    };
-    for (const Case& c : cases) {
-      CAPTURE(c.text);
-      const std::optional<rules::Endpoint> endpoint = endpoint_from_string(c.text);
-      REQUIRE(endpoint.has_value() == c.valid);
-      if (endpoint) CHECK(to_string(*endpoint) == c.normalized);
-    }
-  }
 }
 
 }  // namespace finwave::proxy::test
