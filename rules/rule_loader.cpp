@@ -9,7 +9,9 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <iomanip>
 #include <memory>
 #include <optional>
 #include <span>
@@ -48,28 +50,108 @@ enum class Key : std::uint8_t {
 };
 constexpr std::size_t kKeyCount = static_cast<std::size_t>(Key::kSpacingMs) + 1;
 
-constexpr std::array<std::string_view, kKeyCount> kKeyNames = {
-    "name",
-    "enabled",
-    "role",
-    "retx",
-    "from",
-    "ports",
-    "client_ports",
-    "server_ports",
-    "addresses",
-    "client_addresses",
-    "server_addresses",
-    "nth",
-    "first",
-    "after",
-    "probability",
-    "action",
-    "delay_ms",
-    "jitter_ms",
-    "copies",
-    "spacing_ms",
+// How a key's value is read, checked and stored (Loader::apply()).
+enum class ValueKind : std::uint8_t {
+  kName,
+  kEnabled,
+  kRetx,
+  kRole,
+  kSender,
+  kPorts,
+  kAddresses,
+  kCounter,
+  kProbability,
+  kAction,
+  kMilliseconds,
+  kCopies,
 };
+
+// The range a number of milliseconds must be in: above 0 (or from 0) up to `max`, and that
+// limit in words for the message (" (10 minutes)").
+struct MsRange {
+  bool zero_allowed = false;
+  double max = 0;
+  std::string_view max_in_words;
+};
+
+// One key of a rule: its name in rule files, how its value is read, and where it goes.
+struct KeySpec {
+  Key key;
+  std::string_view name;
+  ValueKind kind;
+  std::vector<std::uint16_t> Rule::*ports = nullptr;  // kPorts
+  std::vector<Cidr> Rule::*cidrs = nullptr;           // kAddresses
+  Counter counter = Counter::kNone;                   // kCounter
+  double Rule::*ms = nullptr;                         // kMilliseconds
+  MsRange range{};                                    // kMilliseconds
+};
+
+// Every key, in Key order (the order error messages list them in).
+constexpr std::array<KeySpec, kKeyCount> kKeySpecs = {{
+    {.key = Key::kName, .name = "name", .kind = ValueKind::kName},
+    {.key = Key::kEnabled, .name = "enabled", .kind = ValueKind::kEnabled},
+    {.key = Key::kRole, .name = "role", .kind = ValueKind::kRole},
+    {.key = Key::kRetx, .name = "retx", .kind = ValueKind::kRetx},
+    {.key = Key::kFrom, .name = "from", .kind = ValueKind::kSender},
+    {.key = Key::kPorts, .name = "ports", .kind = ValueKind::kPorts, .ports = &Rule::ports},
+    {.key = Key::kClientPorts,
+     .name = "client_ports",
+     .kind = ValueKind::kPorts,
+     .ports = &Rule::client_ports},
+    {.key = Key::kServerPorts,
+     .name = "server_ports",
+     .kind = ValueKind::kPorts,
+     .ports = &Rule::server_ports},
+    {.key = Key::kAddresses,
+     .name = "addresses",
+     .kind = ValueKind::kAddresses,
+     .cidrs = &Rule::addresses},
+    {.key = Key::kClientAddresses,
+     .name = "client_addresses",
+     .kind = ValueKind::kAddresses,
+     .cidrs = &Rule::client_addresses},
+    {.key = Key::kServerAddresses,
+     .name = "server_addresses",
+     .kind = ValueKind::kAddresses,
+     .cidrs = &Rule::server_addresses},
+    {.key = Key::kNth, .name = "nth", .kind = ValueKind::kCounter, .counter = Counter::kNth},
+    {.key = Key::kFirst, .name = "first", .kind = ValueKind::kCounter, .counter = Counter::kFirst},
+    {.key = Key::kAfter, .name = "after", .kind = ValueKind::kCounter, .counter = Counter::kAfter},
+    {.key = Key::kProbability, .name = "probability", .kind = ValueKind::kProbability},
+    {.key = Key::kAction, .name = "action", .kind = ValueKind::kAction},
+    {.key = Key::kDelayMs,
+     .name = "delay_ms",
+     .kind = ValueKind::kMilliseconds,
+     .ms = &Rule::delay_ms,
+     .range = {false, Rule::kMaxDelayMs, " (10 minutes)"}},
+    {.key = Key::kJitterMs,
+     .name = "jitter_ms",
+     .kind = ValueKind::kMilliseconds,
+     .ms = &Rule::jitter_ms,
+     .range = {true, Rule::kMaxDelayMs, ""}},
+    {.key = Key::kCopies, .name = "copies", .kind = ValueKind::kCopies},
+    {.key = Key::kSpacingMs,
+     .name = "spacing_ms",
+     .kind = ValueKind::kMilliseconds,
+     .ms = &Rule::spacing_ms,
+     .range = {true, Rule::kMaxSpacingMs, " (1 minute)"}},
+}};
+
+constexpr bool specs_in_key_order() {
+  for (std::size_t i = 0; i < kKeyCount; ++i) {
+    if (kKeySpecs[i].key != static_cast<Key>(i) || kKeySpecs[i].name.empty()) return false;
+  }
+  return true;
+}
+static_assert(specs_in_key_order(), "kKeySpecs lists every Key once, in Key order");
+
+constexpr std::array<std::string_view, kKeyCount> kKeyNames = [] {
+  std::array<std::string_view, kKeyCount> names{};
+  for (std::size_t i = 0; i < kKeyCount; ++i) names[i] = kKeySpecs[i].name;
+  return names;
+}();
+
+const KeySpec& spec_of(Key key) { return kKeySpecs[static_cast<std::size_t>(key)]; }
 
 constexpr std::array<std::string_view, 1> kRuleTable = {"rule"};
 constexpr std::string_view kFromNames =
@@ -140,10 +222,17 @@ std::string with_article(toml::node_type type) {
   return "nothing";
 }
 
+// As short as it reads back exactly: "1e+09", "0.5", and "600000.5" rather than the "600000" that
+// six significant digits would show next to a limit of 600000.
 std::string format_number(double value) {
-  std::ostringstream out;
-  out << value;
-  return out.str();
+  std::string text;
+  for (int precision = 6; precision <= 17; ++precision) {
+    std::ostringstream out;
+    out << std::setprecision(precision) << value;
+    text = out.str();
+    if (std::strtod(text.c_str(), nullptr) == value) break;
+  }
+  return text;
 }
 
 // How a value reads in a message: short scalars are shown, containers are not.
@@ -256,6 +345,21 @@ class Loader {
   std::vector<std::uint16_t> need_ports(const Entry& entry) const;
   std::vector<Cidr> need_cidrs(const Entry& entry) const;
   std::string need_name(const Entry& entry) const;
+  Role need_role(const Entry& entry) const;
+  Sender need_sender(const Entry& entry) const;
+  Action need_action(const Entry& entry) const;
+  double need_probability(const Entry& entry) const;
+  double need_ms(const Entry& entry, const KeySpec& spec) const;
+  std::uint16_t need_copies(const Entry& entry) const;
+  // Reads `entry`'s value into `rule`, as its KeySpec says.
+  void apply(const Entry& entry, Rule& rule) const;
+  // nth, first and after exclude each other: fails when `counter` comes after another.
+  void check_one_counter(const Entry& counter,
+                         const std::array<const Entry*, kKeyCount>& seen) const;
+  // The checks across keys, once every key is read: name and action present, the action's
+  // parameters only with it, delay_ms with delay, jitter within the delay.
+  void check_complete(const toml::table& table, const Rule& rule, const std::vector<Entry>& entries,
+                      const std::array<const Entry*, kKeyCount>& seen) const;
   void check_action_parameters(const Rule& rule, const std::vector<Entry>& entries) const;
 
   std::string source_;
@@ -466,178 +570,178 @@ void Loader::check_action_parameters(const Rule& rule, const std::vector<Entry>&
   }
 }
 
-Rule Loader::rule(const toml::table& table) const {
-  const std::vector<Entry> entries = entries_in_file_order(table);
-  std::array<const Entry*, kKeyCount> seen{};
-  const Entry* first_counter = nullptr;
-  Rule rule;
-
-  for (const Entry& entry : entries) {
-    const std::string key = quote(entry.name->str());
-    if (!entry.key) {
-      fail(*entry.name, "unknown key " + key + " in rule; " +
-                            suggestion(entry.name->str(), kKeyNames) +
-                            "allowed keys: " + allowed_keys());
-    }
-    seen[static_cast<std::size_t>(*entry.key)] = &entry;
-    switch (*entry.key) {
-      case Key::kName:
-        rule.name = need_name(entry);
-        break;
-      case Key::kEnabled:
-        rule.enabled = need_bool(entry);
-        break;
-      case Key::kRole: {
-        const std::string_view text = need_string(entry);
-        const auto role = RoleNames::parse(text);
-        if (!role) {
-          fail(*entry.value, "unknown role " + quote(text) + "; " +
-                                 suggestion(text, RoleNames::names()) +
-                                 "roles: " + RoleNames::joined());
-        }
-        rule.role = *role;
-        break;
-      }
-      case Key::kRetx:
-        rule.retx = need_bool(entry);
-        break;
-      case Key::kFrom: {
-        const std::string_view text = need_string(entry);
-        // "either" is what an absent `from` means; it is not a value to write.
-        const auto sender = SenderNames::parse(text);
-        if (!sender || *sender == Sender::kEither) {
-          fail(*entry.value, "unknown 'from' value " + quote(text) + "; " +
-                                 suggestion(text, SenderNames::names().subspan(1)) + "use " +
-                                 std::string(kFromNames));
-        }
-        rule.from = *sender;
-        break;
-      }
-      case Key::kPorts:
-        rule.ports = need_ports(entry);
-        break;
-      case Key::kClientPorts:
-        rule.client_ports = need_ports(entry);
-        break;
-      case Key::kServerPorts:
-        rule.server_ports = need_ports(entry);
-        break;
-      case Key::kAddresses:
-        rule.addresses = need_cidrs(entry);
-        break;
-      case Key::kClientAddresses:
-        rule.client_addresses = need_cidrs(entry);
-        break;
-      case Key::kServerAddresses:
-        rule.server_addresses = need_cidrs(entry);
-        break;
-      case Key::kNth:
-      case Key::kFirst:
-      case Key::kAfter: {
-        if (first_counter != nullptr) {
-          fail(*entry.name,
-               key + " cannot be combined with " + quote(first_counter->name->str()) + " (line " +
-                   std::to_string(first_counter->name->source().begin.line + line_shift_) +
-                   "); a rule has at most one of nth, first, after");
-        }
-        first_counter = &entry;
-        rule.count = need_count(entry, Rule::kMaxCount);
-        rule.counter = entry.key == Key::kNth     ? Counter::kNth
-                       : entry.key == Key::kFirst ? Counter::kFirst
-                                                  : Counter::kAfter;
-        break;
-      }
-      case Key::kProbability: {
-        const double p = need_number(entry);
-        if (!(p > 0.0 && p <= 1.0)) {
-          std::string message =
-              "'probability' must be more than 0 and at most 1; got " + format_number(p);
-          if (p == 0.0) {
-            message += " (to switch a rule off, write enabled = false)";
-          }
-          if (p >= 2.0 && p <= 100.0 && p == std::floor(p)) {
-            message += " (a probability, not a percentage: 50% is 0.5)";
-          }
-          fail(*entry.value, message);
-        }
-        rule.probability = p;
-        break;
-      }
-      case Key::kAction: {
-        const std::string_view text = need_string(entry);
-        const auto action = ActionNames::parse(text);
-        if (!action) {
-          fail(*entry.value, "unknown action " + quote(text) + "; " +
-                                 suggestion(text, ActionNames::names()) +
-                                 "actions: " + ActionNames::joined());
-        }
-        rule.action = *action;
-        break;
-      }
-      case Key::kDelayMs: {
-        const double ms = need_number(entry);
-        if (!(ms > 0.0 && ms <= Rule::kMaxDelayMs)) {
-          fail(*entry.value,
-               "'delay_ms' must be more than 0 and at most 600000 (10 minutes); got " +
-                   format_number(ms));
-        }
-        rule.delay_ms = ms;
-        break;
-      }
-      case Key::kJitterMs: {
-        const double ms = need_number(entry);
-        if (!(ms >= 0.0 && ms <= Rule::kMaxDelayMs)) {
-          fail(*entry.value,
-               "'jitter_ms' must be at least 0 and at most 600000; got " + format_number(ms));
-        }
-        rule.jitter_ms = ms;
-        break;
-      }
-      case Key::kCopies: {
-        const std::int64_t copies = need_integer(entry);
-        if (copies < 1 || copies > Rule::kMaxCopies) {
-          fail(*entry.value, "'copies' must be between 1 and 100; got " + std::to_string(copies));
-        }
-        rule.copies = static_cast<std::uint16_t>(copies);
-        break;
-      }
-      case Key::kSpacingMs: {
-        const double ms = need_number(entry);
-        if (!(ms >= 0.0 && ms <= Rule::kMaxSpacingMs)) {
-          fail(*entry.value, "'spacing_ms' must be at least 0 and at most 60000 (1 minute); got " +
-                                 format_number(ms));
-        }
-        rule.spacing_ms = ms;
-        break;
-      }
-    }
+Role Loader::need_role(const Entry& entry) const {
+  const std::string_view text = need_string(entry);
+  const auto role = RoleNames::parse(text);
+  if (!role) {
+    fail(*entry.value, "unknown role " + quote(text) + "; " + suggestion(text, RoleNames::names()) +
+                           "roles: " + RoleNames::joined());
   }
+  return *role;
+}
 
+Sender Loader::need_sender(const Entry& entry) const {
+  const std::string_view text = need_string(entry);
+  // "either" is what an absent `from` means; it is not a value to write.
+  const auto sender = SenderNames::parse(text);
+  if (!sender || *sender == Sender::kEither) {
+    fail(*entry.value, "unknown 'from' value " + quote(text) + "; " +
+                           suggestion(text, SenderNames::names().subspan(1)) + "use " +
+                           std::string(kFromNames));
+  }
+  return *sender;
+}
+
+Action Loader::need_action(const Entry& entry) const {
+  const std::string_view text = need_string(entry);
+  const auto action = ActionNames::parse(text);
+  if (!action) {
+    fail(*entry.value, "unknown action " + quote(text) + "; " +
+                           suggestion(text, ActionNames::names()) +
+                           "actions: " + ActionNames::joined());
+  }
+  return *action;
+}
+
+double Loader::need_probability(const Entry& entry) const {
+  const double p = need_number(entry);
+  if (!(p > 0.0 && p <= 1.0)) {
+    std::string message =
+        "'probability' must be more than 0 and at most 1; got " + format_number(p);
+    if (p == 0.0) {
+      message += " (to switch a rule off, write enabled = false)";
+    }
+    if (p >= 2.0 && p <= 100.0 && p == std::floor(p)) {
+      message += " (a probability, not a percentage: 50% is 0.5)";
+    }
+    fail(*entry.value, message);
+  }
+  return p;
+}
+
+double Loader::need_ms(const Entry& entry, const KeySpec& spec) const {
+  const double ms = need_number(entry);
+  const MsRange& range = spec.range;
+  const bool above_min = range.zero_allowed ? ms >= 0.0 : ms > 0.0;
+  if (!(above_min && ms <= range.max)) {
+    fail(*entry.value,
+         cat("'", spec.name, "' must be ", range.zero_allowed ? "at least 0" : "more than 0",
+             " and at most ", format_number(range.max), range.max_in_words, "; got ",
+             format_number(ms)));
+  }
+  return ms;
+}
+
+std::uint16_t Loader::need_copies(const Entry& entry) const {
+  const std::int64_t copies = need_integer(entry);
+  if (copies < 1 || copies > Rule::kMaxCopies) {
+    fail(*entry.value, "'copies' must be between 1 and " + std::to_string(Rule::kMaxCopies) +
+                           "; got " + std::to_string(copies));
+  }
+  return static_cast<std::uint16_t>(copies);
+}
+
+void Loader::apply(const Entry& entry, Rule& rule) const {
+  const KeySpec& spec = spec_of(*entry.key);
+  switch (spec.kind) {
+    case ValueKind::kName:
+      rule.name = need_name(entry);
+      return;
+    case ValueKind::kEnabled:
+      rule.enabled = need_bool(entry);
+      return;
+    case ValueKind::kRetx:
+      rule.retx = need_bool(entry);
+      return;
+    case ValueKind::kRole:
+      rule.role = need_role(entry);
+      return;
+    case ValueKind::kSender:
+      rule.from = need_sender(entry);
+      return;
+    case ValueKind::kPorts:
+      rule.*spec.ports = need_ports(entry);
+      return;
+    case ValueKind::kAddresses:
+      rule.*spec.cidrs = need_cidrs(entry);
+      return;
+    case ValueKind::kCounter:
+      rule.count = need_count(entry, Rule::kMaxCount);
+      rule.counter = spec.counter;
+      return;
+    case ValueKind::kProbability:
+      rule.probability = need_probability(entry);
+      return;
+    case ValueKind::kAction:
+      rule.action = need_action(entry);
+      return;
+    case ValueKind::kMilliseconds:
+      rule.*spec.ms = need_ms(entry, spec);
+      return;
+    case ValueKind::kCopies:
+      rule.copies = need_copies(entry);
+      return;
+  }
+}
+
+void Loader::check_one_counter(const Entry& counter,
+                               const std::array<const Entry*, kKeyCount>& seen) const {
+  for (const Key other : {Key::kNth, Key::kFirst, Key::kAfter}) {
+    const Entry* earlier = seen[static_cast<std::size_t>(other)];
+    if (earlier == nullptr) continue;
+    fail(*counter.name, quote(counter.name->str()) + " cannot be combined with " +
+                            quote(earlier->name->str()) + " (line " +
+                            std::to_string(earlier->name->source().begin.line + line_shift_) +
+                            "); a rule has at most one of nth, first, after");
+  }
+}
+
+void Loader::check_complete(const toml::table& table, const Rule& rule,
+                            const std::vector<Entry>& entries,
+                            const std::array<const Entry*, kKeyCount>& seen) const {
+  const auto seen_key = [&](Key key) { return seen[static_cast<std::size_t>(key)]; };
   // A [[rule]] table's position is its header line; an inline table's is its '{'.
   const toml::source_position where = table.source().begin;
-  if (seen[static_cast<std::size_t>(Key::kName)] == nullptr) {
+  if (seen_key(Key::kName) == nullptr) {
     fail(where,
          "this rule has no 'name'; add name = \"...\" (unique; letters, digits, '_', '.', "
          "'-')");
   }
-  const Entry* action = seen[static_cast<std::size_t>(Key::kAction)];
+  const Entry* action = seen_key(Key::kAction);
   if (action == nullptr) {
     fail(where, "rule " + quote(rule.name) +
                     " has no 'action'; add action = \"...\" with one of: " + ActionNames::joined());
   }
   check_action_parameters(rule, entries);
-  if (rule.action == Action::kDelay && seen[static_cast<std::size_t>(Key::kDelayMs)] == nullptr) {
-    fail(*action->value,
-         "action \"delay\" needs 'delay_ms' (milliseconds, more than 0 and at most "
-         "600000)");
+  if (rule.action == Action::kDelay && seen_key(Key::kDelayMs) == nullptr) {
+    fail(*action->value, cat("action \"delay\" needs 'delay_ms' (milliseconds, more than 0 and at "
+                             "most ",
+                             format_number(Rule::kMaxDelayMs), ")"));
   }
-  if (const Entry* jitter = seen[static_cast<std::size_t>(Key::kJitterMs)];
+  if (const Entry* jitter = seen_key(Key::kJitterMs);
       jitter != nullptr && rule.jitter_ms > rule.delay_ms) {
     fail(*jitter->value, cat("'jitter_ms' (", format_ms(rule.jitter_ms),
                              ") must not exceed 'delay_ms' (", format_ms(rule.delay_ms),
                              "): the delay is drawn between delay_ms - jitter_ms and "
                              "delay_ms + jitter_ms"));
   }
+}
+
+Rule Loader::rule(const toml::table& table) const {
+  const std::vector<Entry> entries = entries_in_file_order(table);
+  std::array<const Entry*, kKeyCount> seen{};
+  Rule rule;
+  for (const Entry& entry : entries) {
+    if (!entry.key) {
+      fail(*entry.name, "unknown key " + quote(entry.name->str()) + " in rule; " +
+                            suggestion(entry.name->str(), kKeyNames) +
+                            "allowed keys: " + allowed_keys());
+    }
+    if (spec_of(*entry.key).kind == ValueKind::kCounter) check_one_counter(entry, seen);
+    seen[static_cast<std::size_t>(*entry.key)] = &entry;
+    apply(entry, rule);
+  }
+  check_complete(table, rule, entries, seen);
   if (rule.action == Action::kDuplicate && rule.copies == 0) {
     rule.copies = 1;
   }

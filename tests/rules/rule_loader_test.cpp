@@ -327,6 +327,15 @@ spacing_ms = 0
          "t.toml:4:12: 'delay_ms' must be more than 0 and at most 600000 (10 minutes); got 0"},
         {"absurd delay", rule + "action = \"delay\"\ndelay_ms = 1e9\n",
          "t.toml:4:12: 'delay_ms' must be more than 0 and at most 600000 (10 minutes); got 1e+09"},
+        // Just past each limit (the limits themselves are accepted above, in "max").
+        {"delay just past the limit", rule + "action = \"delay\"\ndelay_ms = 600000.5\n",
+         "t.toml:4:12: 'delay_ms' must be more than 0 and at most 600000 (10 minutes); got "
+         "600000.5"},
+        {"jitter just past the limit",
+         rule + "action = \"delay\"\ndelay_ms = 10\njitter_ms = 600001\n",
+         "t.toml:5:13: 'jitter_ms' must be at least 0 and at most 600000; got 600001"},
+        {"spacing just past the limit", rule + "action = \"duplicate\"\nspacing_ms = 60000.25\n",
+         "t.toml:4:14: 'spacing_ms' must be at least 0 and at most 60000 (1 minute); got 60000.25"},
         {"negative jitter", rule + "action = \"delay\"\ndelay_ms = 10\njitter_ms = -0.5\n",
          "t.toml:5:13: 'jitter_ms' must be at least 0 and at most 600000; got -0.5"},
         {"jitter above the delay", rule + "action = \"delay\"\ndelay_ms = 50\njitter_ms = 60\n",
