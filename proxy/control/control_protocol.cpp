@@ -202,54 +202,73 @@ std::uint8_t parse_events(const nlohmann::json& object) {
   return bits;
 }
 
-void parse_fields(const nlohmann::json& object, ControlRequest& request) {
-  const std::vector<std::string_view> allowed = control_command_fields(request.command);
+// Refuses a field the command does not take: a typo must not be silently ignored.
+void check_fields(const nlohmann::json& object, ControlCommand command) {
+  const std::vector<std::string_view> allowed = control_command_fields(command);
   for (const auto& item : object.items()) {
     const std::string& key = item.key();
     if (key == "id" || key == "cmd" ||
         std::find(allowed.begin(), allowed.end(), key) != allowed.end()) {
       continue;
     }
-    std::string message =
-        in_quotes(key) + " is not a field of " + std::string(to_string(request.command));
+    std::string message = in_quotes(key) + " is not a field of " + std::string(to_string(command));
     if (const auto guess = rules::closest_match(key, allowed)) {
       message += "; did you mean " + in_quotes(*guess) + "?";
     }
     message += allowed.empty() ? " (it takes none)" : " (it takes " + joined(allowed) + ")";
     throw error(ControlErrorCode::kUnknownField, message);
   }
+}
 
-  const std::string command_name(to_string(request.command));
+// add: the rule as 'toml' or as 'rule' (exactly one), and where it goes.
+void parse_add(const nlohmann::json& object, ControlRequest& request) {
+  const bool has_toml = object.contains("toml");
+  const bool has_rule = object.contains("rule");
+  if (has_toml == has_rule) {
+    throw error(has_toml ? ControlErrorCode::kBadField : ControlErrorCode::kMissingField,
+                "add takes the rule either as 'toml' (a string) or as 'rule' (an object), "
+                "exactly one of them");
+  }
+  if (has_toml) {
+    request.rule_toml = get_string(object, "toml", false);
+  } else {
+    request.rule_toml = rule_json_to_toml(object.at("rule"));
+    request.rule_from_json = true;
+  }
+  if (object.contains("position")) {
+    constexpr std::array<std::string_view, 2> kPositions = {"first", "last"};
+    request.add_first = get_choice(object, "position", kPositions) == "first";
+  }
+}
+
+void parse_wait(const nlohmann::json& object, ControlRequest& request) {
+  parse_filter(object, request.filter);
+  if (object.contains("timeout_ms")) {
+    request.timeout_ms = get_uint(object, "timeout_ms", 0, kMaxWaitTimeoutMs);
+  }
+  if (object.contains("since")) {
+    request.since = get_since(object);
+  }
+  if (object.contains("count")) {
+    request.count = static_cast<std::uint32_t>(get_uint(object, "count", 1, kMaxWaitCount));
+  }
+}
+
+void parse_fields(const nlohmann::json& object, ControlRequest& request) {
+  check_fields(object, request.command);
   switch (request.command) {
     case ControlCommand::kEnable:
     case ControlCommand::kDisable:
     case ControlCommand::kRemove:
       if (!object.contains("name")) {
-        throw error(ControlErrorCode::kMissingField,
-                    "'name' (the rule's name) is required for " + command_name);
+        throw error(ControlErrorCode::kMissingField, "'name' (the rule's name) is required for " +
+                                                         std::string(to_string(request.command)));
       }
       request.name = get_string(object, "name", false);
       break;
-    case ControlCommand::kAdd: {
-      const bool has_toml = object.contains("toml");
-      const bool has_rule = object.contains("rule");
-      if (has_toml == has_rule) {
-        throw error(has_toml ? ControlErrorCode::kBadField : ControlErrorCode::kMissingField,
-                    "add takes the rule either as 'toml' (a string) or as 'rule' (an object), "
-                    "exactly one of them");
-      }
-      if (has_toml) {
-        request.rule_toml = get_string(object, "toml", false);
-      } else {
-        request.rule_toml = rule_json_to_toml(object.at("rule"));
-        request.rule_from_json = true;
-      }
-      if (object.contains("position")) {
-        constexpr std::array<std::string_view, 2> kPositions = {"first", "last"};
-        request.add_first = get_choice(object, "position", kPositions) == "first";
-      }
+    case ControlCommand::kAdd:
+      parse_add(object, request);
       break;
-    }
     case ControlCommand::kFlows:
     case ControlCommand::kOutcomes:
       if (object.contains("limit")) {
@@ -267,16 +286,7 @@ void parse_fields(const nlohmann::json& object, ControlRequest& request) {
       }
       break;
     case ControlCommand::kWait:
-      parse_filter(object, request.filter);
-      if (object.contains("timeout_ms")) {
-        request.timeout_ms = get_uint(object, "timeout_ms", 0, kMaxWaitTimeoutMs);
-      }
-      if (object.contains("since")) {
-        request.since = get_since(object);
-      }
-      if (object.contains("count")) {
-        request.count = static_cast<std::uint32_t>(get_uint(object, "count", 1, kMaxWaitCount));
-      }
+      parse_wait(object, request);
       break;
     case ControlCommand::kStatus:
     case ControlCommand::kRules:

@@ -39,48 +39,7 @@ void Dataplane::on_packet(const nf::QueuedPacket& packet) noexcept {
   }
   if (decision.matched()) ++counters_.rule_hits;
 
-  Verdict verdict = Verdict::kAccept;
-  switch (decision.action) {
-    case rules::Action::kPass:
-      p_.verdicts.accept(packet.id);
-      break;
-    case rules::Action::kDrop:
-      p_.verdicts.drop(packet.id);
-      ++counters_.dropped;
-      verdict = Verdict::kDrop;
-      break;
-    case rules::Action::kDelay:
-      // From the segment's arrival: the trip through the queue to here is part of the delay.
-      if (schedule(packet, segment, classified, decision, arrived_us + decision.delay_us, true) ==
-          DelayLine::kNone) {
-        p_.verdicts.accept(packet.id);
-        break;
-      }
-      p_.verdicts.hold(packet.id);
-      ++counters_.delayed;
-      verdict = Verdict::kDelay;
-      break;
-    case rules::Action::kDuplicate:
-      p_.verdicts.accept(packet.id);
-      if (schedule(packet, segment, classified, decision, now_us + decision.spacing_us, false) !=
-          DelayLine::kNone) {
-        ++counters_.duplicated;
-        verdict = Verdict::kDuplicate;
-      }
-      break;
-    case rules::Action::kReset: {
-      std::array<std::uint8_t, nf::kRstMaxBytes> rst{};
-      const std::size_t length = nf::build_rst(packet.payload, segment, rst);
-      if (length == 0 || p_.verdicts.replace(packet.id, std::span(rst.data(), length)) < 0) {
-        ++counters_.reset_errors;
-        p_.verdicts.accept(packet.id);
-        break;
-      }
-      ++counters_.resets;
-      verdict = Verdict::kReset;
-      break;
-    }
-  }
+  const Verdict verdict = carry_out(packet, segment, classified, decision, arrived_us, now_us);
   // A decision that could not be carried out is recorded as what really happened (accept),
   // without the rule: the outcome's actions list only what finwave did.
   const bool acted = decision.matched() &&
@@ -96,6 +55,52 @@ void Dataplane::on_packet(const nf::QueuedPacket& packet) noexcept {
     p_.rule_hits->on_rule_hit(
         RuleHit{decision.rule_name, classified.facts, classified.flow_id, verdict});
   }
+}
+
+Verdict Dataplane::carry_out(const nf::QueuedPacket& packet, const nf::TcpSegment& segment,
+                             const Classified& classified, const rules::Decision& decision,
+                             std::uint64_t arrived_us, std::uint64_t now_us) noexcept {
+  switch (decision.action) {
+    case rules::Action::kPass:
+      p_.verdicts.accept(packet.id);
+      return Verdict::kAccept;
+    case rules::Action::kDrop:
+      p_.verdicts.drop(packet.id);
+      ++counters_.dropped;
+      return Verdict::kDrop;
+    case rules::Action::kDelay:
+      // From the segment's arrival: the trip through the queue to here is part of the delay.
+      if (schedule(packet, segment, classified, decision, arrived_us + decision.delay_us, true) ==
+          DelayLine::kNone) {
+        p_.verdicts.accept(packet.id);
+        return Verdict::kAccept;
+      }
+      p_.verdicts.hold(packet.id);
+      ++counters_.delayed;
+      return Verdict::kDelay;
+    case rules::Action::kDuplicate:
+      p_.verdicts.accept(packet.id);
+      if (schedule(packet, segment, classified, decision, now_us + decision.spacing_us, false) ==
+          DelayLine::kNone) {
+        return Verdict::kAccept;
+      }
+      ++counters_.duplicated;
+      return Verdict::kDuplicate;
+    case rules::Action::kReset: {
+      std::array<std::uint8_t, nf::kRstMaxBytes> rst{};
+      const std::size_t length = nf::build_rst(packet.payload, segment, rst);
+      if (length == 0 || p_.verdicts.replace(packet.id, std::span(rst.data(), length)) < 0) {
+        ++counters_.reset_errors;
+        p_.verdicts.accept(packet.id);
+        return Verdict::kAccept;
+      }
+      ++counters_.resets;
+      return Verdict::kReset;
+    }
+  }
+  // Not reached with an action the engine gives; the packet still gets its one verdict.
+  p_.verdicts.accept(packet.id);
+  return Verdict::kAccept;
 }
 
 std::uint32_t Dataplane::schedule(const nf::QueuedPacket& packet, const nf::TcpSegment& segment,

@@ -57,6 +57,11 @@ class Dataplane final : public nf::PacketHandler {
   void set_rule_hit_sink(RuleHitSink* sink) noexcept { p_.rule_hits = sink; }
 
  private:
+  /// Gives the kernel the verdict `decision` asks for, or accept when it cannot be carried out
+  /// (no room to hold, no copy to send, no RST to build); returns what was done.
+  Verdict carry_out(const nf::QueuedPacket& packet, const nf::TcpSegment& segment,
+                    const Classified& classified, const rules::Decision& decision,
+                    std::uint64_t arrived_us, std::uint64_t now_us) noexcept;
   /// Takes a delay-line slot for a held or copied segment; kNone when --max-held is reached.
   std::uint32_t schedule(const nf::QueuedPacket& packet, const nf::TcpSegment& segment,
                          const Classified& classified, const rules::Decision& decision,
