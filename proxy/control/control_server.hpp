@@ -177,6 +177,9 @@ class ControlServer final : public RuleHitSink {
   void reap() noexcept;
   void check_deadlines() noexcept;
   void update_rule_hit_interest() noexcept;
+  /// Checks the socket path and makes it free: its directory created, a stale socket file (its
+  /// finwave gone) removed; throws for a path in use or not a socket.
+  void prepare_path(const std::string& path);
   void unlink_socket() noexcept;
   std::uint64_t now_us() const noexcept;
   void log(const std::string& message) const noexcept;

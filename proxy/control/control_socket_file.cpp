@@ -8,6 +8,7 @@
 
 #include <cerrno>
 #include <charconv>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -70,18 +71,61 @@ gid_t lookup_group(const std::string& name) {
   return found->gr_gid;
 }
 
+// Root only (0600), or root and the members of `group` (0660).
+void set_owner_and_mode(const std::string& path, std::optional<gid_t> gid,
+                        const std::string& group) {
+  if (gid) {
+    if (::chown(path.c_str(), static_cast<uid_t>(-1), *gid) != 0 ||
+        ::chmod(path.c_str(), 0660) != 0) {
+      throw std::runtime_error("cannot give the control socket to group " + group + ": " +
+                               errno_text(errno));
+    }
+  } else if (::chmod(path.c_str(), 0600) != 0) {
+    throw std::runtime_error("cannot chmod the control socket: " + errno_text(errno));
+  }
+}
+
 }  // namespace
 
 void ControlServer::start() {
   const std::string& path = config_.path;
+  const bool with_group = !config_.group.empty();
+  const gid_t gid = with_group ? lookup_group(config_.group) : 0;
+  prepare_path(path);
+  auto check = [](int error, const std::string& what) {
+    if (error != 0) throw std::runtime_error(what + ": " + uv_strerror(error));
+  };
+  check(listener_.init(uv_pipe_init, loop_, this, 0), "cannot create the control socket");
+  // The socket file is created by bind(): the umask keeps it from ever being reachable by
+  // others, even for the moment before the chmod below.
+  const mode_t old_mask = ::umask(0177);
+  const int bound = uv_pipe_bind(listener_.get(), path.c_str());
+  ::umask(old_mask);
+  check(bound, "cannot bind the control socket " + path);
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0) {
+    socket_inode_ = st.st_ino;
+    socket_device_ = st.st_dev;
+  }
+  set_owner_and_mode(path, with_group ? std::optional<gid_t>(gid) : std::nullopt, config_.group);
+  check(uv_listen(reinterpret_cast<uv_stream_t*>(listener_.get()), 128,
+                  &ControlServer::on_connection),
+        "cannot listen on the control socket " + path);
+  check(timer_.init(uv_timer_init, loop_, this), "cannot create a timer");
+  check(uv_timer_start(timer_.get(), &ControlServer::on_timer, kDeadlineTickMs, kDeadlineTickMs),
+        "cannot start a timer");
+  started_ = true;
+  log("listening on " + path +
+      (with_group ? " (group " + config_.group + ", mode 0660)" : " (mode 0600)"));
+}
+
+void ControlServer::prepare_path(const std::string& path) {
   if (path.empty()) throw std::runtime_error("--control: empty path");
   if (path.size() >= sizeof(sockaddr_un{}.sun_path)) {
     throw std::runtime_error("--control: the path " + path + " is longer than " +
                              std::to_string(sizeof(sockaddr_un{}.sun_path) - 1) +
                              " bytes, the limit of a Unix socket address");
   }
-  const bool with_group = !config_.group.empty();
-  const gid_t gid = with_group ? lookup_group(config_.group) : 0;
   make_parent_directories(path);
   switch (probe_path(path)) {
     case PathState::kFree:
@@ -100,40 +144,6 @@ void ControlServer::start() {
       log("replaced the stale socket " + path + " (left by a finwave that is gone)");
       break;
   }
-
-  auto check = [](int error, const std::string& what) {
-    if (error != 0) throw std::runtime_error(what + ": " + uv_strerror(error));
-  };
-  check(listener_.init(uv_pipe_init, loop_, this, 0), "cannot create the control socket");
-  // The socket file is created by bind(): the umask keeps it from ever being reachable by
-  // others, even for the moment before the chmod below.
-  const mode_t old_mask = ::umask(0177);
-  const int bound = uv_pipe_bind(listener_.get(), path.c_str());
-  ::umask(old_mask);
-  check(bound, "cannot bind the control socket " + path);
-  struct stat st {};
-  if (::stat(path.c_str(), &st) == 0) {
-    socket_inode_ = st.st_ino;
-    socket_device_ = st.st_dev;
-  }
-  if (with_group) {
-    if (::chown(path.c_str(), static_cast<uid_t>(-1), gid) != 0 ||
-        ::chmod(path.c_str(), 0660) != 0) {
-      throw std::runtime_error("cannot give the control socket to group " + config_.group + ": " +
-                               errno_text(errno));
-    }
-  } else if (::chmod(path.c_str(), 0600) != 0) {
-    throw std::runtime_error("cannot chmod the control socket: " + errno_text(errno));
-  }
-  check(uv_listen(reinterpret_cast<uv_stream_t*>(listener_.get()), 128,
-                  &ControlServer::on_connection),
-        "cannot listen on the control socket " + path);
-  check(timer_.init(uv_timer_init, loop_, this), "cannot create a timer");
-  check(uv_timer_start(timer_.get(), &ControlServer::on_timer, kDeadlineTickMs, kDeadlineTickMs),
-        "cannot start a timer");
-  started_ = true;
-  log("listening on " + path +
-      (with_group ? " (group " + config_.group + ", mode 0660)" : " (mode 0600)"));
 }
 
 void ControlServer::unlink_socket() noexcept {

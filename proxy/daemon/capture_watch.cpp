@@ -54,30 +54,41 @@ void Daemon::watch_capture() noexcept {
     read_capture_counts(probe);
     return;
   }
-  if (watch.intact) {
-    watch.intact = false;
-    ++watch.lost;
-    watch.lost_at_us = now_us();
-    watch.restore_errors_at_loss = watch.restore_errors;
-    watch.last_loss = probe.state == nf::QueueRuleState::kMissing ? "queue rule" : "table";
-    // What the deleted rule counted up to the last look is kept; what it counted since is lost.
-    if (watch.counts_known && watch.rule_packets) {
-      const auto queued = static_cast<std::int64_t>(watch.ids - watch.ids_at_install);
-      watch.passed_before +=
-          std::max<std::int64_t>(0, static_cast<std::int64_t>(*watch.rule_packets) - queued);
-      watch.rule_packets_before += *watch.rule_packets;
-    }
-    watch.rule_packets = std::nullopt;
-    log("capture lost: " +
-        (probe.state == nf::QueueRuleState::kMissing
-             ? "the queue rule of " + table + " chain " + nf::kCaptureChain + " was deleted"
-             : "table " + table + " was deleted") +
-        " (not by finwave): teardown segments pass unseen until it is back; restoring it");
+  if (watch.intact) note_loss(probe.state, table);
+  restore_capture(probe.state, table);
+}
+
+// The capture was found gone: counted, said once, and what the deleted rule had counted kept.
+void Daemon::note_loss(nf::QueueRuleState state, const std::string& table) noexcept {
+  CaptureWatch& watch = capture_watch_state_;
+  watch.intact = false;
+  ++watch.lost;
+  watch.lost_at_us = now_us();
+  watch.restore_errors_at_loss = watch.restore_errors;
+  watch.last_loss = state == nf::QueueRuleState::kMissing ? "queue rule" : "table";
+  // What the deleted rule counted up to the last look is kept; what it counted since is lost.
+  if (watch.counts_known && watch.rule_packets) {
+    const auto queued = static_cast<std::int64_t>(watch.ids - watch.ids_at_install);
+    watch.passed_before +=
+        std::max<std::int64_t>(0, static_cast<std::int64_t>(*watch.rule_packets) - queued);
+    watch.rule_packets_before += *watch.rule_packets;
   }
+  watch.rule_packets = std::nullopt;
+  log("capture lost: " +
+      (state == nf::QueueRuleState::kMissing
+           ? "the queue rule of " + table + " chain " + nf::kCaptureChain + " was deleted"
+           : "table " + table + " was deleted") +
+      " (not by finwave): teardown segments pass unseen until it is back; restoring it");
+}
+
+// Puts the table or its queue rule back; a failure is said once per loss and tried again at the
+// next look.
+void Daemon::restore_capture(nf::QueueRuleState state, const std::string& table) noexcept {
+  CaptureWatch& watch = capture_watch_state_;
   // No queue rule exists now, so nothing is queued between this read and the new rule.
   const std::optional<std::uint64_t> ids_before = queue_ids();
   try {
-    chains_.restore(capture_spec(options_), probe.state);
+    chains_.restore(capture_spec(options_), state);
   } catch (const std::exception& error) {
     if (++watch.restore_errors == watch.restore_errors_at_loss + 1) {
       log(std::string("capture watch: cannot restore the capture (trying again every ") +

@@ -55,6 +55,10 @@ class Daemon final : private ControlHandler, private OutcomeSink {
   /// The capture watch: looks whether the table and its queue rule are still there, puts back
   /// what someone deleted, and says so on stderr and in `stats` (see the comment in daemon.cpp).
   void watch_capture() noexcept;
+  /// The watch found the table (or its queue rule) gone: counts and says it.
+  void note_loss(nf::QueueRuleState state, const std::string& table) noexcept;
+  /// Puts back what is gone; a failure is said once per loss.
+  void restore_capture(nf::QueueRuleState state, const std::string& table) noexcept;
   /// Reads the queue rule's counter and the kernel's queue ids together: the pair from which
   /// `capture.passed_unqueued` comes. Returns false when either cannot be read.
   bool read_capture_counts(const nf::QueueRuleProbe& probe) noexcept;
