@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <iomanip>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <span>
@@ -59,20 +60,48 @@ enum class ValueKind : std::uint8_t {
   kSender,
   kPorts,
   kAddresses,
-  kCounter,
-  kProbability,
+  kCounter,  // An integer in `integers`: rule.count, and rule.counter = `counter`.
   kAction,
-  kMilliseconds,
-  kCopies,
+  kNumber,  // A number in `numbers`, stored in rule.*`number`.
+  kCopies,  // An integer in `integers`: rule.copies.
 };
 
-// The range a number of milliseconds must be in: above 0 (or from 0) up to `max`, and that
-// limit in words for the message (" (10 minutes)").
-struct MsRange {
-  bool zero_allowed = false;
-  double max = 0;
-  std::string_view max_in_words;
+// What an out-of-range message adds when a likely mistake explains the value; "" if none does.
+using IntegerHint = std::string_view (*)(std::int64_t got);
+using NumberHint = std::string_view (*)(double got);
+
+// The range of an integer key: from `min` to `max`, both allowed.
+struct IntegerRange {
+  std::int64_t min = 0;
+  std::int64_t max = 0;
+  IntegerHint hint = nullptr;
 };
+
+// The range of a number key: above `min` (or from it, if `min_allowed`) up to `max` included,
+// and that limit in words for the message (" (10 minutes)").
+struct NumberRange {
+  double min = 0;
+  bool min_allowed = false;
+  double max = 0;
+  std::string_view max_in_words{};
+  NumberHint hint = nullptr;
+};
+
+std::string_view nth_hint(std::int64_t got) {
+  return got == 0 ? " (the first matching segment is nth = 1)" : "";
+}
+
+std::string_view after_hint(std::int64_t got) {
+  return got == 0 ? " (to match every segment, remove 'after')" : "";
+}
+
+std::string_view probability_hint(double got) {
+  if (got == 0.0) return " (to switch a rule off, write enabled = false)";
+  if (got >= 2.0 && got <= 100.0 && got == std::floor(got)) {
+    return " (a probability, not a percentage: 50% is 0.5)";
+  }
+  return "";
+}
 
 // One key of a rule: its name in rule files, how its value is read, and where it goes.
 struct KeySpec {
@@ -82,9 +111,12 @@ struct KeySpec {
   std::vector<std::uint16_t> Rule::*ports = nullptr;  // kPorts
   std::vector<Cidr> Rule::*cidrs = nullptr;           // kAddresses
   Counter counter = Counter::kNone;                   // kCounter
-  double Rule::*ms = nullptr;                         // kMilliseconds
-  MsRange range{};                                    // kMilliseconds
+  IntegerRange integers{};                            // kCounter, kCopies
+  double Rule::*number = nullptr;                     // kNumber
+  NumberRange numbers{};                              // kNumber
 };
+
+constexpr IntegerRange kCountRange = {.min = 1, .max = Rule::kMaxCount};
 
 // Every key, in Key order (the order error messages list them in).
 constexpr std::array<KeySpec, kKeyCount> kKeySpecs = {{
@@ -114,37 +146,92 @@ constexpr std::array<KeySpec, kKeyCount> kKeySpecs = {{
      .name = "server_addresses",
      .kind = ValueKind::kAddresses,
      .cidrs = &Rule::server_addresses},
-    {.key = Key::kNth, .name = "nth", .kind = ValueKind::kCounter, .counter = Counter::kNth},
-    {.key = Key::kFirst, .name = "first", .kind = ValueKind::kCounter, .counter = Counter::kFirst},
-    {.key = Key::kAfter, .name = "after", .kind = ValueKind::kCounter, .counter = Counter::kAfter},
-    {.key = Key::kProbability, .name = "probability", .kind = ValueKind::kProbability},
+    {.key = Key::kNth,
+     .name = "nth",
+     .kind = ValueKind::kCounter,
+     .counter = Counter::kNth,
+     .integers = {.min = kCountRange.min, .max = kCountRange.max, .hint = &nth_hint}},
+    {.key = Key::kFirst,
+     .name = "first",
+     .kind = ValueKind::kCounter,
+     .counter = Counter::kFirst,
+     .integers = kCountRange},
+    {.key = Key::kAfter,
+     .name = "after",
+     .kind = ValueKind::kCounter,
+     .counter = Counter::kAfter,
+     .integers = {.min = kCountRange.min, .max = kCountRange.max, .hint = &after_hint}},
+    {.key = Key::kProbability,
+     .name = "probability",
+     .kind = ValueKind::kNumber,
+     .number = &Rule::probability,
+     .numbers = {.min = 0, .max = 1, .hint = &probability_hint}},
     {.key = Key::kAction, .name = "action", .kind = ValueKind::kAction},
     {.key = Key::kDelayMs,
      .name = "delay_ms",
-     .kind = ValueKind::kMilliseconds,
-     .ms = &Rule::delay_ms,
-     .range = {false, Rule::kMaxDelayMs, " (10 minutes)"}},
+     .kind = ValueKind::kNumber,
+     .number = &Rule::delay_ms,
+     .numbers = {.min = 0, .max = Rule::kMaxDelayMs, .max_in_words = " (10 minutes)"}},
     {.key = Key::kJitterMs,
      .name = "jitter_ms",
-     .kind = ValueKind::kMilliseconds,
-     .ms = &Rule::jitter_ms,
-     .range = {true, Rule::kMaxDelayMs, ""}},
-    {.key = Key::kCopies, .name = "copies", .kind = ValueKind::kCopies},
+     .kind = ValueKind::kNumber,
+     .number = &Rule::jitter_ms,
+     .numbers = {.min = 0, .min_allowed = true, .max = Rule::kMaxDelayMs}},
+    {.key = Key::kCopies,
+     .name = "copies",
+     .kind = ValueKind::kCopies,
+     .integers = {.min = 1, .max = Rule::kMaxCopies}},
     {.key = Key::kSpacingMs,
      .name = "spacing_ms",
-     .kind = ValueKind::kMilliseconds,
-     .ms = &Rule::spacing_ms,
-     .range = {true, Rule::kMaxSpacingMs, " (1 minute)"}},
+     .kind = ValueKind::kNumber,
+     .number = &Rule::spacing_ms,
+     .numbers = {.min = 0,
+                 .min_allowed = true,
+                 .max = Rule::kMaxSpacingMs,
+                 .max_in_words = " (1 minute)"}},
 }};
+
+// What apply() relies on: every kind has the fields it reads, and a range check makes its
+// narrowing casts safe (rule.count is 32 bits, rule.copies 16).
+constexpr bool spec_is_complete(const KeySpec& spec) {
+  switch (spec.kind) {
+    case ValueKind::kPorts:
+      return spec.ports != nullptr;
+    case ValueKind::kAddresses:
+      return spec.cidrs != nullptr;
+    case ValueKind::kCounter:
+      return spec.counter != Counter::kNone && spec.integers.min >= 0 &&
+             spec.integers.min <= spec.integers.max &&
+             spec.integers.max <= std::numeric_limits<std::uint32_t>::max();
+    case ValueKind::kCopies:
+      return spec.integers.min >= 0 && spec.integers.min <= spec.integers.max &&
+             spec.integers.max <= std::numeric_limits<std::uint16_t>::max();
+    case ValueKind::kNumber:
+      return spec.number != nullptr && spec.numbers.min < spec.numbers.max;
+    case ValueKind::kName:
+    case ValueKind::kEnabled:
+    case ValueKind::kRetx:
+    case ValueKind::kRole:
+    case ValueKind::kSender:
+    case ValueKind::kAction:
+      return true;
+  }
+  return false;
+}
 
 constexpr bool specs_in_key_order() {
   for (std::size_t i = 0; i < kKeyCount; ++i) {
-    if (kKeySpecs[i].key != static_cast<Key>(i) || kKeySpecs[i].name.empty()) return false;
+    const KeySpec& spec = kKeySpecs[i];
+    if (spec.key != static_cast<Key>(i) || spec.name.empty() || !spec_is_complete(spec)) {
+      return false;
+    }
   }
   return true;
 }
-static_assert(specs_in_key_order(), "kKeySpecs lists every Key once, in Key order");
+static_assert(specs_in_key_order(),
+              "kKeySpecs lists every Key once, in Key order, each with what its kind needs");
 
+// The key names alone, for suggestion() and the list of allowed keys.
 constexpr std::array<std::string_view, kKeyCount> kKeyNames = [] {
   std::array<std::string_view, kKeyCount> names{};
   for (std::size_t i = 0; i < kKeyCount; ++i) names[i] = kKeySpecs[i].name;
@@ -153,10 +240,38 @@ constexpr std::array<std::string_view, kKeyCount> kKeyNames = [] {
 
 const KeySpec& spec_of(Key key) { return kKeySpecs[static_cast<std::size_t>(key)]; }
 
+// The key that sets `counter`: "nth", "first" or "after".
+std::string_view counter_key(Counter counter) {
+  for (const KeySpec& spec : kKeySpecs) {
+    if (spec.kind == ValueKind::kCounter && spec.counter == counter) return spec.name;
+  }
+  return {};
+}
+
+// The counter keys for messages, in Key order: "nth, first, after" or "nth, first or after".
+std::string counter_keys(std::string_view last_separator) {
+  std::string out;
+  std::string_view pending;
+  for (const KeySpec& spec : kKeySpecs) {
+    if (spec.kind != ValueKind::kCounter) continue;
+    if (!pending.empty()) {
+      if (!out.empty()) out += ", ";
+      out += pending;
+    }
+    pending = spec.name;
+  }
+  if (!out.empty()) out += last_separator;
+  out += pending;
+  return out;
+}
+
 constexpr std::array<std::string_view, 1> kRuleTable = {"rule"};
 constexpr std::string_view kFromNames =
     "client, server, active (the active closer) or passive (the passive closer)";
 constexpr std::uint64_t kMaxFileBytes = 16U << 20U;
+// Port 0 is not a port a segment can come from or go to.
+constexpr std::int64_t kMinPort = 1;
+constexpr std::int64_t kMaxPort = std::numeric_limits<std::uint16_t>::max();
 
 std::string allowed_keys() {
   std::string out;
@@ -235,6 +350,23 @@ std::string format_number(double value) {
   return text;
 }
 
+// A range in words, without the limit in words: "between 1 and 100", "more than 0 and at most
+// 600000", "at least 0 and at most 60000".
+std::string bounds_text(const IntegerRange& range) {
+  return cat("between ", std::to_string(range.min), " and ", std::to_string(range.max));
+}
+std::string bounds_text(const NumberRange& range) {
+  return cat(range.min_allowed ? "at least " : "more than ", format_number(range.min),
+             " and at most ", format_number(range.max));
+}
+
+// Every out-of-range message has this one shape: "'KEY' must be RANGE; got VALUE", then the
+// hint if a likely mistake explains the value.
+std::string out_of_range(std::string_view key, std::string_view range, std::string_view got,
+                         std::string_view hint) {
+  return cat("'", key, "' must be ", range, "; got ", got, hint);
+}
+
 // How a value reads in a message: short scalars are shown, containers are not.
 std::string shown(const toml::node& node) {
   std::string text;
@@ -276,6 +408,12 @@ struct Entry {
   std::optional<Key> key;  // std::nullopt for a key rules do not have.
   const toml::key* name;
   const toml::node* value;
+};
+
+// A rule's name and its line, for the message about a second rule of the same name.
+struct NameAt {
+  std::string_view name;
+  std::uint32_t line;
 };
 
 // What a key that takes one value or an array of them (ports, addresses) accepts, for messages.
@@ -340,7 +478,8 @@ class Loader {
   bool need_bool(const Entry& entry) const;
   std::int64_t need_integer(const Entry& entry) const;
   double need_number(const Entry& entry) const;
-  std::uint32_t need_count(const Entry& entry, std::uint32_t max) const;
+  std::int64_t need_integer_in(const Entry& entry, const IntegerRange& range) const;
+  double need_number_in(const Entry& entry, const NumberRange& range) const;
   std::vector<const toml::node*> one_or_many(const Entry& entry, const ListKind& kind) const;
   std::vector<std::uint16_t> need_ports(const Entry& entry) const;
   std::vector<Cidr> need_cidrs(const Entry& entry) const;
@@ -348,9 +487,6 @@ class Loader {
   Role need_role(const Entry& entry) const;
   Sender need_sender(const Entry& entry) const;
   Action need_action(const Entry& entry) const;
-  double need_probability(const Entry& entry) const;
-  double need_ms(const Entry& entry, const KeySpec& spec) const;
-  std::uint16_t need_copies(const Entry& entry) const;
   // Reads `entry`'s value into `rule`, as its KeySpec says.
   void apply(const Entry& entry, Rule& rule) const;
   // nth, first and after exclude each other: fails when `counter` comes after another.
@@ -361,6 +497,13 @@ class Loader {
   void check_complete(const toml::table& table, const Rule& rule, const std::vector<Entry>& entries,
                       const std::array<const Entry*, kKeyCount>& seen) const;
   void check_action_parameters(const Rule& rule, const std::vector<Entry>& entries) const;
+  // The [[rule]] tables of a rule file, given its top-level entry; fails on anything else.
+  const toml::array& rule_array(const Entry& entry) const;
+  // Fails if an earlier rule in `names` has `rule`'s name; else adds it there.
+  void add_unique_name(const toml::table& table, const Rule& rule,
+                       std::vector<NameAt>& names) const;
+  // FlowRuleState has a slot per counted rule: fails on the counted rule past the last slot.
+  void check_counted_limit(const toml::table& table, const Rule& rule, std::size_t counted) const;
 
   std::string source_;
   std::uint32_t line_shift_ = 0;
@@ -427,20 +570,24 @@ double Loader::need_number(const Entry& entry) const {
   return number;
 }
 
-std::uint32_t Loader::need_count(const Entry& entry, std::uint32_t max) const {
-  const std::int64_t count = need_integer(entry);
-  if (count < 1 || count > max) {
-    std::string message = quote(entry.name->str()) + " must be between 1 and " +
-                          std::to_string(max) + "; got " + std::to_string(count);
-    if (count == 0 && entry.key == Key::kNth) {
-      message += " (the first matching segment is nth = 1)";
-    }
-    if (count == 0 && entry.key == Key::kAfter) {
-      message += " (to match every segment, remove 'after')";
-    }
-    fail(*entry.value, message);
+std::int64_t Loader::need_integer_in(const Entry& entry, const IntegerRange& range) const {
+  const std::int64_t value = need_integer(entry);
+  if (value < range.min || value > range.max) {
+    fail(*entry.value, out_of_range(entry.name->str(), bounds_text(range), std::to_string(value),
+                                    range.hint != nullptr ? range.hint(value) : ""));
   }
-  return static_cast<std::uint32_t>(count);
+  return value;
+}
+
+double Loader::need_number_in(const Entry& entry, const NumberRange& range) const {
+  const double value = need_number(entry);
+  const bool above_min = range.min_allowed ? value >= range.min : value > range.min;
+  if (!(above_min && value <= range.max)) {
+    fail(*entry.value,
+         out_of_range(entry.name->str(), cat(bounds_text(range), range.max_in_words),
+                      format_number(value), range.hint != nullptr ? range.hint(value) : ""));
+  }
+  return value;
 }
 
 std::vector<const toml::node*> Loader::one_or_many(const Entry& entry, const ListKind& kind) const {
@@ -474,8 +621,9 @@ std::vector<std::uint16_t> Loader::need_ports(const Entry& entry) const {
   std::vector<std::uint16_t> ports;
   for (const toml::node* element : one_or_many(entry, kPorts)) {
     const std::int64_t port = element->as_integer()->get();
-    if (port < 1 || port > 65535) {
-      fail(*element, "port " + std::to_string(port) + " is out of range (1..65535)");
+    if (port < kMinPort || port > kMaxPort) {
+      fail(*element, cat("port ", std::to_string(port), " is out of range (",
+                         std::to_string(kMinPort), "..", std::to_string(kMaxPort), ")"));
     }
     ports.push_back(static_cast<std::uint16_t>(port));
   }
@@ -603,44 +751,6 @@ Action Loader::need_action(const Entry& entry) const {
   return *action;
 }
 
-double Loader::need_probability(const Entry& entry) const {
-  const double p = need_number(entry);
-  if (!(p > 0.0 && p <= 1.0)) {
-    std::string message =
-        "'probability' must be more than 0 and at most 1; got " + format_number(p);
-    if (p == 0.0) {
-      message += " (to switch a rule off, write enabled = false)";
-    }
-    if (p >= 2.0 && p <= 100.0 && p == std::floor(p)) {
-      message += " (a probability, not a percentage: 50% is 0.5)";
-    }
-    fail(*entry.value, message);
-  }
-  return p;
-}
-
-double Loader::need_ms(const Entry& entry, const KeySpec& spec) const {
-  const double ms = need_number(entry);
-  const MsRange& range = spec.range;
-  const bool above_min = range.zero_allowed ? ms >= 0.0 : ms > 0.0;
-  if (!(above_min && ms <= range.max)) {
-    fail(*entry.value,
-         cat("'", spec.name, "' must be ", range.zero_allowed ? "at least 0" : "more than 0",
-             " and at most ", format_number(range.max), range.max_in_words, "; got ",
-             format_number(ms)));
-  }
-  return ms;
-}
-
-std::uint16_t Loader::need_copies(const Entry& entry) const {
-  const std::int64_t copies = need_integer(entry);
-  if (copies < 1 || copies > Rule::kMaxCopies) {
-    fail(*entry.value, "'copies' must be between 1 and " + std::to_string(Rule::kMaxCopies) +
-                           "; got " + std::to_string(copies));
-  }
-  return static_cast<std::uint16_t>(copies);
-}
-
 void Loader::apply(const Entry& entry, Rule& rule) const {
   const KeySpec& spec = spec_of(*entry.key);
   switch (spec.kind) {
@@ -666,33 +776,32 @@ void Loader::apply(const Entry& entry, Rule& rule) const {
       rule.*spec.cidrs = need_cidrs(entry);
       return;
     case ValueKind::kCounter:
-      rule.count = need_count(entry, Rule::kMaxCount);
+      // spec_is_complete() checked that the range fits rule.count.
+      rule.count = static_cast<std::uint32_t>(need_integer_in(entry, spec.integers));
       rule.counter = spec.counter;
-      return;
-    case ValueKind::kProbability:
-      rule.probability = need_probability(entry);
       return;
     case ValueKind::kAction:
       rule.action = need_action(entry);
       return;
-    case ValueKind::kMilliseconds:
-      rule.*spec.ms = need_ms(entry, spec);
+    case ValueKind::kNumber:
+      rule.*spec.number = need_number_in(entry, spec.numbers);
       return;
     case ValueKind::kCopies:
-      rule.copies = need_copies(entry);
+      // spec_is_complete() checked that the range fits rule.copies.
+      rule.copies = static_cast<std::uint16_t>(need_integer_in(entry, spec.integers));
       return;
   }
 }
 
 void Loader::check_one_counter(const Entry& counter,
                                const std::array<const Entry*, kKeyCount>& seen) const {
-  for (const Key other : {Key::kNth, Key::kFirst, Key::kAfter}) {
-    const Entry* earlier = seen[static_cast<std::size_t>(other)];
-    if (earlier == nullptr) continue;
+  for (const KeySpec& other : kKeySpecs) {
+    const Entry* earlier = seen[static_cast<std::size_t>(other.key)];
+    if (other.kind != ValueKind::kCounter || earlier == nullptr) continue;
     fail(*counter.name, quote(counter.name->str()) + " cannot be combined with " +
                             quote(earlier->name->str()) + " (line " +
                             std::to_string(earlier->name->source().begin.line + line_shift_) +
-                            "); a rule has at most one of nth, first, after");
+                            "); a rule has at most one of " + counter_keys(", "));
   }
 }
 
@@ -714,9 +823,8 @@ void Loader::check_complete(const toml::table& table, const Rule& rule,
   }
   check_action_parameters(rule, entries);
   if (rule.action == Action::kDelay && seen_key(Key::kDelayMs) == nullptr) {
-    fail(*action->value, cat("action \"delay\" needs 'delay_ms' (milliseconds, more than 0 and at "
-                             "most ",
-                             format_number(Rule::kMaxDelayMs), ")"));
+    fail(*action->value, cat("action \"delay\" needs 'delay_ms' (milliseconds, ",
+                             bounds_text(spec_of(Key::kDelayMs).numbers), ")"));
   }
   if (const Entry* jitter = seen_key(Key::kJitterMs);
       jitter != nullptr && rule.jitter_ms > rule.delay_ms) {
@@ -748,69 +856,70 @@ Rule Loader::rule(const toml::table& table) const {
   return rule;
 }
 
+const toml::array& Loader::rule_array(const Entry& entry) const {
+  const std::string_view key = entry.name->str();
+  if (key != "rule") {
+    if (entry.value->is_table() || entry.value->is_array()) {
+      std::string hint = "did you mean [[rule]]? ";
+      if (!closest_match(key, kRuleTable)) {
+        hint.clear();
+      }
+      fail(*entry.name,
+           "unknown table " + quote(key) + "; " + hint + "a rule file holds only [[rule]] tables");
+    }
+    fail(*entry.name, "key " + quote(key) +
+                          " is outside any rule; every rule starts with a "
+                          "[[rule]] line and its keys follow that line");
+  }
+  const auto* rules = entry.value->as_array();
+  if (rules == nullptr) {
+    if (entry.value->is_table()) {
+      fail(*entry.value,
+           "[rule] declares a single table; rules are an array of tables, so "
+           "write [[rule]] (double brackets) before each rule");
+    }
+    fail(*entry.value, "'rule' must be an array of tables ([[rule]]), not " + shown(*entry.value));
+  }
+  return *rules;
+}
+
+void Loader::add_unique_name(const toml::table& table, const Rule& rule,
+                             std::vector<NameAt>& names) const {
+  const toml::node* name_node = table.get(spec_of(Key::kName).name);
+  for (const NameAt& other : names) {
+    if (other.name == rule.name) {
+      fail(*name_node, cat("duplicate rule name ", quote(rule.name),
+                           "; the first rule of that name is at line ", std::to_string(other.line),
+                           ", and names must be unique"));
+    }
+  }
+  names.push_back(
+      NameAt{name_node->as_string()->get(), name_node->source().begin.line + line_shift_});
+}
+
+void Loader::check_counted_limit(const toml::table& table, const Rule& rule,
+                                 std::size_t counted) const {
+  if (counted <= FlowRuleState::kMaxCountedRules) return;
+  fail(*table.get(counter_key(rule.counter)),
+       "too many counted rules: at most " + std::to_string(FlowRuleState::kMaxCountedRules) +
+           " rules of a rule set may use " + counter_keys(" or ") +
+           " (disabled ones included); this is the " + std::to_string(counted) + "th");
+}
+
 RuleSet Loader::rule_set(const toml::table& document) const {
   RuleSet set;
   set.source = source_;
-  struct NameAt {
-    std::string_view name;
-    std::uint32_t line;
-  };
   std::vector<NameAt> names;
   std::size_t counted = 0;
-
   for (const Entry& entry : entries_in_file_order(document)) {
-    const std::string_view key = entry.name->str();
-    if (key != "rule") {
-      if (entry.value->is_table() || entry.value->is_array()) {
-        std::string hint = "did you mean [[rule]]? ";
-        if (!closest_match(key, kRuleTable)) {
-          hint.clear();
-        }
-        fail(*entry.name, "unknown table " + quote(key) + "; " + hint +
-                              "a rule file holds only [[rule]] tables");
-      }
-      fail(*entry.name, "key " + quote(key) +
-                            " is outside any rule; every rule starts with a "
-                            "[[rule]] line and its keys follow that line");
-    }
-    const auto* rules = entry.value->as_array();
-    if (rules == nullptr) {
-      if (entry.value->is_table()) {
-        fail(*entry.value,
-             "[rule] declares a single table; rules are an array of tables, so "
-             "write [[rule]] (double brackets) before each rule");
-      }
-      fail(*entry.value,
-           "'rule' must be an array of tables ([[rule]]), not " + shown(*entry.value));
-    }
-    for (const toml::node& element : *rules) {
+    for (const toml::node& element : rule_array(entry)) {
       const auto* table = element.as_table();
       if (table == nullptr) {
         fail(element, "each rule must be a table, not " + shown(element));
       }
       Rule rule = this->rule(*table);
-
-      const toml::node* name_node = table->get("name");
-      const std::uint32_t line = name_node->source().begin.line + line_shift_;
-      for (const NameAt& other : names) {
-        if (other.name == rule.name) {
-          fail(*name_node, cat("duplicate rule name ", quote(rule.name),
-                               "; the first rule of that name is at line ",
-                               std::to_string(other.line), ", and names must be unique"));
-        }
-      }
-      names.push_back(NameAt{name_node->as_string()->get(), line});
-
-      if (rule.counted() && ++counted > FlowRuleState::kMaxCountedRules) {
-        const char* counter = rule.counter == Counter::kNth     ? "nth"
-                              : rule.counter == Counter::kFirst ? "first"
-                                                                : "after";
-        fail(*table->get(counter), "too many counted rules: at most " +
-                                       std::to_string(FlowRuleState::kMaxCountedRules) +
-                                       " rules of a rule set may use nth, first or after "
-                                       "(disabled ones included); this is the " +
-                                       std::to_string(counted) + "th");
-      }
+      add_unique_name(*table, rule, names);
+      if (rule.counted()) check_counted_limit(*table, rule, ++counted);
       set.rules.push_back(std::move(rule));
     }
   }
@@ -837,7 +946,9 @@ RuleSet load_rules_file(const std::string& path) {
     const std::size_t got = std::fread(buffer, 1, sizeof buffer, file.get());
     text.append(buffer, got);
     if (text.size() > kMaxFileBytes) {
-      throw ConfigError(path, 0, 0, "rule file is larger than 16 MiB; is it the right file?");
+      throw ConfigError(path, 0, 0,
+                        cat("rule file is larger than ", std::to_string(kMaxFileBytes >> 20U),
+                            " MiB; is it the right file?"));
     }
     if (got < sizeof buffer) {
       break;

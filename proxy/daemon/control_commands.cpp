@@ -221,7 +221,7 @@ std::string Daemon::add_rule(const ControlRequest& request, const std::string& b
     throw ControlError(ControlErrorCode::kInvalidRule,
                        request.rule_from_json ? error.message : std::string(error.what()));
   }
-  const std::string name = rule.name;
+  std::string name = rule.name;
   if (!rule_json(name).is_null()) {
     throw ControlError(ControlErrorCode::kRuleExists,
                        "a rule named '" + name + "' exists already; remove it first");

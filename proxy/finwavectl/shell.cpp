@@ -36,8 +36,8 @@ struct ShellCommands {
 };
 
 const CLI::App& shell_commands() {
-  static const ShellCommands commands;
-  return commands.app;
+  static const ShellCommands kCommands;
+  return kCommands.app;
 }
 
 std::vector<const CLI::App*> subcommands() {

@@ -169,6 +169,25 @@ spacing_ms = 0
     CHECK(set.rules.size() == 2);
   }
 
+  TEST_CASE("loader: the lower limits of the ranges are as documented") {
+    // delay_ms must be above 0, however little; jitter_ms and spacing_ms may be 0.
+    const fr::RuleSet set = fr::parse_rules(R"(
+[[rule]]
+name = "min"
+action = "delay"
+delay_ms = 0.001
+jitter_ms = 0
+copies = 1
+spacing_ms = 0
+)",
+                                            "t.toml");
+    REQUIRE(set.rules.size() == 1);
+    CHECK(set.rules[0].delay_ms == 0.001);
+    CHECK(set.rules[0].jitter_ms == 0.0);
+    CHECK(set.rules[0].copies == 1);
+    CHECK(set.rules[0].spacing_ms == 0.0);
+  }
+
   TEST_CASE("loader: 16 counted rules are fine whether disabled or not") {
     std::string text = counted_rules(16);
     text += "[[rule]]\nname = \"uncounted\"\naction = \"pass\"\n";
@@ -336,6 +355,24 @@ spacing_ms = 0
          "t.toml:5:13: 'jitter_ms' must be at least 0 and at most 600000; got 600001"},
         {"spacing just past the limit", rule + "action = \"duplicate\"\nspacing_ms = 60000.25\n",
          "t.toml:4:14: 'spacing_ms' must be at least 0 and at most 60000 (1 minute); got 60000.25"},
+        {"delay one past the limit", rule + "action = \"delay\"\ndelay_ms = 600001\n",
+         "t.toml:4:12: 'delay_ms' must be more than 0 and at most 600000 (10 minutes); got "
+         "600001"},
+        {"spacing one past the limit", rule + "action = \"duplicate\"\nspacing_ms = 60001\n",
+         "t.toml:4:14: 'spacing_ms' must be at least 0 and at most 60000 (1 minute); got 60001"},
+        // Seven significant digits: six would show "got 1" next to "at most 1".
+        {"probability just past the limit", rule + "action = \"drop\"\nprobability = 1.0000001\n",
+         "t.toml:4:15: 'probability' must be more than 0 and at most 1; got 1.0000001"},
+        {"negative probability", rule + "action = \"drop\"\nprobability = -0.5\n",
+         "t.toml:4:15: 'probability' must be more than 0 and at most 1; got -0.5"},
+        {"negative copies", rule + "action = \"duplicate\"\ncopies = -1\n",
+         "t.toml:4:10: 'copies' must be between 1 and 100; got -1"},
+        {"first just past the limit", rule + "action = \"drop\"\nfirst = 65535\n",
+         "t.toml:4:9: 'first' must be between 1 and 65534; got 65535"},
+        {"after just past the limit", rule + "action = \"drop\"\nafter = 65535\n",
+         "t.toml:4:9: 'after' must be between 1 and 65534; got 65535"},
+        {"port just past the limit", rule + "ports = 65536\naction = \"drop\"\n",
+         "t.toml:3:9: port 65536 is out of range (1..65535)"},
         {"negative jitter", rule + "action = \"delay\"\ndelay_ms = 10\njitter_ms = -0.5\n",
          "t.toml:5:13: 'jitter_ms' must be at least 0 and at most 600000; got -0.5"},
         {"jitter above the delay", rule + "action = \"delay\"\ndelay_ms = 50\njitter_ms = 60\n",
@@ -395,6 +432,15 @@ spacing_ms = 0
          "nth, first, after"},
         {"17 counted rules", counted_rules(17),
          "t.toml:67:9: too many counted rules: at most 16 rules of a rule set may use nth, first "
+         "or after (disabled ones included); this is the 17th"},
+        // The error points at whichever counter key the 17th counted rule uses.
+        {"17 counted rules, the last with nth",
+         counted_rules(16) + "[[rule]]\nname = \"r17\"\nnth = 3\naction = \"drop\"\n",
+         "t.toml:67:7: too many counted rules: at most 16 rules of a rule set may use nth, first "
+         "or after (disabled ones included); this is the 17th"},
+        {"17 counted rules, the last with after",
+         counted_rules(16) + "[[rule]]\nname = \"r17\"\naction = \"drop\"\nafter = 3\n",
+         "t.toml:68:9: too many counted rules: at most 16 rules of a rule set may use nth, first "
          "or after (disabled ones included); this is the 17th"},
         // Parameters that belong to another action.
         {"copies with drop", rule + "action = \"drop\"\ncopies = 2\n",
