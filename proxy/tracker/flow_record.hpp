@@ -146,8 +146,8 @@ struct FlowTable::FlowRecord {
   std::uint64_t rst_us = 0;
   std::uint32_t generation = 0;
   std::uint32_t hash = 0;
-  std::uint32_t prev =
-      flow_detail::kNil;  ///< Links in one of the table's lists (or the free list).
+  /// Links in one of the table's lists (or the free list).
+  std::uint32_t prev = flow_detail::kNil;
   std::uint32_t next = flow_detail::kNil;
   std::uint32_t segments = 0;
   std::uint32_t timeline_total = 0;
