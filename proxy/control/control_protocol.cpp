@@ -59,6 +59,7 @@ std::vector<std::string_view> control_command_fields(ControlCommand command) {
     case ControlCommand::kStatus:
     case ControlCommand::kRules:
     case ControlCommand::kReload:
+    case ControlCommand::kReset:
     case ControlCommand::kUnsubscribe:
     case ControlCommand::kStats:
     case ControlCommand::kHelp:
@@ -291,6 +292,7 @@ void parse_fields(const nlohmann::json& object, ControlRequest& request) {
     case ControlCommand::kStatus:
     case ControlCommand::kRules:
     case ControlCommand::kReload:
+    case ControlCommand::kReset:
     case ControlCommand::kUnsubscribe:
     case ControlCommand::kStats:
     case ControlCommand::kHelp:

@@ -38,6 +38,7 @@ enum class ControlCommand : std::uint8_t {
   kAdd,          ///< "add" {toml | rule, position?}.
   kRemove,       ///< "remove" {name}.
   kReload,       ///< "reload": re-read the rule file.
+  kReset,        ///< "reset": the rule file's rules as loaded; the rules added over the socket go.
   kFlows,        ///< "flows" {limit?}: live flows and their teardown stage.
   kOutcomes,     ///< "outcomes" {limit?, since?, filter fields}: the most recent outcomes.
   kSubscribe,    ///< "subscribe" {events?, filter fields}: a stream of events.
@@ -65,6 +66,8 @@ constexpr std::string_view to_string(ControlCommand command) noexcept {
       return "remove";
     case ControlCommand::kReload:
       return "reload";
+    case ControlCommand::kReset:
+      return "reset";
     case ControlCommand::kFlows:
       return "flows";
     case ControlCommand::kOutcomes:

@@ -56,6 +56,8 @@ nlohmann::json Daemon::on_control_command(const ControlRequest& request,
       return {{"source", options_.rules_path},
               {"rules", rule_statuses().size()},
               {"outcome_seq", control_ ? control_->last_outcome_seq() : 0}};
+    case ControlCommand::kReset:
+      return reset_rules(client);
     case ControlCommand::kFlows:
       return flows_json(request);
     case ControlCommand::kStats:
@@ -247,6 +249,36 @@ std::string Daemon::remove_rule(const ControlRequest& request, const std::string
   control_added_.erase(name);
   log(by + ": removed rule '" + name + "'");
   return name;
+}
+
+nlohmann::json Daemon::reset_rules(const std::string& client) {
+  // What differs from the file as loaded, in priority order: the rules to remove (added over
+  // the socket) and the file's rules to put back (removed, or enabled or disabled since).
+  const std::vector<rules::RuleStatus> before = rule_statuses();
+  nlohmann::json removed = nlohmann::json::array();
+  for (const rules::RuleStatus& rule : before) {
+    if (control_added_.count(rule.name) != 0) removed.push_back(rule.name);
+  }
+  nlohmann::json restored = nlohmann::json::array();
+  for (const rules::Rule& rule : loaded_rules_.rules) {
+    const auto now = std::find_if(before.begin(), before.end(), [&](const rules::RuleStatus& s) {
+      return s.name == rule.name && control_added_.count(s.name) == 0;
+    });
+    if (now == before.end() || now->enabled != rule.enabled) restored.push_back(rule.name);
+  }
+  // The loaded set passed the engine's checks when it was installed, so this cannot throw.
+  change_rules([&](rules::Engine& engine) { engine.replace(loaded_rules_); });
+  control_added_.clear();
+  const std::size_t count = loaded_rules_.rules.size();
+  log("control (" + client + "): reset to the " + std::to_string(count) +
+      " rule(s) as loaded; removed " + std::to_string(removed.size()) + " added, restored " +
+      std::to_string(restored.size()));
+  if (control_) control_->publish_rule_change("reset", "", "control", count);
+  return {{"change", "reset"},
+          {"rules", count},
+          {"removed", std::move(removed)},
+          {"restored", std::move(restored)},
+          {"outcome_seq", control_ ? control_->last_outcome_seq() : 0}};
 }
 
 nlohmann::json Daemon::flows_json(const ControlRequest& request) const {

@@ -112,7 +112,8 @@ void Daemon::start() {
   started_at_ = std::time(nullptr);
   rules::Engine engine;
   if (!options_.rules_path.empty()) {
-    engine.replace(rules::load_rules_file(options_.rules_path));
+    loaded_rules_ = rules::load_rules_file(options_.rules_path);
+    engine.replace(loaded_rules_);
     log("loaded " + std::to_string(engine.rules().size()) + " rule(s) from " + options_.rules_path);
   }
   // Before anything is installed: a control socket another finwave owns ends the start-up
@@ -264,6 +265,7 @@ void Daemon::reload_rules(const std::string& by, const std::string& who) {
   // All or nothing: a file that fails validation leaves the running rules untouched.
   const rules::RuleSet loaded = rules::load_rules_file(options_.rules_path);
   change_rules([&](rules::Engine& engine) { engine.replace(loaded); });
+  loaded_rules_ = loaded;
   control_added_.clear();
   log(who + ": reloaded " + std::to_string(loaded.rules.size()) + " rule(s) from " +
       options_.rules_path);

@@ -113,6 +113,10 @@ class Daemon final : private ControlHandler, private OutcomeSink {
                                                 const std::string& by);
   std::string add_rule(const ControlRequest& request, const std::string& by);
   std::string remove_rule(const ControlRequest& request, const std::string& by);
+  /// `reset`: the rules as last loaded from the file (none without --rules), with their enabled
+  /// states; every rule added over the socket goes. Hit counts and every flow's rule counts
+  /// restart, as after a reload. The reply names what went and what came back.
+  nlohmann::json reset_rules(const std::string& client);
   /// Throws ControlError(unknown_rule) with a "did you mean" unless a rule is called `name`.
   void require_rule(const std::string& name) const;
   std::uint64_t now_us() const noexcept;
@@ -164,6 +168,8 @@ class Daemon final : private ControlHandler, private OutcomeSink {
   mutable std::uint64_t teardown_entries_read_us_ = 0;  // 0: never read
   std::optional<ControlServer> control_;                // absent with --control none
   std::set<std::string> control_added_;  // rules added over the socket, until a reload
+  /// The rule file's rules as last loaded (start-up, reload, SIGHUP): what `reset` puts back.
+  rules::RuleSet loaded_rules_;
   std::uint64_t started_us_ = 0;
   std::time_t started_at_ = 0;
 

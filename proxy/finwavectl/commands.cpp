@@ -301,6 +301,28 @@ int run_rule_change(const Options& o, const std::string& command) {
   return status;
 }
 
+// "a, b": the names of a JSON array of strings.
+std::string joined_names(const nlohmann::json& names) {
+  std::string out;
+  for (const auto& name : names) {
+    if (!out.empty()) out += ", ";
+    out += name.is_string() ? name.get<std::string>() : name.dump();
+  }
+  return out;
+}
+
+int run_reset(const Options& o) {
+  return simple(o, {{"cmd", "reset"}}, [](const nlohmann::json& reply, const Style&) {
+    const nlohmann::json removed = reply.value("removed", nlohmann::json::array());
+    const nlohmann::json restored = reply.value("restored", nlohmann::json::array());
+    std::printf("reset to %s rules as loaded (outcome seq %s)\n",
+                reply.value("rules", nlohmann::json()).dump().c_str(),
+                reply.value("outcome_seq", nlohmann::json()).dump().c_str());
+    if (!removed.empty()) std::printf("  removed: %s\n", joined_names(removed).c_str());
+    if (!restored.empty()) std::printf("  restored: %s\n", joined_names(restored).c_str());
+  });
+}
+
 }  // namespace
 
 std::string default_control_path() {
@@ -350,6 +372,9 @@ void define_commands(CLI::App& app, Options& o, bool in_shell) {
       ->add_option("NAME", o.names, "Rule name(s)")
       ->required();
   app.add_subcommand("reload", "Re-read the rule file (rules added with `add` are dropped)");
+  app.add_subcommand("reset",
+                     "Put back the rule file's rules as loaded, with their enabled states; rules "
+                     "added with `add` are dropped (between tests)");
   app.add_subcommand("flows", "Live flows and their teardown stage")
       ->add_option("--limit", o.limit, "At most this many (default 1000)");
   auto filters = [&](CLI::App* sub) {
@@ -437,6 +462,7 @@ int run_parsed(const CLI::App& app, Options& o) {
                   reply.value("source", "").c_str());
     });
   }
+  if (command == "reset") return run_reset(o);
   if (command == "flows") {
     nlohmann::json request = {{"cmd", "flows"}};
     if (o.limit != 0) request["limit"] = o.limit;

@@ -58,6 +58,10 @@ const std::vector<BadRequest> kBadRequests = {
      "did you mean 'timeout_ms'?", 1},
     {R"({"id":1,"cmd":"enable","rule":"x"})", ControlErrorCode::kUnknownField,
      "'rule' is not a field of enable (it takes name)", 1},
+    // reset takes no name: it puts back every rule at once.
+    {R"({"id":1,"cmd":"reset","name":"x"})", ControlErrorCode::kUnknownField,
+     "'name' is not a field of reset (it takes none)", 1},
+    {R"({"id":1,"cmd":"rest"})", ControlErrorCode::kUnknownCommand, "did you mean 'reset'?", 1},
     // enable / disable / remove.
     {R"({"id":1,"cmd":"enable"})", ControlErrorCode::kMissingField, "'name'", 1},
     {R"({"id":1,"cmd":"disable"})", ControlErrorCode::kMissingField, "required for disable", 1},
@@ -250,7 +254,7 @@ TEST_SUITE("control_protocol") {
 
   TEST_CASE("control_protocol: every command name round-trips and help lists its fields") {
     const std::vector<std::string_view> expected = {
-        "status", "rules",    "enable",    "disable",     "add",  "remove", "reload",
+        "status", "rules",    "enable",    "disable",     "add",  "remove", "reload", "reset",
         "flows",  "outcomes", "subscribe", "unsubscribe", "wait", "stats",  "help"};
     const auto names = ControlCommandNames::names();
     CHECK(std::vector<std::string_view>(names.begin(), names.end()) == expected);
