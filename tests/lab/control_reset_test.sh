@@ -39,8 +39,7 @@ expect "rules as loaded" "$loaded" \
 lab_bg router "$LAB_DIR/changes.jsonl" "$FINWAVE_BUILD/finwavectl" --json watch \
   --events rule_change >/dev/null
 watch_pid=$LAB_LAST_PID
-subscribers() { finwave_status_field "$FINWAVE_CONTROL" .control.subscribers; }
-wait_until 10 "finwavectl watch to subscribe" exactly 1 subscribers
+wait_until 10 "finwavectl watch to subscribe" exactly 1 control_subscribers
 
 # What a test might leave behind: an added rule first in priority, a file rule disabled, the
 # other removed, and the file changed on disk (reset does not read it).

@@ -40,8 +40,7 @@ ctl --json rules | jq -e '.rules[0] | .name == "lose-fin1-once" and .origin == "
 lab_bg router "$LAB_DIR/hits.jsonl" "$FINWAVE_BUILD/finwavectl" --json watch --events rule_hit \
   --rule lose-fin1-once >/dev/null
 watch_pid=$LAB_LAST_PID
-subscribers() { finwave_status_field "$FINWAVE_CONTROL" .control.subscribers; }
-wait_until 10 "finwavectl watch to subscribe" exactly 1 subscribers
+wait_until 10 "finwavectl watch to subscribe" exactly 1 control_subscribers
 connect_once "$LAB_SERVER_V4"
 ctl wait --rule lose-fin1-once --since change --timeout 10s >/dev/null || fail "no outcome names the added rule"
 retx=$(ctl --json outcomes --limit 1 | jq '.outcomes[0].fin_retransmits.client')
@@ -96,11 +95,11 @@ ctl reload >/dev/null
 # (lab_bg: a plain `&` job would ignore SIGINT, as every background job of a script does.)
 # The first watcher's subscription ends when finwave reads its close: wait for that, so that the
 # count of 1 below is the new watcher's.
-wait_until 10 "the first watcher's subscription to end" exactly 0 subscribers
+wait_until 10 "the first watcher's subscription to end" exactly 0 control_subscribers
 lab_bg router "$LAB_DIR/changes.jsonl" "$FINWAVE_BUILD/finwavectl" --json watch \
   --events rule_change >/dev/null
 changes_pid=$LAB_LAST_PID
-wait_until 10 "the second finwavectl watch to subscribe" exactly 1 subscribers
+wait_until 10 "the second finwavectl watch to subscribe" exactly 1 control_subscribers
 kill -HUP "$FINWAVE_PID"
 sighup_change() {
   jq -e 'select(.event == "rule_change") | .change == "reload" and .by == "sighup"' \

@@ -97,6 +97,9 @@ finwave_status_field() {
   jq -r "${2:?finwave_status_field SOCKET JQ}" <<<"$reply"
 }
 
+# control_subscribers — how many clients of the finwave at $FINWAVE_CONTROL are subscribed.
+control_subscribers() { finwave_status_field "$FINWAVE_CONTROL" .control.subscribers; }
+
 # finwave_stats_field SOCKET JQ — a field of finwave's live stats.
 finwave_stats_field() {
   local reply
