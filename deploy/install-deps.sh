@@ -16,7 +16,7 @@ packages=(
   # fuzzing (tests/fuzz/, FINWAVE_FUZZ=ON): clang with its sanitizer runtimes, and libFuzzer
   clang-14 libfuzzer-14-dev
   # the lint stage (deploy/lint.sh): formatting, static analysis, shell scripts
-  clang-format-14 clang-tidy-14 shellcheck
+  clang-format-14 clang-tidy-14 shellcheck python3-pyflakes
   # finwavectl shell: line editing and history (editline, BSD licence)
   libedit-dev
   # finwave at run time: nft writes its capture table
@@ -24,6 +24,9 @@ packages=(
   # the lab and the tests (xmllint: the SVG ladders finwavectl writes are checked as XML;
   # iptables: the capture table's test checks that other rules survive it)
   iproute2 tcpdump iputils-ping procps jq libxml2-utils iptables
+  # the Python client and pytest plugin (deploy/python/): their tests, and an offline install
+  # into a virtual environment in the lab test
+  python3 python3-pytest python3-setuptools python3-pip python3-venv
   # the benchmarks (tests/bench/); socat also for the control-socket tests, ipset for
   # capture_cost.sh's comparison of set lookups
   iperf3 socat ethtool ipset

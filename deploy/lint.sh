@@ -2,10 +2,12 @@
 # The habits CI enforces on finwave's own files (not third-party code):
 #   format     clang-format-14 with the repository's .clang-format: any diff fails
 #   shell      shellcheck on every shell script under deploy/, tests/ and .ci/
+#   python     pyflakes (Debian's python3-pyflakes) on every Python file: unused imports and
+#              names, undefined names
 #   tidy       clang-tidy-14 with the repository's .clang-tidy on every C++ source of the
 #              build's compile_commands.json (tests and fuzz targets included): any finding fails
 #
-#   deploy/lint.sh                  all three
+#   deploy/lint.sh                  all four
 #   deploy/lint.sh format tidy      only the ones named
 #   deploy/lint.sh --fix format     rewrite the files clang-format would change, then check
 #   deploy/lint.sh tidy --changed REV
@@ -13,8 +15,8 @@
 #                                   sources that include a header changed since then)
 #
 # FINWAVE_BUILD names the build directory whose compile_commands.json clang-tidy reads (default
-# build/; configured here if it has none). Needs clang-format-14, clang-tidy-14 and shellcheck
-# (deploy/install-deps.sh installs them). Prints one line per check, "lint: NAME: ok" or
+# build/; configured here if it has none). Needs clang-format-14, clang-tidy-14, shellcheck and
+# pyflakes (deploy/install-deps.sh installs them). Prints one line per check, "lint: NAME: ok" or
 # "lint: NAME: FAILED", and exits 1 if any failed.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -28,7 +30,7 @@ fix=0
 changed_since=
 while (($#)); do
   case $1 in
-    format | shell | tidy) checks+=("$1") ;;
+    format | shell | python | tidy) checks+=("$1") ;;
     --fix) fix=1 ;;
     --changed)
       [[ -n ${2:-} ]] || { echo "lint.sh: --changed needs a git revision" >&2; exit 2; }
@@ -40,7 +42,7 @@ while (($#)); do
   esac
   shift
 done
-((${#checks[@]})) || checks=(format shell tidy)
+((${#checks[@]})) || checks=(format shell python tidy)
 
 for tool in clang-format-14 clang-tidy-14 shellcheck; do
   command -v "$tool" >/dev/null ||
@@ -81,6 +83,14 @@ check_shell() {
              { where[name] = where[name] " " $1 ":" $2; n[name]++ }
              END { for (f in n) if (n[f] > 1) print "lint.sh: shell: " f "() defined more than once:" where[f] }')
   [[ -z $twice ]] || { echo "$twice" >&2; return 1; }
+}
+
+check_python() {
+  local files
+  /usr/bin/python3 -c 'import pyflakes' 2>/dev/null ||
+    { echo "lint.sh: python3-pyflakes is missing; deploy/install-deps.sh installs it" >&2; return 1; }
+  mapfile -t files < <(git ls-files '*.py')
+  /usr/bin/python3 -m pyflakes "${files[@]}"
 }
 
 check_tidy() {

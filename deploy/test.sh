@@ -3,8 +3,8 @@
 # tests build network namespaces); re-executes itself through sudo when it is not root.
 #
 #   deploy/test.sh                  every stage, in this order:
-#     lint       deploy/lint.sh: clang-format diff, shellcheck, clang-tidy (build/'s compile
-#                commands); each of the three counts as one test
+#     lint       deploy/lint.sh: clang-format diff, shellcheck, pyflakes, clang-tidy (build/'s
+#                compile commands); each of the four counts as one test
 #     plain      the RelWithDebInfo build (build/): unit tests, lab tests, quick benchmarks
 #     sanitize   an ASan + UBSan build (build-asan/): unit and lab tests, so the daemon,
 #                finwavectl and finwave-peer run sanitized in the lab; any report fails it
@@ -93,7 +93,7 @@ run_ctest() {
 stage_lint() {
   local check started=$SECONDS passed=0 failed=0
   FINWAVE_BUILD=$plain_build cmake -S "$repo" -B "$plain_build" >/dev/null
-  for check in format shell tidy; do
+  for check in format shell python tidy; do
     if FINWAVE_BUILD=$plain_build "$here/lint.sh" "$check"; then
       passed=$((passed + 1))
     else
