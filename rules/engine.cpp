@@ -160,6 +160,11 @@ Decision Engine::decide(const SegmentFacts& facts, FlowRuleState& flow, Rng& rng
     if (rule.probability < 1.0 && !(rng.uniform01() < rule.probability)) {
       continue;
     }
+    // A used-up budget makes the rule as good as gone, on every queue at once; it goes below
+    // 0 by the number of segments that found it used up, which is harmless in 64 bits.
+    if (rule.hit_budget && rule.hit_budget->fetch_sub(1, std::memory_order_relaxed) <= 0) {
+      continue;
+    }
     decision = decision_for(rule, static_cast<int>(i), rng);
     ++hits_[i];
     decided = true;

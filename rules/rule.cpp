@@ -240,6 +240,10 @@ std::string describe(const Rule& rule) {
   if (rule.probability < 1.0) {
     out += ", with probability " + format_ms(rule.probability);
   }
+  if (rule.max_hits != 0) {
+    out += ", " + std::to_string(rule.max_hits) + " time" + (rule.max_hits == 1 ? "" : "s") +
+           " in all";
+  }
   return out;
 }
 

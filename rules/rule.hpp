@@ -1,8 +1,10 @@
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -131,6 +133,13 @@ struct Rule {
   double jitter_ms = 0.0;    ///< kDelay: 0 <= j <= delay_ms; delay drawn in [d - j, d + j].
   std::uint16_t copies = 0;  ///< kDuplicate: 1..100 (default 1); kDelay: 0 or 1..100.
   double spacing_ms = 0.0;   ///< Between copies: 0 <= s <= 60000.
+
+  // --- How long it lives: set by the control socket's `add` (max_hits), never by a rule file.
+  /// Decisions the rule may still make, over every flow and every queue's engine (they share
+  /// the counter: a copy of the rule shares it too); null for no limit. The engine stops
+  /// letting the rule decide once it is used up, and the daemon removes the rule soon after.
+  std::shared_ptr<std::atomic<std::int64_t>> hit_budget;
+  std::uint64_t max_hits = 0;  ///< The budget it started with (0: none), for describe().
 
   /// True if the rule keeps a per-connection count (uses a FlowRuleState slot).
   bool counted() const noexcept { return counter != Counter::kNone; }

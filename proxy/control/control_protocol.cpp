@@ -47,7 +47,7 @@ std::vector<std::string_view> control_command_fields(ControlCommand command) {
     case ControlCommand::kRemove:
       return {"name"};
     case ControlCommand::kAdd:
-      return {"toml", "rule", "position"};
+      return {"toml", "rule", "position", "ttl", "max_hits"};
     case ControlCommand::kFlows:
       return {"limit"};
     case ControlCommand::kOutcomes:
@@ -97,6 +97,21 @@ std::uint64_t get_uint(const nlohmann::json& object, const char* field, std::uin
                                                  std::to_string(max) + "; got " + show(value));
   }
   return *number;
+}
+
+// "ttl": seconds, a number above 0 (at least a millisecond) and at most kMaxRuleTtlMs.
+std::uint64_t get_ttl_ms(const nlohmann::json& object) {
+  const nlohmann::json& value = object.at("ttl");
+  const double max_s = static_cast<double>(kMaxRuleTtlMs) / 1000.0;
+  if (value.is_number()) {
+    const double seconds = value.get<double>();
+    if (seconds >= 0.001 && seconds <= max_s) {
+      return static_cast<std::uint64_t>(std::llround(seconds * 1000.0));
+    }
+  }
+  throw error(ControlErrorCode::kBadField, "'ttl' must be a number of seconds from 0.001 to " +
+                                               std::to_string(static_cast<std::uint64_t>(max_s)) +
+                                               " (a day); got " + show(value));
 }
 
 std::string get_string(const nlohmann::json& object, const char* field, bool allow_empty) {
@@ -239,6 +254,12 @@ void parse_add(const nlohmann::json& object, ControlRequest& request) {
   if (object.contains("position")) {
     constexpr std::array<std::string_view, 2> kPositions = {"first", "last"};
     request.add_first = get_choice(object, "position", kPositions) == "first";
+  }
+  if (object.contains("ttl")) {
+    request.ttl_ms = get_ttl_ms(object);
+  }
+  if (object.contains("max_hits")) {
+    request.max_hits = get_uint(object, "max_hits", 1, kMaxRuleHits);
   }
 }
 

@@ -206,6 +206,11 @@ struct ControlRequest {
   std::string rule_toml;
   bool rule_from_json = false;  ///< add: the rule came as JSON (error positions are omitted).
   bool add_first = false;       ///< add: "position": "first" (default "last").
+  /// add: "ttl" (seconds): the rule goes away this long after it was added.
+  std::optional<std::uint64_t> ttl_ms;
+  /// add: "max_hits": the rule goes away once it has decided this many segments, over every
+  /// connection (and every queue).
+  std::optional<std::uint64_t> max_hits;
   std::optional<std::uint64_t> limit;  ///< flows, outcomes.
   Since since;                         ///< outcomes, wait.
   OutcomeFilter filter;                ///< outcomes, wait, subscribe.
@@ -217,6 +222,8 @@ struct ControlRequest {
 /// Limits of request fields.
 inline constexpr std::uint64_t kMaxWaitTimeoutMs = 24ULL * 3600 * 1000;
 inline constexpr std::uint32_t kMaxWaitCount = 100000;
+inline constexpr std::uint64_t kMaxRuleTtlMs = 24ULL * 3600 * 1000;
+inline constexpr std::uint64_t kMaxRuleHits = 1'000'000'000;
 
 /// The result of parse_control_request(): a request, or the error to send back (with the id,
 /// when the line got far enough to have one).

@@ -3,7 +3,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <ctime>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <tuple>
@@ -123,12 +125,14 @@ nlohmann::json Daemon::rules_json() const {
   nlohmann::json list = nlohmann::json::array();
   std::size_t position = 0;
   for (const rules::RuleStatus& rule : rule_statuses()) {
-    list.push_back({{"position", ++position},
-                    {"name", rule.name},
-                    {"enabled", rule.enabled},
-                    {"summary", rule.summary},
-                    {"hits", rule.hits},
-                    {"origin", control_added_.count(rule.name) != 0 ? "control" : "file"}});
+    nlohmann::json entry = {{"position", ++position},
+                            {"name", rule.name},
+                            {"enabled", rule.enabled},
+                            {"summary", rule.summary},
+                            {"hits", rule.hits},
+                            {"origin", control_added_.count(rule.name) != 0 ? "control" : "file"}};
+    add_lifetime_json(rule.name, entry);
+    list.push_back(std::move(entry));
   }
   return {{"rules", std::move(list)},
           {"source", options_.rules_path.empty() ? nlohmann::json(nullptr)
@@ -141,12 +145,15 @@ nlohmann::json Daemon::rule_json(const std::string& name) const {
   for (const rules::RuleStatus& rule : rule_statuses()) {
     ++position;
     if (rule.name == name) {
-      return {{"position", position},
-              {"name", rule.name},
-              {"enabled", rule.enabled},
-              {"summary", rule.summary},
-              {"hits", rule.hits},
-              {"origin", control_added_.count(rule.name) != 0 ? "control" : "file"}};
+      nlohmann::json entry = {
+          {"position", position},
+          {"name", rule.name},
+          {"enabled", rule.enabled},
+          {"summary", rule.summary},
+          {"hits", rule.hits},
+          {"origin", control_added_.count(rule.name) != 0 ? "control" : "file"}};
+      add_lifetime_json(rule.name, entry);
+      return entry;
     }
   }
   return nullptr;
@@ -223,6 +230,11 @@ std::string Daemon::add_rule(const ControlRequest& request, const std::string& b
     throw ControlError(ControlErrorCode::kInvalidRule,
                        request.rule_from_json ? error.message : std::string(error.what()));
   }
+  if (request.max_hits) {
+    rule.max_hits = *request.max_hits;
+    rule.hit_budget =
+        std::make_shared<std::atomic<std::int64_t>>(static_cast<std::int64_t>(*request.max_hits));
+  }
   std::string name = rule.name;
   if (!rule_json(name).is_null()) {
     throw ControlError(ControlErrorCode::kRuleExists,
@@ -237,8 +249,13 @@ std::string Daemon::add_rule(const ControlRequest& request, const std::string& b
     throw ControlError(ControlErrorCode::kInvalidRule, error.message);
   }
   control_added_.insert(name);
+  std::string lifetime;
+  if (request.ttl_ms || request.max_hits) {
+    track_rule_lifetime(name, request, rule.hit_budget);
+    if (request.ttl_ms) lifetime += ", ttl " + std::to_string(*request.ttl_ms) + " ms";
+  }
   log(by + ": added rule '" + name + "' " + (request.add_first ? "first" : "last") + ": " +
-      summary);
+      summary + lifetime);
   return name;
 }
 
@@ -247,6 +264,7 @@ std::string Daemon::remove_rule(const ControlRequest& request, const std::string
   require_rule(name);
   change_rules([&](rules::Engine& engine) { engine.remove(name); });
   control_added_.erase(name);
+  forget_rule_lifetime(name);
   log(by + ": removed rule '" + name + "'");
   return name;
 }
@@ -269,6 +287,7 @@ nlohmann::json Daemon::reset_rules(const std::string& client) {
   // The loaded set passed the engine's checks when it was installed, so this cannot throw.
   change_rules([&](rules::Engine& engine) { engine.replace(loaded_rules_); });
   control_added_.clear();
+  forget_rule_lifetimes();
   const std::size_t count = loaded_rules_.rules.size();
   log("control (" + client + "): reset to the " + std::to_string(count) +
       " rule(s) as loaded; removed " + std::to_string(removed.size()) + " added, restored " +

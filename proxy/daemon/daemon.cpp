@@ -267,6 +267,7 @@ void Daemon::reload_rules(const std::string& by, const std::string& who) {
   change_rules([&](rules::Engine& engine) { engine.replace(loaded); });
   loaded_rules_ = loaded;
   control_added_.clear();
+  forget_rule_lifetimes();
   log(who + ": reloaded " + std::to_string(loaded.rules.size()) + " rule(s) from " +
       options_.rules_path);
   if (control_) control_->publish_rule_change("reload", "", by, loaded.rules.size());
@@ -283,6 +284,7 @@ void Daemon::shutdown() noexcept {
   if (stopping_) return;
   stopping_ = true;
   capture_watch_.close();
+  rule_lifetime_timer_.close();
   // The last look at the queue rule's counter, while it is still there.
   if (capture_watch_state_.intact) read_capture_counts(chains_.check());
   // Every packet still queued must get its verdict before the capture chains go: removing them

@@ -3,8 +3,10 @@
 #include <uv.h>
 
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <ctime>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -49,8 +51,14 @@ class Daemon final : private ControlHandler, private OutcomeSink {
   /// queue rule is noticed within this, and put back a few tens of milliseconds later.
   static constexpr std::uint64_t kCaptureWatchMs = 250;
 
+  /// How often the rules added with a ttl or max_hits are looked at while there are any: a
+  /// rule goes at most this long after its time is up or its budget used (the engine stops
+  /// letting a used-up rule decide at once).
+  static constexpr std::uint64_t kRuleLifetimeCheckMs = 20;
+
   static void on_signal(uv_signal_t* handle, int signum) noexcept;
   static void on_capture_watch(uv_timer_t* timer) noexcept;
+  static void on_rule_lifetimes(uv_timer_t* timer) noexcept;
 
   /// The capture watch: looks whether the table and its queue rule are still there, puts back
   /// what someone deleted, and says so on stderr and in `stats` (see the comment in daemon.cpp).
@@ -113,6 +121,18 @@ class Daemon final : private ControlHandler, private OutcomeSink {
                                                 const std::string& by);
   std::string add_rule(const ControlRequest& request, const std::string& by);
   std::string remove_rule(const ControlRequest& request, const std::string& by);
+  /// Remembers the lifetime of a rule `add` gave a ttl or max_hits, and starts the look.
+  void track_rule_lifetime(const std::string& name, const ControlRequest& request,
+                           const std::shared_ptr<std::atomic<std::int64_t>>& budget);
+  /// Forgets rule lifetimes: one (remove), or all (reset, reload); the look stops when none
+  /// is left.
+  void forget_rule_lifetime(const std::string& name) noexcept;
+  void forget_rule_lifetimes() noexcept;
+  /// The look: removes the rules whose ttl is up or whose budget is used, each with a
+  /// rule_change event whose "by" says why ("ttl", "max_hits").
+  void end_rule_lifetimes() noexcept;
+  /// "expires_in_s" and "hits_left" of a rule with a lifetime, into `rule`.
+  void add_lifetime_json(const std::string& name, nlohmann::json& rule) const;
   /// `reset`: the rules as last loaded from the file (none without --rules), with their enabled
   /// states; every rule added over the socket goes. Hit counts and every flow's rule counts
   /// restart, as after a reload. The reply names what went and what came back.
@@ -170,6 +190,14 @@ class Daemon final : private ControlHandler, private OutcomeSink {
   std::set<std::string> control_added_;  // rules added over the socket, until a reload
   /// The rule file's rules as last loaded (start-up, reload, SIGHUP): what `reset` puts back.
   rules::RuleSet loaded_rules_;
+  /// The rules `add` gave a ttl or max_hits: when each expires, and its hit budget (shared with
+  /// every engine's copy of the rule).
+  struct RuleLifetime {
+    std::optional<std::uint64_t> expires_us;
+    std::shared_ptr<std::atomic<std::int64_t>> hit_budget;
+  };
+  std::map<std::string, RuleLifetime> rule_lifetimes_;
+  UvHandle<uv_timer_t> rule_lifetime_timer_;
   std::uint64_t started_us_ = 0;
   std::time_t started_at_ = 0;
 

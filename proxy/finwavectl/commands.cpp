@@ -368,6 +368,11 @@ void define_commands(CLI::App& app, Options& o, bool in_shell) {
       "or a JSON object");
   add->add_option("FILE", o.file, "File with one rule, or - for stdin")->required();
   add->add_flag("--first", o.first, "Put it first (highest priority) instead of last");
+  add->add_option("--ttl", o.ttl, "Remove it this long after adding it: 30s, 500ms, 2m")
+      ->type_name("DURATION");
+  add->add_option("--max-hits", o.max_hits,
+                  "Remove it once it has decided N segments (over every connection)")
+      ->check(CLI::Range(std::uint64_t{1}, kMaxRuleHits));
   app.add_subcommand("remove", "Remove rules by name")
       ->add_option("NAME", o.names, "Rule name(s)")
       ->required();
@@ -447,12 +452,27 @@ int run_parsed(const CLI::App& app, Options& o) {
     return run_rule_change(o, command);
   }
   if (command == "add") {
-    const nlohmann::json request = add_request(read_rule_text(o.file), o.first);
+    nlohmann::json request = add_request(read_rule_text(o.file), o.first);
+    if (!o.ttl.empty()) {
+      const auto ttl_ms = parse_duration_ms(o.ttl);
+      if (!ttl_ms || *ttl_ms == 0 || *ttl_ms > kMaxRuleTtlMs) {
+        throw CtlError(kExitUsage,
+                       "--ttl takes a duration from 1ms to 24h, such as 30s; got '" + o.ttl + "'");
+      }
+      request["ttl"] = static_cast<double>(*ttl_ms) / 1000.0;
+    }
+    if (o.max_hits != 0) request["max_hits"] = o.max_hits;
     return simple(o, request, [](const nlohmann::json& reply, const Style& style) {
       const nlohmann::json rule = reply.value("rule", nlohmann::json::object());
-      std::printf("added %s at position %s: %s\n", style.bold(rule.value("name", "")).c_str(),
+      std::string lifetime;
+      if (rule.contains("expires_in_s")) {
+        char seconds[32];
+        std::snprintf(seconds, sizeof seconds, "%.3g", rule.value("expires_in_s", 0.0));
+        lifetime = std::string(" (for ") + seconds + " s)";
+      }
+      std::printf("added %s at position %s: %s%s\n", style.bold(rule.value("name", "")).c_str(),
                   rule.value("position", nlohmann::json()).dump().c_str(),
-                  rule.value("summary", "").c_str());
+                  rule.value("summary", "").c_str(), lifetime.c_str());
     });
   }
   if (command == "reload") {

@@ -20,6 +20,8 @@ struct Options {
   std::vector<std::string> names;                // enable, disable, remove
   std::string file;                              // add
   bool first = false;                            // add
+  std::string ttl;                               // add: "30s" ("": none)
+  std::uint64_t max_hits = 0;                    // add (0: none)
   std::uint64_t limit = 0;                       // flows, outcomes (0: the daemon's default)
   std::string since;                             // outcomes, wait
   std::string result, kind, closer, rule, flow;  // wait, watch

@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -87,6 +88,43 @@ std::vector<bool> drops_in_one_connection(Engine& engine, const SegmentFacts& fa
 }  // namespace
 
 TEST_SUITE("rules") {
+  TEST_CASE("engine: a hit budget lets a rule decide that many times over every engine") {
+    // Two engines with the same rule, as two queues' workers hold it after one `add`: the
+    // budget is the rule's, shared by its copies, so the two together decide exactly 3 times.
+    fr::Rule limited =
+        fr::parse_single_rule(R"({ name = "limited", role = "fin1", action = "drop" })", "t");
+    limited.max_hits = 3;
+    limited.hit_budget = std::make_shared<std::atomic<std::int64_t>>(3);
+    fr::Rule fallback =
+        fr::parse_single_rule(R"({ name = "fallback", action = "delay", delay_ms = 1 })", "t");
+    Engine first;
+    Engine second;
+    for (Engine* engine : {&first, &second}) {
+      engine->add(limited);
+      engine->add(fallback);
+    }
+    CHECK(fr::describe(limited) == "drop fin1, 3 times in all");
+    std::vector<std::string> deciders;
+    for (int i = 0; i < 6; ++i) {
+      Engine& engine = i % 2 == 0 ? first : second;
+      deciders.emplace_back(decide_fresh(engine, segment(Role::kFin1)).rule_name);
+    }
+    CHECK(deciders == std::vector<std::string>{"limited", "limited", "limited", "fallback",
+                                               "fallback", "fallback"});
+    // Segments the rule does not match leave the budget alone.
+    fr::Rule other = limited;
+    other.hit_budget = std::make_shared<std::atomic<std::int64_t>>(1);
+    Engine third;
+    third.add(other);
+    CHECK_FALSE(dropped(third, segment(Role::kFin2)));
+    CHECK(other.hit_budget->load() == 1);
+    CHECK(dropped(third, segment(Role::kFin1)));
+    CHECK_FALSE(dropped(third, segment(Role::kFin1)));
+    // Without a budget, a rule decides for ever.
+    Engine unlimited = one_rule("role = \"fin1\"\naction = \"drop\"");
+    for (int i = 0; i < 100; ++i) REQUIRE(dropped(unlimited, segment(Role::kFin1)));
+  }
+
   TEST_CASE("engine: with no rules every segment passes unattributed") {
     Engine engine;
     const Decision decision = decide_fresh(engine, segment(Role::kFinalAck));

@@ -374,10 +374,23 @@ class Client:
     def disable(self, name: str) -> RuleChange:
         return self._rule_change(self.request("disable", name=name))
 
-    def add(self, rule: dict[str, Any] | str, *, first: bool = False) -> RuleChange:
+    def add(
+        self,
+        rule: dict[str, Any] | str,
+        *,
+        first: bool = False,
+        ttl: float | None = None,
+        max_hits: int | None = None,
+    ) -> RuleChange:
         """Adds one rule: a dict (the rule file's keys) or TOML text. Validated exactly like
-        the rule file (error invalid_rule, rule_exists)."""
+        the rule file (error invalid_rule, rule_exists). `ttl` (seconds) and `max_hits` (its
+        decisions over every connection) make it go away by itself, whichever comes first;
+        the daemon checks them (error bad_field)."""
         fields: dict[str, Any] = {"position": "first" if first else "last"}
+        if ttl is not None:
+            fields["ttl"] = ttl
+        if max_hits is not None:
+            fields["max_hits"] = max_hits
         if isinstance(rule, str):
             fields["toml"] = rule
         elif isinstance(rule, dict):
@@ -406,9 +419,16 @@ class Client:
         except (KeyError, TypeError, ValueError) as error:
             raise FinwaveError(BAD_REPLY, f"a reset reply the client cannot read: {error!r}")
 
-    def fault(self, rule: dict[str, Any], *, first: bool = True) -> Fault:
+    def fault(
+        self,
+        rule: dict[str, Any],
+        *,
+        first: bool = True,
+        ttl: float | None = None,
+        max_hits: int | None = None,
+    ) -> Fault:
         """A rule for the length of a ``with`` block (see Fault)."""
-        return Fault(self, rule, first=first)
+        return Fault(self, rule, first=first, ttl=ttl, max_hits=max_hits)
 
 
 class EventStream:
@@ -466,17 +486,27 @@ class Fault:
             run_the_client()
             [outcome] = fault.wait(result="clean")
 
-    A rule without a name gets one ("fault-PID-N"). ``wait`` and ``outcomes`` look at the
+    A rule without a name gets one ("fault-PID-N"). With `ttl` or `max_hits` it may go away
+    earlier by itself (exit then finds it gone, which is fine). ``wait`` and ``outcomes`` look at the
     outcomes since the rule was added that the rule acted on; pass rule=None for any.
     """
 
     _count = 0
 
-    def __init__(self, client: Client, rule: dict[str, Any], *, first: bool = True) -> None:
+    def __init__(
+        self,
+        client: Client,
+        rule: dict[str, Any],
+        *,
+        first: bool = True,
+        ttl: float | None = None,
+        max_hits: int | None = None,
+    ) -> None:
         if not isinstance(rule, dict):
             raise TypeError(f"a fault's rule is a dict, not {type(rule).__name__}")
         self._client = client
         self._first = first
+        self._lifetime = {"ttl": ttl, "max_hits": max_hits}
         self.rule = dict(rule)
         if "name" not in self.rule:
             Fault._count += 1
@@ -485,7 +515,7 @@ class Fault:
         self.seq = 0  # the last outcome seq when the rule was added
 
     def __enter__(self) -> Fault:
-        self.seq = self._client.add(self.rule, first=self._first).outcome_seq
+        self.seq = self._client.add(self.rule, first=self._first, **self._lifetime).outcome_seq
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:

@@ -270,6 +270,9 @@ def test_rule_changes_and_their_replies():
         assert (change.change, change.outcome_seq, change.rules) == ("add", 4, 1)
         assert change.rule is not None and change.rule.name == "a"
         assert fake.requests[-1]["position"] == "first"
+        assert "ttl" not in fake.requests[-1] and "max_hits" not in fake.requests[-1]
+        client.add({"name": "a"}, ttl=1.5, max_hits=3)
+        assert (fake.requests[-1]["ttl"], fake.requests[-1]["max_hits"]) == (1.5, 3)
         client.add('name = "from-toml"\naction = "pass"\n')
         sent = fake.requests[-1]
         assert sent["toml"].startswith("name") and sent["position"] == "last"
@@ -319,7 +322,8 @@ def test_a_fault_lives_for_its_with_block_and_waits_since_it_was_added():
             fault.wait(rule=None, since=0)
             assert "rule" not in fake.requests[-1] and fake.requests[-1]["since"] == 0
         assert removed == [fault.name]
-        with client.fault({"name": "mine", "action": "pass"}) as named:
+        with client.fault({"name": "mine", "action": "pass"}, max_hits=1) as named:
+            assert fake.requests[-1]["max_hits"] == 1 and "ttl" not in fake.requests[-1]
             assert named.hits == 3
         assert removed[-1] == "mine"
 

@@ -83,6 +83,27 @@ const std::vector<BadRequest> kBadRequests = {
      "cannot be null", 1},
     {R"({"id":1,"cmd":"add","rule":{"ports":[[1]]}})", ControlErrorCode::kInvalidRule,
      "inside an array", 1},
+    // add's lifetimes: ttl in seconds above 0 up to a day, max_hits an integer from 1.
+    {R"({"id":1,"cmd":"add","toml":"x","ttl":0})", ControlErrorCode::kBadField,
+     "'ttl' must be a number of seconds from 0.001 to 86400 (a day); got 0", 1},
+    {R"({"id":1,"cmd":"add","toml":"x","ttl":-5})", ControlErrorCode::kBadField, "got -5", 1},
+    {R"({"id":1,"cmd":"add","toml":"x","ttl":0.0001})", ControlErrorCode::kBadField,
+     "'ttl' must be a number of seconds", 1},
+    {R"({"id":1,"cmd":"add","toml":"x","ttl":86401})", ControlErrorCode::kBadField, "got 86401", 1},
+    {R"({"id":1,"cmd":"add","toml":"x","ttl":"5s"})", ControlErrorCode::kBadField, "got \"5s\"", 1},
+    {R"({"id":1,"cmd":"add","toml":"x","ttl":true})", ControlErrorCode::kBadField, "got true", 1},
+    {R"({"id":1,"cmd":"add","toml":"x","ttl":null})", ControlErrorCode::kBadField, "got null", 1},
+    {R"({"id":1,"cmd":"add","toml":"x","max_hits":0})", ControlErrorCode::kBadField,
+     "'max_hits' must be an integer from 1 to 1000000000; got 0", 1},
+    {R"({"id":1,"cmd":"add","toml":"x","max_hits":-1})", ControlErrorCode::kBadField, "got -1", 1},
+    {R"({"id":1,"cmd":"add","toml":"x","max_hits":1.5})", ControlErrorCode::kBadField, "got 1.5",
+     1},
+    {R"({"id":1,"cmd":"add","toml":"x","max_hits":"3"})", ControlErrorCode::kBadField, "got \"3\"",
+     1},
+    {R"({"id":1,"cmd":"add","toml":"x","max_hits":1000000001})", ControlErrorCode::kBadField,
+     "got 1000000001", 1},
+    {R"({"id":1,"cmd":"remove","name":"x","ttl":5})", ControlErrorCode::kUnknownField,
+     "'ttl' is not a field of remove", 1},
     {R"({"id":1,"cmd":"add","toml":"x","position":"middle"})", ControlErrorCode::kBadField,
      "'position' must be one of first, last", 1},
     // flows / outcomes.
@@ -250,6 +271,17 @@ TEST_SUITE("control_protocol") {
     CHECK(p.request.rule_toml == "name = \"x\"");
     CHECK(p.request.add_first);
     CHECK_FALSE(p.request.rule_from_json);
+    CHECK_FALSE(p.request.ttl_ms.has_value());
+    CHECK_FALSE(p.request.max_hits.has_value());
+
+    p = parse_control_request(R"({"cmd":"add","toml":"x","ttl":1.5,"max_hits":3})");
+    REQUIRE_FALSE(p.error.has_value());
+    CHECK(p.request.ttl_ms == 1500);
+    CHECK(p.request.max_hits == 3);
+    p = parse_control_request(R"({"cmd":"add","toml":"x","ttl":86400,"max_hits":1000000000})");
+    REQUIRE_FALSE(p.error.has_value());
+    CHECK(p.request.ttl_ms == 86400000);
+    CHECK(p.request.max_hits == 1000000000);
   }
 
   TEST_CASE("control_protocol: every command name round-trips and help lists its fields") {
