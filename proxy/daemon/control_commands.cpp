@@ -121,19 +121,22 @@ nlohmann::json Daemon::status_json() const {
   return status;
 }
 
+nlohmann::json Daemon::rule_entry(std::size_t position, const rules::RuleStatus& rule) const {
+  nlohmann::json entry = {{"position", position},
+                          {"name", rule.name},
+                          {"enabled", rule.enabled},
+                          {"summary", rule.summary},
+                          {"hits", rule.hits},
+                          {"origin", control_added_.count(rule.name) != 0 ? "control" : "file"}};
+  add_lifetime_json(rule.name, entry);
+  return entry;
+}
+
 nlohmann::json Daemon::rules_json() const {
   nlohmann::json list = nlohmann::json::array();
   std::size_t position = 0;
-  for (const rules::RuleStatus& rule : rule_statuses()) {
-    nlohmann::json entry = {{"position", ++position},
-                            {"name", rule.name},
-                            {"enabled", rule.enabled},
-                            {"summary", rule.summary},
-                            {"hits", rule.hits},
-                            {"origin", control_added_.count(rule.name) != 0 ? "control" : "file"}};
-    add_lifetime_json(rule.name, entry);
-    list.push_back(std::move(entry));
-  }
+  for (const rules::RuleStatus& rule : rule_statuses())
+    list.push_back(rule_entry(++position, rule));
   return {{"rules", std::move(list)},
           {"source", options_.rules_path.empty() ? nlohmann::json(nullptr)
                                                  : nlohmann::json(options_.rules_path)},
@@ -144,17 +147,7 @@ nlohmann::json Daemon::rule_json(const std::string& name) const {
   std::size_t position = 0;
   for (const rules::RuleStatus& rule : rule_statuses()) {
     ++position;
-    if (rule.name == name) {
-      nlohmann::json entry = {
-          {"position", position},
-          {"name", rule.name},
-          {"enabled", rule.enabled},
-          {"summary", rule.summary},
-          {"hits", rule.hits},
-          {"origin", control_added_.count(rule.name) != 0 ? "control" : "file"}};
-      add_lifetime_json(rule.name, entry);
-      return entry;
-    }
+    if (rule.name == name) return rule_entry(position, rule);
   }
   return nullptr;
 }

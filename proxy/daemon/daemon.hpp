@@ -112,6 +112,8 @@ class Daemon final : private ControlHandler, private OutcomeSink {
   nlohmann::json status_json() const;
   nlohmann::json rules_json() const;
   nlohmann::json rule_json(const std::string& name) const;
+  /// One rule as `rules` lists it (and add, enable, disable reply with it).
+  nlohmann::json rule_entry(std::size_t position, const rules::RuleStatus& rule) const;
   nlohmann::json flows_json(const ControlRequest& request) const;
   /// enable, disable, add, remove: the reply, after the rule_change event. Each of the three
   /// below returns the name of the rule it changed (and whether enabling or disabling changed
