@@ -13,6 +13,8 @@ packages=(
   # libraries
   libuv1-dev libnetfilter-queue-dev libmnl-dev libnftnl-dev libtomlplusplus-dev doctest-dev
   nlohmann-json3-dev libcli11-dev libpcap-dev libxml2-dev
+  # --metrics: prometheus-cpp's metric model and text format, served by libmicrohttpd
+  prometheus-cpp-dev libmicrohttpd-dev
   # fuzzing (tests/fuzz/, FINWAVE_FUZZ=ON): clang with its sanitizer runtimes, and libFuzzer
   clang-14 libfuzzer-14-dev
   # the lint stage (deploy/lint.sh): formatting, static analysis, shell scripts
@@ -27,6 +29,8 @@ packages=(
   # the Python client and pytest plugin (deploy/python/): their tests, and an offline install
   # into a virtual environment in the lab test
   python3 python3-pytest python3-setuptools python3-pip python3-venv
+  # the metrics lab test parses the endpoint's text with the Prometheus client's own parser
+  python3-prometheus-client
   # the benchmarks (tests/bench/); socat also for the control-socket tests, ipset for
   # capture_cost.sh's comparison of set lookups
   iperf3 socat ethtool ipset

@@ -62,6 +62,7 @@ std::vector<std::string_view> control_command_fields(ControlCommand command) {
     case ControlCommand::kReset:
     case ControlCommand::kUnsubscribe:
     case ControlCommand::kStats:
+    case ControlCommand::kMetrics:
     case ControlCommand::kHelp:
       break;
   }
@@ -316,6 +317,7 @@ void parse_fields(const nlohmann::json& object, ControlRequest& request) {
     case ControlCommand::kReset:
     case ControlCommand::kUnsubscribe:
     case ControlCommand::kStats:
+    case ControlCommand::kMetrics:
     case ControlCommand::kHelp:
       break;
   }

@@ -45,6 +45,7 @@ enum class ControlCommand : std::uint8_t {
   kUnsubscribe,  ///< "unsubscribe".
   kWait,         ///< "wait" {filter fields, timeout_ms?, since?, count?}.
   kStats,        ///< "stats": every counter, the kernel's queue counters included.
+  kMetrics,      ///< "metrics": the Prometheus text that --metrics serves.
   kHelp,         ///< "help": the commands and their fields.
 };
 
@@ -80,6 +81,8 @@ constexpr std::string_view to_string(ControlCommand command) noexcept {
       return "wait";
     case ControlCommand::kStats:
       return "stats";
+    case ControlCommand::kMetrics:
+      return "metrics";
     case ControlCommand::kHelp:
       return "help";
   }

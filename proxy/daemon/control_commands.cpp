@@ -14,6 +14,7 @@
 
 #include "proxy/daemon/daemon.hpp"
 #include "proxy/dataplane/worker_counters.hpp"
+#include "proxy/metrics/metric_families.hpp"
 #include "rules/config_error.hpp"
 #include "rules/rule.hpp"
 #include "rules/rule_loader.hpp"
@@ -64,6 +65,8 @@ nlohmann::json Daemon::on_control_command(const ControlRequest& request,
       return flows_json(request);
     case ControlCommand::kStats:
       return stats_json(true);
+    case ControlCommand::kMetrics:
+      return {{"content_type", kMetricsContentType}, {"text", metrics_text(metrics_snapshot())}};
     default:
       break;
   }

@@ -124,6 +124,8 @@ void Daemon::start() {
                                            kOutcomeHistory, options_.quiet});
     control_->start();
   }
+  // Also before: a metrics address that cannot be bound ends the start-up just as early.
+  if (options_.metrics) metrics_server_.emplace(*options_.metrics);
   arrival_stamps_.emplace();
   if (!arrival_stamps_->enabled()) {
     log("cannot turn on the kernel's receive timestamps: delays run from when finwave reads "
@@ -144,6 +146,7 @@ void Daemon::start() {
   check(uv_timer_start(capture_watch_.get(), &Daemon::on_capture_watch, kCaptureWatchMs,
                        kCaptureWatchMs),
         "cannot start the capture watch");
+  if (metrics_server_) start_metrics();
 
   std::string ports;
   for (const auto port : options_.ports) ports += (ports.empty() ? "" : ",") + std::to_string(port);
@@ -231,6 +234,11 @@ void Daemon::emit(std::vector<Outcome>& outcomes) noexcept {
     } catch (const std::exception& error) {
       log(std::string("cannot format an outcome: ") + error.what());
     }
+    try {
+      outcome_tally_.add(outcome);
+    } catch (const std::bad_alloc&) {
+      log("out of memory: an outcome is missing from the metrics");
+    }
     if (control_) control_->publish_outcome(std::move(outcome));
   }
   if (!outcomes.empty()) std::fflush(stdout);
@@ -285,6 +293,7 @@ void Daemon::shutdown() noexcept {
   stopping_ = true;
   capture_watch_.close();
   rule_lifetime_timer_.close();
+  metrics_timer_.close();
   // The last look at the queue rule's counter, while it is still there.
   if (capture_watch_state_.intact) read_capture_counts(chains_.check());
   // Every packet still queued must get its verdict before the capture chains go: removing them
@@ -308,6 +317,9 @@ void Daemon::shutdown() noexcept {
     kernel_stats_[i] = nf::read_kernel_queue_stats(workers_[i]->queue_num());
   }
   print_stats();
+  // The endpoint goes before the control socket: the last snapshot has the final outcomes.
+  publish_metrics();
+  metrics_server_.reset();
   // Waits are answered, subscribers told, the socket file removed; clients close once their
   // last lines are written.
   if (control_) control_->stop();

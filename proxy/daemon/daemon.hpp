@@ -23,6 +23,8 @@
 #include "proxy/dataplane/handoff.hpp"
 #include "proxy/dataplane/queue_worker.hpp"
 #include "proxy/loop/uv_handle.hpp"
+#include "proxy/metrics/metrics_server.hpp"
+#include "proxy/metrics/metrics_snapshot.hpp"
 #include "proxy/tracker/outcome.hpp"
 #include "rules/engine.hpp"
 
@@ -56,9 +58,14 @@ class Daemon final : private ControlHandler, private OutcomeSink {
   /// letting a used-up rule decide at once).
   static constexpr std::uint64_t kRuleLifetimeCheckMs = 20;
 
+  /// How often the --metrics endpoint's snapshot is renewed. Prometheus scrapes every 15 s or
+  /// so; the queue workers publish their counters every 50 ms.
+  static constexpr std::uint64_t kMetricsPublishMs = 250;
+
   static void on_signal(uv_signal_t* handle, int signum) noexcept;
   static void on_capture_watch(uv_timer_t* timer) noexcept;
   static void on_rule_lifetimes(uv_timer_t* timer) noexcept;
+  static void on_metrics_publish(uv_timer_t* timer) noexcept;
 
   /// The capture watch: looks whether the table and its queue rule are still there, puts back
   /// what someone deleted, and says so on stderr and in `stats` (see the comment in daemon.cpp).
@@ -92,6 +99,15 @@ class Daemon final : private ControlHandler, private OutcomeSink {
   nlohmann::json teardown_set_json(bool live_kernel) const;
   /// `stats.capture`: what the capture watch saw at its last look.
   nlohmann::json capture_json() const;
+  /// `stats.capture.passed_unqueued`; std::nullopt before the capture watch could count.
+  std::optional<std::uint64_t> passed_unqueued() const noexcept;
+  /// Everything the metrics report, from what the workers last published (never their locks)
+  /// and the control thread's own figures.
+  MetricsSnapshot metrics_snapshot() const;
+  /// Starts the --metrics endpoint (throws std::runtime_error) and its publish timer.
+  void start_metrics();
+  /// Hands the endpoint a fresh snapshot.
+  void publish_metrics() noexcept;
   /// Re-reads the rule file (throws rules::ConfigError, keeping the current rules). `by` is the
   /// rule_change event's "by" ("sighup" or "control"); `who` names the asker in the log.
   void reload_rules(const std::string& by, const std::string& who);
@@ -142,6 +158,8 @@ class Daemon final : private ControlHandler, private OutcomeSink {
   /// Throws ControlError(unknown_rule) with a "did you mean" unless a rule is called `name`.
   void require_rule(const std::string& name) const;
   std::uint64_t now_us() const noexcept;
+  /// read_teardown_entries() when the last reading is over a second old.
+  void refresh_teardown_entries() const noexcept;
   /// Reads both teardown sets' entry counts and refused counters into teardown_entries_ and
   /// teardown_refused_ (a few netlink round trips).
   void read_teardown_entries() const noexcept;
@@ -200,6 +218,10 @@ class Daemon final : private ControlHandler, private OutcomeSink {
   };
   std::map<std::string, RuleLifetime> rule_lifetimes_;
   UvHandle<uv_timer_t> rule_lifetime_timer_;
+  /// What the reported outcomes said, for the metrics (every outcome passes emit()).
+  OutcomeTally outcome_tally_;
+  std::optional<MetricsServer> metrics_server_;  // with --metrics
+  UvHandle<uv_timer_t> metrics_timer_;
   std::uint64_t started_us_ = 0;
   std::time_t started_at_ = 0;
 

@@ -127,13 +127,7 @@ nlohmann::json Daemon::stats_json(bool live_kernel) const {
 // count_limit, no set as with --capture-all, or it could not be read), and the captured
 // segments that found it full (at max_entries no connection enters until old ones expire).
 nlohmann::json Daemon::teardown_set_json(bool live_kernel) const {
-  constexpr std::uint64_t kTeardownEntriesMaxAgeUs = 1'000'000;
-  const std::uint64_t now = now_us();
-  if (live_kernel && chains_.installed() &&
-      (teardown_entries_read_us_ == 0 ||
-       now - teardown_entries_read_us_ >= kTeardownEntriesMaxAgeUs)) {
-    read_teardown_entries();
-  }
+  if (live_kernel) refresh_teardown_entries();
   return {
       {"v4", count_or_null(teardown_entries_[0])},
       {"v6", count_or_null(teardown_entries_[1])},
@@ -148,15 +142,8 @@ nlohmann::json Daemon::teardown_set_json(bool live_kernel) const {
 nlohmann::json Daemon::capture_json() const {
   const CaptureWatch& watch = capture_watch_state_;
   nlohmann::json rule_packets = nullptr;
-  nlohmann::json passed = nullptr;
-  if (watch.counts_known && watch.rule_packets) {
-    rule_packets = watch.rule_packets_before + *watch.rule_packets;
-    const auto queued = static_cast<std::int64_t>(watch.ids - watch.ids_at_install);
-    passed = watch.passed_before +
-             std::max<std::int64_t>(0, static_cast<std::int64_t>(*watch.rule_packets) - queued);
-  } else if (watch.counts_known) {
-    rule_packets = watch.rule_packets_before;
-    passed = watch.passed_before;
+  if (watch.counts_known) {
+    rule_packets = watch.rule_packets_before + watch.rule_packets.value_or(0);
   }
   return {{"state", watch.intact ? "installed" : "lost"},
           {"checks", watch.checks},
@@ -165,7 +152,26 @@ nlohmann::json Daemon::capture_json() const {
           {"restored", watch.restored},
           {"restore_errors", watch.restore_errors},
           {"queue_rule_packets", rule_packets},
-          {"passed_unqueued", passed}};
+          {"passed_unqueued", count_or_null(passed_unqueued())}};
+}
+
+std::optional<std::uint64_t> Daemon::passed_unqueued() const noexcept {
+  const CaptureWatch& watch = capture_watch_state_;
+  if (!watch.counts_known) return std::nullopt;
+  std::int64_t passed = watch.passed_before;
+  if (watch.rule_packets) {
+    const auto queued = static_cast<std::int64_t>(watch.ids - watch.ids_at_install);
+    passed += std::max<std::int64_t>(0, static_cast<std::int64_t>(*watch.rule_packets) - queued);
+  }
+  return static_cast<std::uint64_t>(std::max<std::int64_t>(0, passed));
+}
+
+void Daemon::refresh_teardown_entries() const noexcept {
+  constexpr std::uint64_t kTeardownEntriesMaxAgeUs = 1'000'000;
+  if (chains_.installed() && (teardown_entries_read_us_ == 0 ||
+                              now_us() - teardown_entries_read_us_ >= kTeardownEntriesMaxAgeUs)) {
+    read_teardown_entries();
+  }
 }
 
 void Daemon::read_teardown_entries() const noexcept {

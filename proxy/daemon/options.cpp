@@ -4,6 +4,8 @@
 #include <map>
 #include <string>
 
+#include "proxy/tracker/teardown.hpp"
+
 namespace finwave::proxy {
 
 nf::CaptureSpec capture_spec(const DaemonOptions& options) {
@@ -85,6 +87,22 @@ ParsedOptions parse_daemon_options(int argc, char** argv) {
                "Queue every TCP segment, not only teardown (for benchmarks)");
   app.add_option("--ready-file", o.ready_file,
                  "Create this file once the queue is bound and the capture is installed");
+  app.add_option_function<std::string>(
+         "--metrics",
+         [&o](const std::string& text) {
+           const std::optional<rules::Endpoint> endpoint = endpoint_from_string(text);
+           if (!endpoint || endpoint->port == 0) {
+             throw CLI::ValidationError(
+                 "--metrics",
+                 "expected ADDRESS:PORT such as 198.18.0.1:9464 or [2001:db8::1]:9464 "
+                 "(0.0.0.0 or [::] for every address; port 1-65535), got '" +
+                     text + "'");
+           }
+           o.metrics = endpoint;
+         },
+         "Serve Prometheus metrics at http://ADDRESS:PORT/metrics (no port is opened without "
+         "it)")
+      ->type_name("ADDRESS:PORT");
   app.add_flag("-q,--quiet", o.quiet, "Log only errors");
   // Checks that involve two options, once all are parsed.
   app.callback([&o] {

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "netfilter/capture_chains.hpp"
+#include "rules/segment_facts.hpp"
 
 namespace finwave::proxy {
 
@@ -36,6 +37,8 @@ struct DaemonOptions {
   std::uint32_t max_held = 1024;
   bool capture_all = false;
   std::string ready_file;
+  /// --metrics ADDRESS:PORT: serve Prometheus metrics there; none by default.
+  std::optional<rules::Endpoint> metrics;
   bool quiet = false;
 };
 

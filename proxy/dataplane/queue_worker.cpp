@@ -8,6 +8,8 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <memory>
+#include <new>
 #include <stdexcept>
 #include <system_error>
 #include <utility>
@@ -196,11 +198,22 @@ void QueueWorker::tick() noexcept {
   {
     const std::unique_lock<std::mutex> lock = guard();
     flows_.advance(now_us(), outcomes_);
+    publish_counters();
   }
   renumber(outcomes_);
   if (!outcomes_.empty()) outcome_sink_.on_outcomes(outcomes_);
   outcomes_.clear();
   pcap_.flush();
+}
+
+void QueueWorker::publish_counters() noexcept {
+  if (!queue_ || !dataplane_) return;
+  try {
+    published_.store(std::make_shared<const WorkerCounters>(
+        WorkerCounters{queue_->counters(), dataplane_->counters(), flows_.counters()}));
+  } catch (const std::bad_alloc&) {
+    // Out of memory: the metrics stay one tick older; the packets do not notice.
+  }
 }
 
 void QueueWorker::renumber(std::vector<Outcome>& outcomes) const noexcept {
@@ -309,6 +322,7 @@ std::vector<Outcome> QueueWorker::take_final_outcomes() noexcept {
 void QueueWorker::close_queue() noexcept {
   closed_counters_ = counters();
   const std::unique_lock<std::mutex> lock = guard();
+  publish_counters();
   dataplane_.reset();
   verdicts_.reset();
   queue_.reset();

@@ -2,9 +2,11 @@
 
 #include <uv.h>
 
+#include <atomic>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -93,6 +95,11 @@ class QueueWorker final : private RuleHitSink {
 
   /// Control thread: a copy of the counters.
   WorkerCounters counters() const;
+  /// Any thread, without waiting for the worker: the counters as the worker last published
+  /// them (at every tick, kTickMs apart, and when its queue closes); null before the first.
+  std::shared_ptr<const WorkerCounters> published_counters() const noexcept {
+    return published_.load();
+  }
   /// Control thread: appends a summary of every tracked flow, daemon-wide ids.
   void append_flows(std::vector<FlowSummary>& out) const;
   /// Control thread: the rules of this worker's engine with its hit counts.
@@ -133,6 +140,8 @@ class QueueWorker final : private RuleHitSink {
   void wait_until(std::uint64_t due_us) const noexcept;
   void arm_delay_timer() noexcept;
   void tick() noexcept;
+  /// Publishes a copy of the counters for published_counters(); under the worker's lock.
+  void publish_counters() noexcept;
   /// Turns the flow table's ids into daemon-wide ones.
   void renumber(std::vector<Outcome>& outcomes) const noexcept;
   void on_rule_hit(const RuleHit& hit) noexcept override;
@@ -155,6 +164,7 @@ class QueueWorker final : private RuleHitSink {
   std::vector<Outcome> outcomes_;        // reused between ticks
   std::vector<Outcome> final_outcomes_;  // finish()'s
   WorkerCounters closed_counters_;       // what counters() returns after close_queue()
+  std::atomic<std::shared_ptr<const WorkerCounters>> published_;
 
   nf::UniqueFd delay_fd_;           // timerfd: libuv's millisecond timers are too coarse for delays
   std::uint64_t delay_due_us_ = 0;  // the due time delay_fd_ is armed for; 0 = disarmed

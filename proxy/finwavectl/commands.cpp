@@ -426,6 +426,9 @@ void define_commands(CLI::App& app, Options& o, bool in_shell) {
   wait->add_option("--count", o.count, "Wait for this many matching outcomes (default 1)")
       ->check(CLI::Range(1U, kMaxWaitCount));
   app.add_subcommand("stats", "Every counter, the kernel's queue counters included");
+  app.add_subcommand("metrics",
+                     "The Prometheus metrics, as --metrics serves them (for node_exporter's "
+                     "textfile collector)");
   app.add_subcommand("raw", "Send request lines as they are and print the replies")
       ->add_option("LINE", o.lines, "JSON request line(s), e.g. '{\"cmd\":\"status\"}'")
       ->required();
@@ -511,6 +514,12 @@ int run_parsed(const CLI::App& app, Options& o) {
       body.erase("ok");
       body.erase("event");
       print_flat(body, stdout);
+    });
+  }
+  if (command == "metrics") {
+    return simple(o, {{"cmd", "metrics"}}, [](const nlohmann::json& reply, const Style&) {
+      const std::string text = reply.value("text", "");
+      std::fwrite(text.data(), 1, text.size(), stdout);
     });
   }
   if (command == "raw") return run_raw(o);

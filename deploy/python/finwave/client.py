@@ -273,6 +273,10 @@ class Client:
     def stats(self) -> dict[str, Any]:
         return self.request("stats")
 
+    def metrics(self) -> str:
+        """The Prometheus exposition text that `finwave --metrics` serves."""
+        return str(self.request("metrics")["text"])
+
     def flows(self, limit: int | None = None) -> list[dict[str, Any]]:
         fields = {} if limit is None else {"limit": limit}
         return list(self.request("flows", **fields)["flows"])

@@ -384,3 +384,11 @@ def test_the_package_version_is_the_projects():
     pyproject = (root / "deploy/python/pyproject.toml").read_text()
     assert f'version = "{project.group(1)}"' in pyproject
     assert finwave.__version__ == project.group(1)
+
+
+def test_metrics_returns_the_exposition_text():
+    text = "# TYPE finwave_build_info gauge\nfinwave_build_info{version=\"0.1.0\"} 1\n"
+    with FakeDaemon(answering(metrics={"content_type": "text/plain; version=0.0.4", "text": text})) as fake:
+        with Client(fake.path) as client:
+            assert client.metrics() == text
+        assert [r["cmd"] for r in fake.requests] == ["metrics"]

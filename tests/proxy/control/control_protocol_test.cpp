@@ -286,8 +286,8 @@ TEST_SUITE("control_protocol") {
 
   TEST_CASE("control_protocol: every command name round-trips and help lists its fields") {
     const std::vector<std::string_view> expected = {
-        "status", "rules",    "enable",    "disable",     "add",  "remove", "reload", "reset",
-        "flows",  "outcomes", "subscribe", "unsubscribe", "wait", "stats",  "help"};
+        "status", "rules",    "enable",    "disable",     "add",  "remove", "reload",  "reset",
+        "flows",  "outcomes", "subscribe", "unsubscribe", "wait", "stats",  "metrics", "help"};
     const auto names = ControlCommandNames::names();
     CHECK(std::vector<std::string_view>(names.begin(), names.end()) == expected);
     for (const auto name : names) {

@@ -60,4 +60,33 @@ TEST_SUITE("options") {
       CHECK(*parsed.exit_code == 2);
     }
   }
+
+  TEST_CASE("options: --metrics takes ADDRESS:PORT and is off by default") {
+    CHECK_FALSE(parse({}).options.metrics.has_value());
+    const ParsedOptions v4 = parse({"--metrics", "198.18.0.1:9464"});
+    REQUIRE_FALSE(v4.exit_code.has_value());
+    REQUIRE(v4.options.metrics.has_value());
+    CHECK(v4.options.metrics->family == 4);
+    CHECK(v4.options.metrics->port == 9464);
+    CHECK(v4.options.metrics->address[0] == 198);
+    const ParsedOptions v6 = parse({"--metrics", "[2001:db8::1]:65535"});
+    REQUIRE_FALSE(v6.exit_code.has_value());
+    REQUIRE(v6.options.metrics.has_value());
+    CHECK(v6.options.metrics->family == 6);
+    CHECK(v6.options.metrics->port == 65535);
+    const ParsedOptions any = parse({"--metrics", "0.0.0.0:9464"});
+    REQUIRE(any.options.metrics.has_value());
+    CHECK(any.options.metrics->address[0] == 0);
+  }
+
+  TEST_CASE("options: a --metrics that is no ADDRESS:PORT is a usage error") {
+    for (const char* value :
+         {"9464", ":9464", "198.18.0.1", "198.18.0.1:0", "198.18.0.1:65536", "2001:db8::1:9464",
+          "[198.18.0.1]:9464", "localhost:9464", "198.18.0.1:-1", "198.18.0.1:94a", ""}) {
+      CAPTURE(value);
+      const ParsedOptions parsed = parse({"--metrics", value});
+      REQUIRE(parsed.exit_code.has_value());
+      CHECK(*parsed.exit_code == 2);
+    }
+  }
 }
