@@ -16,6 +16,7 @@
 #include <system_error>
 #include <utility>
 
+#include "netfilter/netns.hpp"
 #include "netfilter/unique_fd.hpp"
 #include "proxy/report/ladder.hpp"
 #include "proxy/report/outcome_json.hpp"
@@ -110,6 +111,9 @@ int Daemon::run() {
 void Daemon::start() {
   started_us_ = now_us();
   started_at_ = std::time(nullptr);
+  // A --netns that names no network namespace ends the start-up before anything is made.
+  nf::UniqueFd netns;
+  if (!options_.netns.empty()) netns = nf::open_netns(options_.netns);
   rules::Engine engine;
   if (!options_.rules_path.empty()) {
     loaded_rules_ = rules::load_rules_file(options_.rules_path);
@@ -126,6 +130,13 @@ void Daemon::start() {
   }
   // Also before: a metrics address that cannot be bound ends the start-up just as early.
   if (options_.metrics) metrics_server_.emplace(*options_.metrics);
+  // --netns: everything from here on (queue, table, raw sockets, the workers' threads, nft)
+  // works in that namespace. The control socket is a file and the metrics socket is already
+  // bound, so both stay where finwave started: a host's finwave is reached on the host.
+  if (netns) {
+    nf::enter_netns(netns, options_.netns);
+    log("working in the network namespace " + options_.netns);
+  }
   arrival_stamps_.emplace();
   if (!arrival_stamps_->enabled()) {
     log("cannot turn on the kernel's receive timestamps: delays run from when finwave reads "

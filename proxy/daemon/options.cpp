@@ -87,6 +87,12 @@ ParsedOptions parse_daemon_options(int argc, char** argv) {
                "Queue every TCP segment, not only teardown (for benchmarks)");
   app.add_option("--ready-file", o.ready_file,
                  "Create this file once the queue is bound and the capture is installed");
+  app.add_option("--netns", o.netns,
+                 "Work in this network namespace: a file such as /run/netns/NAME or "
+                 "/proc/PID/ns/net, or a PID. finwave enters it before it binds its queue and "
+                 "installs its table, and removes the table from there on exit; the control "
+                 "socket and --metrics stay where finwave started. Needs CAP_SYS_ADMIN to enter")
+      ->type_name("PATH|PID");
   app.add_option_function<std::string>(
          "--metrics",
          [&o](const std::string& text) {

@@ -37,6 +37,9 @@ struct DaemonOptions {
   std::uint32_t max_held = 1024;
   bool capture_all = false;
   std::string ready_file;
+  /// --netns PATH|PID: work in this network namespace (its queue, table, raw sockets); empty:
+  /// finwave's own.
+  std::string netns;
   /// --metrics ADDRESS:PORT: serve Prometheus metrics there; none by default.
   std::optional<rules::Endpoint> metrics;
   bool quiet = false;

@@ -13,7 +13,7 @@ lab_begin metrics
 python=/usr/bin/python3
 "$python" -c 'import prometheus_client' 2>/dev/null ||
   fail "Debian's python3-prometheus-client is missing (deploy/install-deps.sh)"
-probe() { lab_exec client "$python" "$here/metrics_probe.py" "$@"; }
+metrics_probe() { lab_exec client "$python" "$here/metrics_probe.py" "$@"; }
 # The router namespace's listening TCP sockets, "ADDRESS:PORT ..." (empty for none).
 router_listeners() { lab_exec router ss -Hltn | awk '{ printf "%s ", $4 }'; }
 
@@ -40,7 +40,7 @@ finwave_stop
 
 finwave_start router "$LAB_DIR/v6.jsonl" --port 5000 --metrics "[$LAB_ROUTER_CLIENT_V6]:9464"
 expect "listening sockets with --metrics [v6]" "$(router_listeners)" "[$LAB_ROUTER_CLIENT_V6]:9464 "
-probe scrape "http://[$LAB_ROUTER_CLIENT_V6]:9464/metrics" >"$LAB_DIR/v6.txt" ||
+metrics_probe scrape "http://[$LAB_ROUTER_CLIENT_V6]:9464/metrics" >"$LAB_DIR/v6.txt" ||
   fail "no metrics over IPv6"
 grep -q '^finwave_build_info{version="[^"]*"} 1$' "$LAB_DIR/v6.txt" ||
   fail "no build info: $(head -n 20 "$LAB_DIR/v6.txt")"
@@ -64,7 +64,7 @@ ctl --json wait --since 0 --count 20 --timeout 30s >/dev/null || fail "fewer tha
 metrics_agree() {
   ctl --json stats >"$LAB_DIR/stats.json" && ctl --json status >"$LAB_DIR/status.json" &&
     ctl metrics >"$LAB_DIR/ctl.txt" &&
-    probe check "$url" --stats "$LAB_DIR/stats.json" --status "$LAB_DIR/status.json" \
+    metrics_probe check "$url" --stats "$LAB_DIR/stats.json" --status "$LAB_DIR/status.json" \
       --outcomes "$LAB_DIR/finwave.jsonl" --ctl "$LAB_DIR/ctl.txt" >"$LAB_DIR/check.out" 2>"$LAB_DIR/check.err"
 }
 wait_for 10 "the metrics to agree with stats and the outcomes" metrics_agree ||
@@ -82,7 +82,7 @@ expect "final ACKs dropped in the metrics" \
 seq=$(finwave_status_field "$FINWAVE_CONTROL" .last_outcome_seq)
 churn=$(lab_bg client "$LAB_DIR/churn.log" "$FINWAVE_BIN_PEER" client --connect "$LAB_SERVER_V4" \
   --port 5000 -n 300 --parallel 2 --script send:1000,shutdown,read-eof,close,sleep:50 --quiet)
-probe abuse "$url" >"$LAB_DIR/abuse.out" 2>"$LAB_DIR/abuse.err" ||
+metrics_probe abuse "$url" >"$LAB_DIR/abuse.out" 2>"$LAB_DIR/abuse.err" ||
   fail "bad input: $(cat "$LAB_DIR/abuse.err")"
 kill -0 "$FINWAVE_PID" 2>/dev/null || fail "finwave died of the bad input"
 lab_wait "$churn" 120 || fail "the churn's clients failed: $(cat "$LAB_DIR/churn.log")"
