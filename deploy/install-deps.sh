@@ -15,6 +15,8 @@ packages=(
   nlohmann-json3-dev libcli11-dev libpcap-dev libxml2-dev
   # --metrics: prometheus-cpp's metric model and text format, served by libmicrohttpd
   prometheus-cpp-dev libmicrohttpd-dev
+  # the daemon's capabilities (libcap), and setcap for the least-privilege lab test
+  libcap-dev libcap2-bin
   # fuzzing (tests/fuzz/, FINWAVE_FUZZ=ON): clang with its sanitizer runtimes, and libFuzzer
   clang-14 libfuzzer-14-dev
   # the lint stage (deploy/lint.sh): formatting, static analysis, shell scripts

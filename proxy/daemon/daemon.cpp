@@ -18,6 +18,7 @@
 
 #include "netfilter/netns.hpp"
 #include "netfilter/unique_fd.hpp"
+#include "proxy/daemon/privileges.hpp"
 #include "proxy/report/ladder.hpp"
 #include "proxy/report/outcome_json.hpp"
 #include "proxy/report/outcome_text.hpp"
@@ -73,6 +74,7 @@ int Daemon::run() {
     throw std::runtime_error(std::string("cannot create the event loop: ") + uv_strerror(error));
   }
   loop_initialized_ = true;
+  require_capabilities(capability_needs());
   if (options_.realtime_priority > 0) {
     // Before start(): the queue workers' threads inherit it (and so do the nft runs that
     // install the capture table, which finish in milliseconds). finwave sleeps in epoll
@@ -106,6 +108,10 @@ int Daemon::run() {
     return 1;
   }
   return 0;
+}
+
+CapabilityNeeds Daemon::capability_needs() const noexcept {
+  return {!options_.netns.empty(), options_.realtime_priority > 0};
 }
 
 void Daemon::start() {
@@ -226,6 +232,9 @@ void Daemon::start_workers(const rules::Engine& engine) {
   // would pass unseen, never be lost; the other order cannot do better. With balancing every
   // queue of the range must be bound, or its share of the connections would pass unseen.
   chains_ = nf::CaptureChains::install(spec);
+  // Everything that needed more than CAP_NET_ADMIN is open, and no thread runs yet: what is
+  // dropped now is dropped for every thread (each inherits its creator's capabilities).
+  log(drop_capabilities(capability_needs()));
   for (auto& worker : workers_) worker->start(&loop_);
 }
 

@@ -20,6 +20,7 @@
 #include "netfilter/queue_stats.hpp"
 #include "proxy/control/control_server.hpp"
 #include "proxy/daemon/options.hpp"
+#include "proxy/daemon/privileges.hpp"
 #include "proxy/dataplane/handoff.hpp"
 #include "proxy/dataplane/queue_worker.hpp"
 #include "proxy/loop/uv_handle.hpp"
@@ -80,6 +81,7 @@ class Daemon final : private ControlHandler, private OutcomeSink {
   /// The queue ids the kernel has handed out on finwave's queues (their id sequences, summed).
   std::optional<std::uint64_t> queue_ids() const noexcept;
 
+  CapabilityNeeds capability_needs() const noexcept;
   void start();
   void start_workers(const rules::Engine& engine);
   void reload() noexcept;

@@ -76,6 +76,7 @@ MetricsSnapshot Daemon::metrics_snapshot() const {
 }
 
 void Daemon::start_metrics() {
+  metrics_server_->start();
   if (const int error = metrics_timer_.init(uv_timer_init, &loop_, this); error != 0) {
     throw std::runtime_error(std::string("cannot create the metrics timer: ") + uv_strerror(error));
   }

@@ -152,16 +152,21 @@ struct MetricsRequests {
   }
 };
 
-MetricsServer::MetricsServer(const rules::Endpoint& address) : name_(to_string(address)) {
+MetricsServer::MetricsServer(const rules::Endpoint& address)
+    : name_(to_string(address)), ipv6_(address.family == 6) {
   if (address.port == 0) throw std::runtime_error("cannot serve metrics on " + name_ + ": port 0");
-  nf::UniqueFd fd = listen_on(address, name_);
+  listen_fd_ = listen_on(address, name_);
+}
+
+void MetricsServer::start() {
+  if (daemon_ != nullptr || !listen_fd_) return;
   const unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG |
-                         (address.family == 6 ? MHD_USE_IPv6 : 0);
+                         (ipv6_ ? MHD_USE_IPv6 : 0);
   const NormalScheduling normal;
-  daemon_ = MHD_start_daemon(flags, address.port, nullptr, nullptr, &MetricsRequests::on_request,
-                             this, MHD_OPTION_EXTERNAL_LOGGER, &log_mhd, nullptr,  //
-                             MHD_OPTION_LISTEN_SOCKET, fd.get(),                   //
-                             MHD_OPTION_CONNECTION_LIMIT, kMaxConnections,         //
+  daemon_ = MHD_start_daemon(flags, 0, nullptr, nullptr, &MetricsRequests::on_request, this,
+                             MHD_OPTION_EXTERNAL_LOGGER, &log_mhd, nullptr,  //
+                             MHD_OPTION_LISTEN_SOCKET, listen_fd_.get(),     //
+                             MHD_OPTION_CONNECTION_LIMIT, kMaxConnections,   //
                              MHD_OPTION_CONNECTION_MEMORY_LIMIT, kMaxRequestBytes,
                              MHD_OPTION_CONNECTION_TIMEOUT, kIdleTimeoutS,  //
                              MHD_OPTION_END);
@@ -169,7 +174,7 @@ MetricsServer::MetricsServer(const rules::Endpoint& address) : name_(to_string(a
     throw std::runtime_error("cannot serve metrics on " + name_ +
                              ": libmicrohttpd could not start (see its message above)");
   }
-  (void)fd.release();  // libmicrohttpd owns and closes it now
+  (void)listen_fd_.release();  // libmicrohttpd owns and closes it now
 }
 
 MetricsServer::~MetricsServer() {

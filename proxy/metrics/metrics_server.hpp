@@ -5,6 +5,7 @@
 #include <memory>
 #include <string>
 
+#include "netfilter/unique_fd.hpp"
 #include "proxy/metrics/metrics_snapshot.hpp"
 #include "rules/segment_facts.hpp"
 
@@ -27,9 +28,13 @@ class MetricsServer {
   /// A connection that sends nothing for this long is closed.
   static constexpr unsigned kIdleTimeoutS = 10;
 
-  /// Binds `address` (an IPv4 or IPv6 address and a port other than 0) and starts serving.
-  /// Throws std::runtime_error("cannot serve metrics on ADDRESS: why").
+  /// Binds `address` (an IPv4 or IPv6 address and a port other than 0) and listens; start()
+  /// serves. Throws std::runtime_error("cannot serve metrics on ADDRESS: why").
   explicit MetricsServer(const rules::Endpoint& address);
+  /// Starts the thread that serves (connections wait in the listen queue until then). Apart
+  /// from the binding so that the socket can be bound in one network namespace and the thread
+  /// started after finwave's capabilities are dropped. Throws std::runtime_error.
+  void start();
   MetricsServer(const MetricsServer&) = delete;
   MetricsServer& operator=(const MetricsServer&) = delete;
   /// Stops the thread; requests in flight are cut off.
@@ -51,6 +56,8 @@ class MetricsServer {
   friend struct MetricsRequests;
 
   std::string name_;  // "198.18.0.2:9100", for messages
+  bool ipv6_ = false;
+  nf::UniqueFd listen_fd_;  // until start() hands it to libmicrohttpd
   std::atomic<std::shared_ptr<const MetricsSnapshot>> snapshot_;
   mutable std::atomic<std::uint64_t> scrapes_{0};
   mutable std::atomic<std::uint64_t> refused_{0};

@@ -30,8 +30,9 @@ refused "--netns /run/netns/fwt-no-such-lab: cannot open /run/netns/fwt-no-such-
   /run/netns/fwt-no-such-lab
 # No process has this PID: above /proc/sys/kernel/pid_max.
 refused "--netns 4194305: no process 4194305" 4194305
-# Without CAP_SYS_ADMIN (but with the two capabilities finwave needs otherwise).
-refused "cannot enter it: Operation not permitted (entering a network namespace needs CAP_SYS_ADMIN)" \
+# Without CAP_SYS_ADMIN (but with the two capabilities finwave needs otherwise): said before
+# anything is made.
+refused "CAP_SYS_ADMIN (entering --netns); it runs without CAP_SYS_ADMIN" \
   "$server_ns" setpriv --reuid=nobody --regid=nogroup --clear-groups \
   --inh-caps=-all,+net_admin,+net_raw --ambient-caps=-all,+net_admin,+net_raw --bounding-set=-all,+net_admin,+net_raw
 for role in router server; do
