@@ -17,6 +17,10 @@ packages=(
   prometheus-cpp-dev libmicrohttpd-dev
   # the daemon's capabilities (libcap), and setcap for the least-privilege lab test
   libcap-dev libcap2-bin
+  # sd_notify for the systemd units; systemd-analyze verifies them offline (deploy/systemd/)
+  libsystemd-dev systemd
+  # the man pages' test renders them
+  man-db groff-base
   # fuzzing (tests/fuzz/, FINWAVE_FUZZ=ON): clang with its sanitizer runtimes, and libFuzzer
   clang-14 libfuzzer-14-dev
   # the lint stage (deploy/lint.sh): formatting, static analysis, shell scripts

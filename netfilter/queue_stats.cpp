@@ -43,7 +43,8 @@ std::optional<KernelQueueStats> parse_kernel_queue_stats(std::string_view proc_t
 }
 
 std::optional<KernelQueueStats> read_kernel_queue_stats(std::uint16_t queue_num) {
-  std::ifstream file("/proc/net/netfilter/nfnetlink_queue");
+  // /proc/self/net: what /proc/net links to, and reachable under systemd's ProcSubset=pid.
+  std::ifstream file("/proc/self/net/netfilter/nfnetlink_queue");
   if (!file) return std::nullopt;
   const std::string text{std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>()};
   return parse_kernel_queue_stats(text, queue_num);

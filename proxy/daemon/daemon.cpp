@@ -4,6 +4,7 @@
 
 #include <fcntl.h>
 #include <sched.h>
+#include <systemd/sd-daemon.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -182,6 +183,9 @@ void Daemon::start() {
     const std::string pid = std::to_string(getpid()) + "\n";
     [[maybe_unused]] const auto written = ::write(fd.get(), pid.data(), pid.size());
   }
+  // Under systemd (Type=notify): ready at the same point as the ready file. Without
+  // NOTIFY_SOCKET this does nothing.
+  sd_notify(0, "READY=1\nSTATUS=capturing teardown");
 }
 
 void Daemon::start_workers(const rules::Engine& engine) {
@@ -282,10 +286,14 @@ void Daemon::reload() noexcept {
     log("SIGHUP: no rule file to reload (started without --rules)");
     return;
   }
+  sd_notify(0, "RELOADING=1");
   try {
     reload_rules("sighup", "SIGHUP");
+    sd_notify(0, "READY=1\nSTATUS=capturing teardown");
   } catch (const std::exception& error) {
     log(std::string("SIGHUP: reload failed, keeping the current rules: ") + error.what());
+    sd_notify(
+        0, "READY=1\nSTATUS=capturing teardown; the last reload failed, the rules before it stand");
   }
 }
 
@@ -311,6 +319,7 @@ std::vector<rules::RuleStatus> Daemon::rule_statuses() const {
 void Daemon::shutdown() noexcept {
   if (stopping_) return;
   stopping_ = true;
+  sd_notify(0, "STOPPING=1");
   capture_watch_.close();
   rule_lifetime_timer_.close();
   metrics_timer_.close();

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -543,6 +544,39 @@ int parse_and_run(CLI::App& app, Options& options, const std::function<void()>& 
     std::fprintf(stderr, "finwavectl: %s\n", error.what());
     return kExitUsage;
   }
+}
+
+// `finwavectl __complete WORD... -- CURRENT`: the words that complete CURRENT after WORD...,
+// one per line (deploy/completion/finwavectl, bash's completion, calls it). The global
+// options before the command are skipped; --control names the daemon asked for rule names.
+int run_complete(Options o, const std::vector<std::string>& words) {
+  // The completion script always ends with "-- CURRENT" (CURRENT may be empty, or "--").
+  std::vector<std::string> before = words;
+  std::string text;
+  if (before.size() >= 2 && before[before.size() - 2] == "--") {
+    text = before.back();
+    before.resize(before.size() - 2);
+  } else if (!before.empty() && before.back() == "--") {
+    before.pop_back();
+  }
+  std::size_t first = 0;
+  while (first < before.size() && before[first].rfind('-', 0) == 0) {
+    const std::string& option = before[first];
+    const bool takes_value = option == "--control" || option == "-c" || option == "--color";
+    if (takes_value && first + 1 < before.size()) {
+      if (option != "--color") o.control = before[first + 1];
+      first += 2;
+      continue;
+    }
+    if (option.rfind("--control=", 0) == 0) o.control = option.substr(10);
+    ++first;
+  }
+  before.erase(before.begin(), before.begin() + static_cast<std::ptrdiff_t>(first));
+  load_completion_names(o);
+  for (const std::string& candidate : completion_candidates(before, text, false)) {
+    if (candidate.compare(0, text.size(), text) == 0) std::printf("%s\n", candidate.c_str());
+  }
+  return kExitOk;
 }
 
 }  // namespace finwave::proxy::ctl

@@ -53,6 +53,11 @@ int run_parsed(const CLI::App& app, Options& options);
 /// same way and is kExitUsage.
 int parse_and_run(CLI::App& app, Options& options, const std::function<void()>& parse);
 
+/// `finwavectl __complete WORD... -- CURRENT` (bash completion, deploy/completion/finwavectl):
+/// prints the words that complete CURRENT after WORD..., one per line. WORD... may start with
+/// the global options (--control names the daemon asked for rule names). Returns 0.
+int run_complete(Options options, const std::vector<std::string>& words);
+
 /// The values `option` ("--kind") takes, from the daemon's vocabularies (rules/vocabulary.hpp):
 /// for the option's check and the shell's completion. Empty for an option that takes free text.
 std::vector<std::string> option_values(std::string_view option);

@@ -5,6 +5,8 @@
 #include <cstdio>
 #include <exception>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "proxy/finwavectl/commands.hpp"
 #include "proxy/finwavectl/connection.hpp"
@@ -40,6 +42,11 @@ int run(int argc, char** argv) {
   CLI::App app{
       "finwavectl: control a running finwave (toggle rules, watch and wait for teardown "
       "outcomes) over its control socket."};
+  // Bash completion's helper, before CLI11, which would read the words being completed as
+  // finwavectl's own.
+  if (argc > 1 && std::string_view(argv[1]) == "__complete") {
+    return run_complete(options, std::vector<std::string>(argv + 2, argv + argc));
+  }
   app.footer(kFooter);
   app.set_version_flag("--version", std::string("finwavectl ") + FINWAVE_VERSION);
   define_commands(app, options, false);

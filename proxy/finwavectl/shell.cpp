@@ -95,23 +95,37 @@ char* next_candidate(const char* text, int state) {
   return nullptr;
 }
 
+}  // namespace
+
+std::vector<std::string> completion_candidates(const std::vector<std::string>& before,
+                                               const std::string& text, bool in_shell) {
+  std::vector<std::string> candidates;
+  if (before.empty()) {
+    candidates = command_names();
+    if (in_shell) {
+      candidates.insert(candidates.end(), kShellWords.begin(), kShellWords.end());
+    } else {
+      candidates.emplace_back("shell");
+    }
+  } else if (const auto values = values_of(before.back()); !values.empty()) {
+    candidates = values;
+  } else if (!text.empty() && text[0] == '-') {
+    candidates = options_of(before.front());
+  } else if (before.front() == "enable" || before.front() == "disable" ||
+             before.front() == "remove") {
+    candidates = g_rule_names;
+  } else if (before.front() == "show" && before.size() == 1) {
+    candidates = g_flow_names;
+  }
+  return candidates;
+}
+
+namespace {
+
 char** complete(const char* text, int start, int /*end*/) {
   const std::vector<std::string> before =
       split_words(std::string(rl_line_buffer, static_cast<std::size_t>(std::max(start, 0))));
-  g_candidates.clear();
-  if (before.empty()) {
-    g_candidates = command_names();
-    g_candidates.insert(g_candidates.end(), kShellWords.begin(), kShellWords.end());
-  } else if (const auto values = values_of(before.back()); !values.empty()) {
-    g_candidates = values;
-  } else if (text[0] == '-') {
-    g_candidates = options_of(before.front());
-  } else if (before.front() == "enable" || before.front() == "disable" ||
-             before.front() == "remove") {
-    g_candidates = g_rule_names;
-  } else if (before.front() == "show" && before.size() == 1) {
-    g_candidates = g_flow_names;
-  }
+  g_candidates = completion_candidates(before, text, true);
   rl_attempted_completion_over = 1;  // No file-name completion as a fallback.
   return rl_completion_matches(text, &next_candidate);
 }
@@ -174,6 +188,8 @@ std::string trimmed(const std::string& text) {
 }
 
 }  // namespace
+
+void load_completion_names(const Options& globals) { refresh_names(globals); }
 
 int run_shell(const Options& globals) {
   const bool interactive = ::isatty(STDIN_FILENO) != 0;

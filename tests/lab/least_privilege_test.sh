@@ -24,17 +24,17 @@ caps() { echo "--inh-caps=-all$1 --ambient-caps=-all$1 --bounding-set=-all$1"; }
 net_admin=12 net_raw=13
 
 # Refused: each missing capability named, exit 1, nothing made.
-refused() {  # refused WHAT-IN-STDERR CAPS
+refused_start() {  # refused_start WHAT-IN-STDERR CAPS
   local status=0
   # shellcheck disable=SC2046 # caps' words are separate options
   lab_exec router "${as_nobody[@]}" $(caps "$2") "$WORK/bin/finwave" --control none --port "$RULES_PORT" \
-    >/dev/null 2>"$WORK/refused.err" || status=$?
-  [ "$status" -eq 1 ] || fail "with caps '$2' finwave exited $status, expected 1: $(cat "$WORK/refused.err")"
-  grep -qF -- "$1" "$WORK/refused.err" || fail "with caps '$2' finwave did not say '$1': $(cat "$WORK/refused.err")"
+    >/dev/null 2>"$WORK/refused_start.err" || status=$?
+  [ "$status" -eq 1 ] || fail "with caps '$2' finwave exited $status, expected 1: $(cat "$WORK/refused_start.err")"
+  grep -qF -- "$1" "$WORK/refused_start.err" || fail "with caps '$2' finwave did not say '$1': $(cat "$WORK/refused_start.err")"
 }
-refused "it runs without CAP_NET_RAW." ",+net_admin"
-refused "it runs without CAP_NET_ADMIN." ",+net_raw"
-refused "it runs without CAP_NET_ADMIN and CAP_NET_RAW." ""
+refused_start "it runs without CAP_NET_RAW." ",+net_admin"
+refused_start "it runs without CAP_NET_ADMIN." ",+net_raw"
+refused_start "it runs without CAP_NET_ADMIN and CAP_NET_RAW." ""
 expect "tables after the refusals" "$(lab_exec router nft list tables)" ""
 
 # cap_mask NAME STATUS-FILE — a capability mask from /proc/PID[/task/TID]/status, as a number.
