@@ -9,7 +9,7 @@ repo=$(cd "$(dirname "$0")/../.." && pwd)
 root=$(mktemp -d)
 trap 'rm -rf "$root"' EXIT
 failures=0
-fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
+missing() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
 
 DESTDIR=$root cmake --install "$build" --prefix /usr >"$root.log" 2>&1 || { cat "$root.log" >&2; exit 1; }
 rm -f "$root.log"
@@ -17,22 +17,22 @@ for file in usr/bin/finwave usr/bin/finwavectl usr/bin/finwave-ladder usr/bin/fi
   usr/share/man/man8/finwave.8 usr/share/man/man1/finwavectl.1 usr/share/man/man1/finwave-ladder.1 \
   usr/share/man/man5/finwave-rules.5 usr/share/bash-completion/completions/finwavectl \
   usr/lib/systemd/system/finwave.service usr/lib/systemd/system/finwave@.service usr/lib/sysusers.d/finwave.conf; do
-  [[ -e $root/$file ]] || fail "not installed: /$file"
+  [[ -e $root/$file ]] || missing "not installed: /$file"
 done
 version=$(sed -n 's/^project(finwave VERSION \([0-9.]*\).*/\1/p' "$repo/CMakeLists.txt")
 for program in finwave finwavectl finwave-ladder; do
   got=$("$root/usr/bin/$program" --version)
-  [[ $got == "$program $version" ]] || fail "$program --version says '$got', expected '$program $version'"
+  [[ $got == "$program $version" ]] || missing "$program --version says '$got', expected '$program $version'"
 done
 examples=0
 for example in "$repo"/rules/examples/*.toml; do
   installed=$root/usr/share/finwave/examples/$(basename "$example")
-  cmp -s "$example" "$installed" || { fail "example $(basename "$example") not installed as it is"; continue; }
-  "$root/usr/bin/finwave" --check "$installed" >/dev/null || fail "finwave --check $installed failed"
+  cmp -s "$example" "$installed" || { missing "example $(basename "$example") not installed as it is"; continue; }
+  "$root/usr/bin/finwave" --check "$installed" >/dev/null || missing "finwave --check $installed failed"
   examples=$((examples + 1))
 done
-((examples > 0)) || fail "no examples"
-MANPATH=$root/usr/share/man man -w finwave-rules >/dev/null 2>&1 || fail "man does not find finwave-rules(5)"
+((examples > 0)) || missing "no examples"
+MANPATH=$root/usr/share/man man -w finwave-rules >/dev/null 2>&1 || missing "man does not find finwave-rules(5)"
 
 if ((failures)); then exit 1; fi
 echo "install_test: programs, $examples examples, man pages, completion and units installed and working"

@@ -10,7 +10,7 @@ units=$(cd "$(dirname "$0")/../../deploy/systemd" && pwd)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 failures=0
-fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
+unit_fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
 
 # The man pages the units' Documentation= names, installed where man finds them.
 DESTDIR=$work/root cmake --install "$build" --prefix /usr >/dev/null
@@ -21,20 +21,21 @@ for unit in finwave.service finwave@.service; do
   # The binary this build made instead of /usr/bin/finwave, which is not installed here.
   sed "s|/usr/bin/finwave|$work/root/usr/bin/finwave|" "$units/$unit" >"$work/$name"
   if ! out=$(systemd-analyze verify "$work/$name" 2>&1) || [[ -n $out ]]; then
-    fail "systemd-analyze verify $unit: $out"
+    unit_fail "systemd-analyze verify $unit: $out"
   fi
   score_line=$(systemd-analyze security --offline=yes "$work/$name" 2>&1 | grep 'Overall exposure level') ||
-    { fail "systemd-analyze security $unit gave no score"; continue; }
+    { unit_fail "systemd-analyze security $unit gave no score"; continue; }
   score=$(grep -oE '[0-9]+\.[0-9]+' <<<"$score_line" | head -n 1)
   echo "$unit: exposure $score"
-  awk -v s="$score" 'BEGIN { exit !(s <= 2.0) }' || fail "$unit: exposure $score, above 2.0: $score_line"
+  awk -v s="$score" 'BEGIN { exit !(s <= 2.0) }' || unit_fail "$unit: exposure $score, above 2.0: $score_line"
   for key in AmbientCapabilities CapabilityBoundingSet; do
     got=$(sed -n "s/^$key=//p" "$units/$unit")
-    [[ $got == "CAP_NET_ADMIN CAP_NET_RAW" ]] || fail "$unit: $key=$got, expected CAP_NET_ADMIN CAP_NET_RAW"
+    [[ $got == "CAP_NET_ADMIN CAP_NET_RAW" ]] || unit_fail "$unit: $key=$got, expected CAP_NET_ADMIN CAP_NET_RAW"
   done
-  grep -q '^Type=notify$' "$units/$unit" || fail "$unit is not Type=notify"
-  grep -q '^User=finwave$' "$units/$unit" || fail "$unit does not run as finwave"
+  grep -q '^Type=notify$' "$units/$unit" || unit_fail "$unit is not Type=notify"
+  grep -q '^User=finwave$' "$units/$unit" || unit_fail "$unit does not run as finwave"
   # Its fixed options parse (the rest comes from FINWAVE_OPTIONS).
+  # shellcheck disable=SC2016 # $FINWAVE_OPTIONS is the unit's text, not this shell's
   exec_start=$(sed -n 's/^ExecStart=//p' "$units/$unit" | sed 's/ \$FINWAVE_OPTIONS//; s/%i/demo/g')
   read -r -a words <<<"$exec_start"
   rules=()
@@ -45,9 +46,9 @@ for unit in finwave.service finwave@.service; do
     fi
     rules+=("${words[i]}")
   done
-  "$build/finwave" "${rules[@]}" --help >/dev/null || fail "$unit: finwave refuses its ExecStart options: ${rules[*]}"
+  "$build/finwave" "${rules[@]}" --help >/dev/null || unit_fail "$unit: finwave refuses its ExecStart options: ${rules[*]}"
 done
-grep -q '^u finwave ' "$units/finwave.sysusers" || fail "finwave.sysusers makes no finwave user"
+grep -q '^u finwave ' "$units/finwave.sysusers" || unit_fail "finwave.sysusers makes no finwave user"
 
 if ((failures)); then exit 1; fi
 echo "systemd_units_test: both units verify, with an exposure of at most 2.0"

@@ -138,7 +138,7 @@ TEST_SUITE("metrics") {
     s.rules_enabled = 2;
     Outcome o = outcome(TeardownKind::kThreeWay, TeardownResult::kClean, Closer::kClient, 203000);
     o.fin_retransmits_server = 1;
-    o.actions = {ActionRecord{"lose-first-final-ack", rules::Role::kFinalAck, Verdict::kDrop, 1}};
+    o.actions = {ActionRecord{"lose-first", rules::Role::kFinalAck, Verdict::kDrop, 1}};
     s.outcomes.add(o);
 
     const std::string text = metrics_text(s);
@@ -153,8 +153,7 @@ TEST_SUITE("metrics") {
              "finwave_teardown_duration_seconds_bucket{le=\"0.1\"} 0",
              "finwave_teardown_duration_seconds_bucket{le=\"0.25\"} 1",
              "finwave_teardown_duration_seconds_bucket{le=\"+Inf\"} 1",
-             "finwave_rule_actions_total{action=\"drop\",role=\"final_ack\",rule=\"lose-first-"
-             "final-ack\"} 1",
+             "finwave_rule_actions_total{action=\"drop\",role=\"final_ack\",rule=\"lose-first\"} 1",
              "finwave_segments_total{path=\"queued\"} 21",
              "finwave_verdicts_total{verdict=\"accept\"} 18",
              "finwave_verdicts_total{verdict=\"drop\"} 3",
