@@ -92,7 +92,15 @@ ParsedOptions parse_daemon_options(int argc, char** argv) {
                  "/proc/PID/ns/net, or a PID. finwave enters it before it binds its queue and "
                  "installs its table, and removes the table from there on exit; the control "
                  "socket and --metrics stay where finwave started. Needs CAP_SYS_ADMIN to enter")
-      ->type_name("PATH|PID");
+      ->type_name("PATH|PID")
+      // An empty value would read as no --netns at all: finwave would work where it started.
+      ->check(
+          [](const std::string& value) {
+            return value.empty()
+                       ? std::string("give a namespace file such as /run/netns/NAME or a PID")
+                       : std::string();
+          },
+          "");
   app.add_option_function<std::string>(
          "--metrics",
          [&o](const std::string& text) {

@@ -210,7 +210,6 @@ int MetricsServer::respond(MHD_Connection* connection, const char* url,
     reply = {MHD_HTTP_INTERNAL_SERVER_ERROR,
              std::string("cannot render metrics: ") + error.what() + "\n"};
   }
-  (reply.status == MHD_HTTP_OK ? scrapes_ : refused_).fetch_add(1, std::memory_order_relaxed);
   MHD_Response* response =
       MHD_create_response_from_buffer(reply.body.size(), reply.body.data(), MHD_RESPMEM_MUST_COPY);
   if (response == nullptr) return MHD_NO;

@@ -43,10 +43,6 @@ class MetricsServer {
   /// Any thread: what requests from now on render.
   void publish(std::shared_ptr<const MetricsSnapshot> snapshot) noexcept;
 
-  /// Requests answered with the metrics, and refused (404, 405, or before any snapshot).
-  std::uint64_t scrapes() const noexcept { return scrapes_.load(std::memory_order_relaxed); }
-  std::uint64_t refused() const noexcept { return refused_.load(std::memory_order_relaxed); }
-
  private:
   struct Reply;
   Reply answer(const std::string& method, const std::string& url) const;
@@ -59,8 +55,6 @@ class MetricsServer {
   bool ipv6_ = false;
   nf::UniqueFd listen_fd_;  // until start() hands it to libmicrohttpd
   std::atomic<std::shared_ptr<const MetricsSnapshot>> snapshot_;
-  mutable std::atomic<std::uint64_t> scrapes_{0};
-  mutable std::atomic<std::uint64_t> refused_{0};
   MHD_Daemon* daemon_ = nullptr;
 };
 

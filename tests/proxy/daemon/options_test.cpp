@@ -89,4 +89,17 @@ TEST_SUITE("options") {
       CHECK(*parsed.exit_code == 2);
     }
   }
+
+  TEST_CASE("options: --netns takes a path or a PID, and an empty one is a usage error") {
+    CHECK(parse({}).options.netns.empty());
+    const ParsedOptions path = parse({"--netns", "/run/netns/app"});
+    REQUIRE_FALSE(path.exit_code.has_value());
+    CHECK(path.options.netns == "/run/netns/app");
+    const ParsedOptions pid = parse({"--netns", "4242"});
+    REQUIRE_FALSE(pid.exit_code.has_value());
+    CHECK(pid.options.netns == "4242");
+    const ParsedOptions empty = parse({"--netns", ""});
+    REQUIRE(empty.exit_code.has_value());
+    CHECK(*empty.exit_code == 2);
+  }
 }
