@@ -5,7 +5,6 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=deploy/common.sh
 . "$here/common.sh"
-finwave_require_root "$0" "$@"
 
 packages=(
   # build
@@ -21,6 +20,9 @@ packages=(
   libsystemd-dev systemd
   # the man pages' test renders them
   man-db groff-base
+  # deploy/package.sh: CPack's DEB generator (dpkg-shlibdeps, which finds ELF files with file)
+  # and lintian; the package's lab test installs it into a fresh Debian root from mmdebstrap
+  dpkg-dev file lintian mmdebstrap
   # fuzzing (tests/fuzz/, FINWAVE_FUZZ=ON): clang with its sanitizer runtimes, and libFuzzer
   clang-14 libfuzzer-14-dev
   # the lint stage (deploy/lint.sh): formatting, static analysis, shell scripts
@@ -52,6 +54,8 @@ if [ ${#missing[@]} -eq 0 ]; then
   echo "install-deps: all ${#packages[@]} packages present"
   exit 0
 fi
+# Root only when there is something to install: deploy/package.sh builds as any user.
+finwave_require_root "$0" "$@"
 echo "install-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -q

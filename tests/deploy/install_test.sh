@@ -14,8 +14,10 @@ missing() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
 DESTDIR=$root cmake --install "$build" --prefix /usr >"$root.log" 2>&1 || { cat "$root.log" >&2; exit 1; }
 rm -f "$root.log"
 for file in usr/bin/finwave usr/bin/finwavectl usr/bin/finwave-ladder usr/bin/finwave-peer \
-  usr/share/man/man8/finwave.8 usr/share/man/man1/finwavectl.1 usr/share/man/man1/finwave-ladder.1 \
-  usr/share/man/man5/finwave-rules.5 usr/share/bash-completion/completions/finwavectl \
+  usr/share/man/man8/finwave.8.gz usr/share/man/man1/finwavectl.1.gz usr/share/man/man1/finwave-ladder.1.gz \
+  usr/share/man/man1/finwave-peer.1.gz usr/share/man/man5/finwave-rules.5.gz \
+  usr/share/doc/finwave/changelog.gz usr/share/doc/finwave/copyright \
+  usr/share/bash-completion/completions/finwavectl \
   usr/lib/systemd/system/finwave.service usr/lib/systemd/system/finwave@.service usr/lib/sysusers.d/finwave.conf; do
   [[ -e $root/$file ]] || missing "not installed: /$file"
 done
@@ -32,7 +34,9 @@ for example in "$repo"/rules/examples/*.toml; do
   examples=$((examples + 1))
 done
 ((examples > 0)) || missing "no examples"
-MANPATH=$root/usr/share/man man -w finwave-rules >/dev/null 2>&1 || missing "man does not find finwave-rules(5)"
+for page in finwave-rules finwave-peer; do
+  MANPATH=$root/usr/share/man man -w "$page" >/dev/null 2>&1 || missing "man does not find $page"
+done
 
 if ((failures)); then exit 1; fi
 echo "install_test: programs, $examples examples, man pages, completion and units installed and working"

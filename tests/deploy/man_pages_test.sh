@@ -2,6 +2,8 @@
 # The man pages (deploy/man/) say what the programs do: every option each program's --help
 # lists (finwavectl's commands and their options too) is in its page, every key the rule loader
 # accepts is in finwave-rules(5), and groff renders every page without a warning.
+# finwave-peer(1) has every option of its two subcommands and every script step, and each page
+# names the version CMakeLists.txt gives.
 # Usage: man_pages_test.sh BUILD-DIR
 set -euo pipefail
 build=${1:?man_pages_test.sh BUILD-DIR}
@@ -18,7 +20,12 @@ need() {  # need PAGE WORD WHAT
   fi
 }
 
+version=$(sed -n 's/^project(finwave VERSION \([0-9.]*\).*/\1/p' "$man_dir/../../CMakeLists.txt")
 for page in "$man_dir"/*.[158]; do
+  grep -q "^\.TH .* \"finwave $version\"" "$page" || {
+    echo "FAIL: $(basename "$page")'s .TH line does not say \"finwave $version\"" >&2
+    failures=$((failures + 1))
+  }
   warnings=$(MANWIDTH=100 man --warnings -E UTF-8 -l "$page" 2>&1 >/dev/null || true)
   if [[ -n $warnings ]]; then
     echo "FAIL: groff warns about $(basename "$page"): $warnings" >&2
@@ -29,6 +36,14 @@ done
 while read -r option; do need finwave.8 "$option" "the option"; done < <("$build/finwave" --help | help_options)
 while read -r option; do need finwave-ladder.1 "$option" "the option"; done < <("$build/finwave-ladder" --help | help_options)
 while read -r option; do need finwavectl.1 "$option" "the option"; done < <("$build/finwavectl" --help | help_options)
+for command in server client; do
+  while read -r option; do need finwave-peer.1 "$option" "finwave-peer $command's option"; done < <(
+    "$build/finwave-peer" "$command" --help | sed -n '/^Options:/,/^Script steps/p' | help_options)
+done
+# Every script step: the first word of each line of the help's step list.
+while read -r step; do need finwave-peer.1 "$step" "the script step"; done < <(
+  "$build/finwave-peer" server --help | sed -n '/^Script steps/,/^A socket/p' |
+    sed -nE 's/^  ([a-z-]+).*/\1/p')
 commands=$("$build/finwavectl" --help | sed -n '/^Subcommands:/,/^$/p' | awk 'NF && !/^Subcommands:/ { print $1 }')
 [[ -n $commands ]] || { echo "FAIL: no commands in finwavectl --help" >&2; exit 1; }
 for command in $commands; do

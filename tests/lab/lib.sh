@@ -518,6 +518,7 @@ median() {
 #   fault_lib.sh     faults: churn while something breaks, queue and capture checks
 #   rules_lib.sh     the rules/ examples' tests: wire capture and its jq helpers
 #   teardown_lib.sh  teardown cases: finwave-peer pairs, the report, case checks
+#   debian_root.sh   a fresh Debian 12 root (mmdebstrap) for the package and container tests
 # shellcheck source=tests/lab/wait_lib.sh
 . "$FINWAVE_REPO/tests/lab/wait_lib.sh"
 # shellcheck source=tests/lab/finwave.sh
@@ -528,3 +529,5 @@ median() {
 . "$FINWAVE_REPO/tests/lab/rules_lib.sh"
 # shellcheck source=tests/lab/teardown_lib.sh
 . "$FINWAVE_REPO/tests/lab/teardown_lib.sh"
+# shellcheck source=tests/lab/debian_root.sh
+. "$FINWAVE_REPO/tests/lab/debian_root.sh"
