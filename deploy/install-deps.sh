@@ -1,34 +1,54 @@
 #!/usr/bin/env bash
 # Installs what finwave needs to build, test and run, from Debian's packages. Idempotent: when
 # everything is present it changes nothing and asks no registry.
+#
+#   deploy/install-deps.sh            everything: build, package, lint, test, benchmark
+#   deploy/install-deps.sh --build    only what configuring and building finwave and its
+#                                     package needs (deploy/container/Containerfile's build stage)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=deploy/common.sh
 . "$here/common.sh"
 
-packages=(
-  # build
-  build-essential cmake pkg-config
+only_build=0
+case ${1:-} in
+  "") ;;
+  --build) only_build=1 ;;
+  -h | --help) sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  *) echo "install-deps.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
+esac
+
+build_packages=(
+  # build (build-essential brings dpkg-dev: dpkg-buildflags and dpkg-shlibdeps for the package)
+  build-essential cmake pkg-config file
   # libraries
   libuv1-dev libnetfilter-queue-dev libmnl-dev libnftnl-dev libtomlplusplus-dev doctest-dev
   nlohmann-json3-dev libcli11-dev libpcap-dev libxml2-dev
   # --metrics: prometheus-cpp's metric model and text format, served by libmicrohttpd
   prometheus-cpp-dev libmicrohttpd-dev
-  # the daemon's capabilities (libcap), and setcap for the least-privilege lab test
-  libcap-dev libcap2-bin
-  # sd_notify for the systemd units; systemd-analyze verifies them offline (deploy/systemd/)
-  libsystemd-dev systemd
+  # the daemon's capabilities
+  libcap-dev
+  # sd_notify for the systemd units
+  libsystemd-dev
+  # finwavectl shell: line editing and history (editline, BSD licence)
+  libedit-dev
+)
+packages=(
+  "${build_packages[@]}"
+  # setcap for the least-privilege lab test
+  libcap2-bin
+  # systemd-analyze verifies the units offline (deploy/systemd/)
+  systemd
   # the man pages' test renders them
   man-db groff-base
-  # deploy/package.sh: CPack's DEB generator (dpkg-shlibdeps, which finds ELF files with file)
-  # and lintian; the package's lab test installs it into a fresh Debian root from mmdebstrap
-  dpkg-dev file lintian mmdebstrap
+  # deploy/package.sh checks the package with lintian; its lab test installs it into a fresh
+  # Debian root made by mmdebstrap; the container image's lab test builds and runs it with
+  # podman and runc (tests/lab/container_test.sh)
+  lintian mmdebstrap podman runc
   # fuzzing (tests/fuzz/, FINWAVE_FUZZ=ON): clang with its sanitizer runtimes, and libFuzzer
   clang-14 libfuzzer-14-dev
   # the lint stage (deploy/lint.sh): formatting, static analysis, shell scripts
   clang-format-14 clang-tidy-14 shellcheck python3-pyflakes
-  # finwavectl shell: line editing and history (editline, BSD licence)
-  libedit-dev
   # finwave at run time: nft writes its capture table
   nftables
   # the lab and the tests (xmllint: the SVG ladders finwavectl writes are checked as XML;
@@ -44,6 +64,7 @@ packages=(
   iperf3 socat ethtool ipset
 )
 
+((only_build)) && packages=("${build_packages[@]}")
 missing=()
 for package in "${packages[@]}"; do
   status=$(dpkg-query -W -f='${Status}' "$package" 2>/dev/null || true)

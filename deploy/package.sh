@@ -2,10 +2,11 @@
 # Builds finwave's Debian package with CPack (deploy/package/packaging.cmake) and checks it with
 # lintian. The package holds what `cmake --install` installs, built with Debian's hardening
 # flags (dpkg-buildflags) and stripped; its dependencies are dpkg-shlibdeps' plus nftables.
-# Needs no root to build; installs missing build packages through deploy/install-deps.sh.
+# Needs no root to build; installs missing build packages through deploy/install-deps.sh --build.
 #
 #   deploy/package.sh                 writes build-package/finwave_VERSION_ARCH.deb
 #   deploy/package.sh --output DIR    writes the .deb into DIR
+#   deploy/package.sh --no-lintian    skips lintian (the container image's build stage)
 #
 # FINWAVE_PACKAGE_BUILD overrides the build directory (default build-package/). The last line
 # is the .deb's path. Exits 1 when the build fails or lintian reports an error.
@@ -13,9 +14,10 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(dirname "$here")
 
-usage() { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; }
 
 output=
+lintian=1
 while (($#)); do
   case $1 in
     --output)
@@ -23,13 +25,18 @@ while (($#)); do
       output=$2
       shift
       ;;
+    --no-lintian) lintian=0 ;;
     -h | --help) usage; exit 0 ;;
     *) echo "package.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
   shift
 done
 
-"$here/install-deps.sh"
+"$here/install-deps.sh" --build
+if ((lintian)) && ! command -v lintian >/dev/null; then
+  echo "package.sh: lintian is missing: deploy/install-deps.sh installs it (or pass --no-lintian)" >&2
+  exit 1
+fi
 
 build=${FINWAVE_PACKAGE_BUILD:-$repo/build-package}
 version=$(sed -n 's/^project(finwave VERSION \([0-9.]*\).*/\1/p' "$repo/CMakeLists.txt")
@@ -53,8 +60,10 @@ rm -f "$build"/finwave_*.deb
 deb=$(find "$build" -maxdepth 1 -name "finwave_${version}_*.deb" -print -quit)
 [[ -n $deb ]] || { echo "package.sh: cpack wrote no finwave_${version}_*.deb" >&2; exit 1; }
 
-echo "package.sh: lintian $deb"
-lintian --fail-on error --info "$deb"
+if ((lintian)); then
+  echo "package.sh: lintian $deb"
+  lintian --fail-on error --info "$deb"
+fi
 
 if [[ -n $output ]]; then
   mkdir -p "$output"

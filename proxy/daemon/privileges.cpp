@@ -71,7 +71,8 @@ void require_capabilities(const CapabilityNeeds& needs) {
     throw std::runtime_error(
         "finwave needs " + names + "; it runs without " + missing +
         ". Run it as root, or give it these capabilities: setpriv --inh-caps and --ambient-caps, "
-        "systemd's AmbientCapabilities=, or setcap on the binary");
+        "systemd's AmbientCapabilities=, setcap on the binary, or in a container --cap-add "
+        "NET_ADMIN --cap-add NET_RAW");
   }
   if (cap_set_proc(caps.get()) != 0) refuse("cannot raise finwave's capabilities");
   // The nft that installs the table must hold CAP_NET_ADMIN too: ambient capabilities pass to a
