@@ -43,8 +43,11 @@ packages=(
   man-db groff-base
   # deploy/package.sh checks the package with lintian; its lab test installs it into a fresh
   # Debian root made by mmdebstrap; the container image's lab test builds and runs it with
-  # podman and runc (tests/lab/container_test.sh)
-  lintian mmdebstrap podman runc
+  # podman and runc (tests/lab/container_test.sh), which also plays the Kubernetes sidecar Pod
+  # (podman kube play: catatonit is the pod's pause process)
+  lintian mmdebstrap podman runc catatonit
+  # the manifests' test (tests/deploy/manifests_test.sh): yamllint, and PyYAML to read them
+  yamllint python3-yaml
   # fuzzing (tests/fuzz/, FINWAVE_FUZZ=ON): clang with its sanitizer runtimes, and libFuzzer
   clang-14 libfuzzer-14-dev
   # the lint stage (deploy/lint.sh): formatting, static analysis, shell scripts

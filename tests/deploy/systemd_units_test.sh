@@ -16,6 +16,7 @@ unit_fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
 DESTDIR=$work/root cmake --install "$build" --prefix /usr >/dev/null
 export MANPATH=$work/root/usr/share/man
 
+help=$("$build/finwave" --help)
 for unit in finwave.service finwave@.service; do
   name=${unit/@./@demo.}
   # The binary this build made instead of /usr/bin/finwave, which is not installed here.
@@ -45,6 +46,10 @@ for unit in finwave.service finwave@.service; do
       continue
     fi
     rules+=("${words[i]}")
+  done
+  # finwave ... --help refuses a bad value but not an unknown option: each is looked up too.
+  for word in "${rules[@]}"; do
+    [[ $word != -* ]] || grep -qE -- "(^|[ ,])$word([ =]|$)" <<<"$help" || unit_fail "$unit: finwave has no option $word"
   done
   "$build/finwave" "${rules[@]}" --help >/dev/null || unit_fail "$unit: finwave refuses its ExecStart options: ${rules[*]}"
 done

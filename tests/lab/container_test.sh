@@ -8,8 +8,10 @@
 # namespace connects over IPv4 and IPv6; a third container that mounts the control socket's
 # directory reads the outcomes with finwavectl. Each must report the server's one FIN
 # retransmission that tcpdump in the server's namespace sees. Without the two capabilities the
-# image refuses to start and names them. Containers never use a podman network: they join the
-# lab's namespaces or each other. The containers and the image are removed at the end.
+# image refuses to start and names them. Then deploy/kubernetes/sidecar-pod.yaml, played by
+# `podman kube play`, does the same for a client that reaches the pod through a veth pair.
+# Containers never use a podman network: they join the lab's namespaces, each other, or (the
+# pod) a namespace of podman's own with no network. Containers, pod and image go at the end.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
@@ -21,11 +23,26 @@ WORK=$LAB_WORK
 export CONTAINERS_CONF=$WORK/containers.conf
 printf '[containers]\ndefault_ulimits = []\n\n[engine]\nruntime = "runc"\n' >"$CONTAINERS_CONF"
 image=localhost/finwave-lab:$FINWAVE_LAB
-# Dependent containers first: finwave's and finwavectl's join the server's network namespace.
-names=("$FINWAVE_LAB-ctl" "$FINWAVE_LAB-finwave" "$FINWAVE_LAB-server")
-lab_on_exit podman rmi --force "$image"
-lab_on_exit podman rm --force --ignore --time 0 "${names[@]}"
-ctl=${names[0]} finwave=${names[1]} server=${names[2]}
+ctl=$FINWAVE_LAB-ctl finwave=$FINWAVE_LAB-finwave server=$FINWAVE_LAB-server pod=$FINWAVE_LAB-pod
+# remove_containers — this test's pod and containers, dependents first (finwave's and
+# finwavectl's join the server's network namespace), one at a time: podman refuses to remove a
+# container that another still joins, even in the same command.
+remove_containers() {
+  podman pod rm --force --ignore "$pod" >/dev/null
+  local name
+  for name in "$ctl" "$finwave" "$server"; do
+    podman rm --force --ignore --time 0 "$name" >/dev/null
+  done
+}
+# The image, the intermediate images of its build but for the tagged cache, and, before them,
+# the containers (hooks run last registered first).
+remove_images() {
+  podman rmi --force "$image" >/dev/null
+  podman image prune --force --filter label=org.opencontainers.image.title=finwave >/dev/null
+  podman image prune --force --filter label=finwave.stage=build >/dev/null
+}
+lab_on_exit remove_images
+lab_on_exit remove_containers
 
 # debian:12-slim from the fresh root, under the name the Containerfile's FROM resolves to.
 if ! podman image exists docker.io/library/debian:12-slim; then
@@ -105,4 +122,61 @@ for port in $(jq -r 'select(.event == "connect") | .local | sub(".*:"; "")' "$WO
     "$(wire server "$port" 'fins("server") | length - 1')" 1
 done
 
-pass "the image as a sidecar: finwave in the server's network namespace, unprivileged with two capabilities, reported through a third container what tcpdump saw"
+# The Kubernetes sidecar Pod (deploy/kubernetes/sidecar-pod.yaml) as podman kube play runs it,
+# with three changes it needs here: no ports: stanza (podman turns containerPort into port
+# mappings, which need a podman network), a pod name of this lab's, and the image just built. Its network namespace
+# is podman's own (--network none: podman pods cannot join a named one); a veth pair from the
+# lab's client namespace into it (198.18.3.0/24, 2001:db8:3::/64) is the way in. finwavectl is
+# run in the finwave container, as `kubectl exec` would.
+python3 - "$FINWAVE_REPO/deploy/kubernetes/sidecar-pod.yaml" "$pod" "$image" >"$WORK/pod.yaml" <<'PY'
+import sys, yaml
+docs = list(yaml.safe_load_all(open(sys.argv[1])))
+for doc in docs:
+    if doc["kind"] == "Pod":
+        doc["metadata"]["name"] = sys.argv[2]
+        for container in doc["spec"]["containers"]:
+            container.pop("ports", None)
+            container["image"] = sys.argv[3]
+yaml.safe_dump_all(docs, sys.stdout)
+PY
+podman kube play --network none "$WORK/pod.yaml" >"$WORK/kube-play.log" 2>&1 ||
+  fail "podman kube play: $(cat "$WORK/kube-play.log")"
+pod_pid=$(podman inspect --format '{{.State.Pid}}' "$(podman pod inspect --format '{{.InfraContainerID}}' "$pod")")
+lab_exec client ip link add pod0 type veth peer name eth1 netns "$pod_pid"
+lab_exec client ip addr add 198.18.3.1/24 dev pod0
+lab_exec client ip addr add 2001:db8:3::1/64 dev pod0 nodad
+lab_exec client ip link set pod0 up
+nsenter --target "$pod_pid" --net sh -c 'ip addr add 198.18.3.2/24 dev eth1 &&
+  ip addr add 2001:db8:3::2/64 dev eth1 nodad && ip link set eth1 up'
+in_pod_finwave() { podman exec "$pod-finwave" /usr/bin/finwavectl --json "$@"; }
+wait_for 15 "finwave in the pod to answer" in_pod_finwave status ||
+  fail "finwave in the pod did not answer: $(podman logs "$pod-finwave" 2>&1 | tail -n 20)"
+RULES_PORT=8080
+capture_start client pod0 "$WORK/pod.pcap" "tcp port $RULES_PORT"
+for address in 198.18.3.2 2001:db8:3::2; do
+  lab_exec client "$FINWAVE_BIN_PEER" client --connect "$address" --port "$RULES_PORT" \
+    --script send:100,close >>"$WORK/pod-clients.jsonl" || fail "the client to the pod at $address failed"
+done
+in_pod_finwave wait --count 2 --since 0 --timeout 20s >"$WORK/pod-outcomes.jsonl" ||
+  fail "finwavectl in the pod: $(cat "$WORK/pod-outcomes.jsonl")"
+podman pod stop --time 10 "$pod" >/dev/null
+expect "the pod's finwave exit status" "$(podman inspect --format '{{.State.ExitCode}}' "$pod-finwave")" 0
+capture_stop
+wire_json "$WORK/pod.pcap" >"$WORK/pod.jsonl"
+for port in $(jq -r 'select(.event == "connect") | .local | sub(".*:"; "")' "$WORK/pod-clients.jsonl"); do
+  outcome=$(jq -c --arg port "$port" '.outcomes[] | select(.flow.client | endswith(":" + $port))' "$WORK/pod-outcomes.jsonl")
+  [ -n "$outcome" ] || fail "the pod's finwave reported no outcome for client port $port"
+  echo "pod, client port $port:"
+  expect "result" "$(jq -r .result <<<"$outcome")" clean
+  expect "server FIN retransmits (finwavectl in the pod)" "$(jq .fin_retransmits.server <<<"$outcome")" 1
+  expect "server FIN retransmits (tcpdump at the client: server FINs - 1)" \
+    "$(wire pod "$port" 'fins("server") | length - 1')" 1
+done
+
+# Nothing of the test's left running: the server container's process would outlive the lab's
+# namespaces.
+remove_containers
+expect "containers and pods left" \
+  "$(podman ps --all --quiet --filter "name=^$FINWAVE_LAB-"; podman pod ps --quiet --filter "name=^$FINWAVE_LAB-")" ""
+
+pass "the image as a sidecar (containers, and the Kubernetes Pod played by podman): finwave in the server's network namespace, unprivileged with two capabilities, reported what tcpdump saw"

@@ -45,6 +45,7 @@ debian_root_unpack() {
 debian_root_run() {
   local dir=${1:?debian_root_run DIR CMD...}
   shift
+  # shellcheck disable=SC2016 # the inner shell expands $1 and $@
   unshare --mount --propagation private \
     sh -c 'mount -t proc proc "$1/proc" && exec chroot "$@"' debian_root_run "$dir" "$@"
 }

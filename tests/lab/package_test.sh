@@ -27,6 +27,7 @@ echo "Depends: $depends"
 root=$WORK/root
 debian_root_unpack "$root" || fail "no Debian root (mmdebstrap)"
 in_root() { debian_root_run "$root" env DEBIAN_FRONTEND=noninteractive "$@"; }
+# shellcheck disable=SC2016 # a dpkg-query format, not the shell's
 in_root dpkg-query -W -f '${Package}\n' | sort >"$WORK/packages-before"
 cp "$deb" "$root/tmp/"
 in_root apt-get update -q >"$WORK/apt.log" 2>&1 || fail "apt-get update in the root: $(tail -n 5 "$WORK/apt.log")"
@@ -77,6 +78,7 @@ rmdir "$root$WORK"
 
 in_root apt-get purge -y -q finwave >>"$WORK/apt.log" 2>&1 || fail "apt-get purge: $(tail -n 20 "$WORK/apt.log")"
 in_root apt-get autoremove --purge -y -q >>"$WORK/apt.log" 2>&1 || fail "apt-get autoremove: $(tail -n 20 "$WORK/apt.log")"
+# shellcheck disable=SC2016 # a dpkg-query format, not the shell's
 in_root dpkg-query -W -f '${Package}\n' | sort >"$WORK/packages-after"
 diff "$WORK/packages-before" "$WORK/packages-after" >"$WORK/packages.diff" ||
   fail "purge and autoremove did not restore the root's packages: $(cat "$WORK/packages.diff")"
