@@ -287,9 +287,29 @@ std::string capture_chain(const CaptureSpec& spec, const std::vector<int>& famil
   // finwave's own copies (duplicates, RSTs it writes) must not come back to it.
   text +=
       "    meta mark & " + hex(spec.injected_mark) + " == " + hex(spec.injected_mark) + " return\n";
-  if (!spec.capture_all) text += teardown_set_updates(families);
+  if (!spec.capture_all) {
+    text += teardown_set_updates(families);
+    text += "    jump " + std::string(kClassifyChain) + "\n";
+  }
   text += "  }\n";
   return text;
+}
+
+// The classify chain's rules: log and accept every class that is not queued. A queued class
+// falls through, back to the capture chain and its queue rule.
+std::string classify_rules(const CaptureSpec& spec) {
+  std::string text;
+  for (int i = 0; i < kSegmentClassCount; ++i) {
+    const auto segment_class = static_cast<SegmentClass>(i);
+    if (spec.queued.has(segment_class)) continue;
+    text.append("    ").append(nft_match(segment_class));
+    text.append(" log group ").append(std::to_string(spec.log_group)).append(" accept\n");
+  }
+  return text;
+}
+
+std::string classify_chain(const CaptureSpec& spec) {
+  return "  chain " + std::string(kClassifyChain) + " {\n" + classify_rules(spec) + "  }\n";
 }
 
 // The matches of the jump rules: (either address, or none) x (either port, or none), per
@@ -358,10 +378,19 @@ std::string render_nft_input(const CaptureSpec& spec) {
       text += set_declaration(family, spec.teardown_set_size);
     }
   }
+  // Declared before the capture chain, which jumps to it.
+  if (!spec.capture_all) text += classify_chain(spec);
   text += capture_chain(spec, scope.families);
   text += hook_chains(spec.mode, jump_matches(spec, scope));
   text += "}\n";
   return text;
+}
+
+std::string render_classify_input(const CaptureSpec& spec) {
+  validate(spec);
+  const std::string table = capture_table_name(spec.queue_num);
+  return "flush chain inet " + table + " " + kClassifyChain + "\ntable inet " + table + " {\n" +
+         classify_chain(spec) + "}\n";
 }
 
 CaptureChains CaptureChains::install(const CaptureSpec& spec) {
@@ -382,6 +411,17 @@ CaptureChains CaptureChains::install(const CaptureSpec& spec) {
     throw;
   }
   return chains;
+}
+
+void CaptureChains::classify(const CaptureSpec& spec) {
+  const std::string input = render_classify_input(spec);
+  if (spec.capture_all) return;
+  const SubprocessResult result = run_nft({"-f", "-"}, input);
+  if (!result.ok()) {
+    throw std::runtime_error(failure_message(
+        "nft (classifying segments in table inet " + capture_table_name(spec.queue_num) + ")",
+        result));
+  }
 }
 
 bool CaptureChains::remove_stale(std::uint16_t queue_num) {

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "netfilter/queue_rule.hpp"
+#include "netfilter/segment_class.hpp"
 #include "netfilter/teardown_set.hpp"
 
 namespace finwave::nf {
@@ -34,7 +35,13 @@ struct CaptureSpec {
   /// skb mark of finwave's own raw-socket copies (SO_MARK): such packets are never queued. All of
   /// its bits must be set for a packet to count as injected.
   std::uint32_t injected_mark = 0x0f1a0000;
-  /// Benchmarks: queue every TCP segment, not only teardown.
+  /// The classes of captured segment that go to the queue (the queue path: finwave decides
+  /// each). The others are logged to `log_group` (the log path: they go on at once and finwave
+  /// gets a copy). The daemon queues what its enabled rules could act on (queue_classes.hpp).
+  SegmentClasses queued = SegmentClasses::all();
+  /// The nfnetlink_log group of the log path.
+  std::uint16_t log_group = 0;
+  /// Benchmarks: queue every TCP segment, not only teardown (`queued` is then ignored).
   bool capture_all = false;
   /// Elements each teardown set holds at most (teardown_set.hpp); tests make it small to fill it.
   std::uint32_t teardown_set_size = kTeardownSetMaxEntries;
@@ -46,6 +53,15 @@ std::string capture_table_name(std::uint16_t queue_num);
 
 /// The chain of that table every captured segment goes to, ending in the queue rule.
 inline constexpr const char* kCaptureChain = "capture";
+
+/// The chain the capture chain jumps to just before its queue rule: it logs and accepts the
+/// segments of the classes that are not queued. Replaced whole when the rules change.
+inline constexpr const char* kClassifyChain = "classify";
+
+/// The `nft -f` input that replaces the classify chain of `spec`'s table in one transaction:
+/// from the next segment on, the classes of `spec.queued` are queued and the others logged.
+/// Pure. Throws std::invalid_argument like validate().
+std::string render_classify_input(const CaptureSpec& spec);
 
 /// Throws std::invalid_argument with a message naming the offending field when `spec` cannot be
 /// rendered: a zero port, queue_count 0 or a queue range past 65535, an address that is not a
@@ -92,6 +108,11 @@ class CaptureChains {
   /// Removes the table; idempotent, never throws (failures are written to stderr, since the
   /// caller is usually shutting down and cannot do better).
   void remove() noexcept;
+
+  /// Queues the classes of `spec.queued` and logs the others from the next segment on: one nft
+  /// transaction, so no segment meets a half-made chain. Throws std::runtime_error carrying nft's
+  /// stderr (the chain is then as it was), std::invalid_argument for an invalid spec.
+  void classify(const CaptureSpec& spec);
 
   /// Looks whether the table and its queue rule are still in the kernel (someone may delete
   /// either with nft while finwave runs): probe_queue_rule() on the capture chain. kUnknown

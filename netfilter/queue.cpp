@@ -140,6 +140,7 @@ int Queue::drain(PacketHandler& handler, int max_packets) noexcept {
       result = -errno;
       break;
     }
+    handler.before_batch();
     auto remaining = static_cast<int>(received);
     for (auto* nlh = reinterpret_cast<const nlmsghdr*>(receive_buffer_.data());
          mnl_nlmsg_ok(nlh, remaining); nlh = mnl_nlmsg_next(nlh, &remaining)) {

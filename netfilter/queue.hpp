@@ -43,6 +43,9 @@ struct QueuedPacket {
 class PacketHandler {
  public:
   virtual void on_packet(const QueuedPacket& packet) noexcept = 0;
+  /// Called after each read from the socket, before its packets are handed over (the data path
+  /// reads the log path here).
+  virtual void before_batch() noexcept {}
 
  protected:
   ~PacketHandler() = default;

@@ -88,7 +88,7 @@ void Daemon::restore_capture(nf::QueueRuleState state, const std::string& table)
   // No queue rule exists now, so nothing is queued between this read and the new rule.
   const std::optional<std::uint64_t> ids_before = queue_ids();
   try {
-    chains_.restore(capture_spec(options_), state);
+    chains_.restore(live_capture_spec(), state);
   } catch (const std::exception& error) {
     if (++watch.restore_errors == watch.restore_errors_at_loss + 1) {
       log(std::string("capture watch: cannot restore the capture (trying again every ") +

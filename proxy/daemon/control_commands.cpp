@@ -104,9 +104,11 @@ nlohmann::json Daemon::status_json() const {
       {"linger_s", options_.linger_s},
       {"flows", {{"tracked", t.flows_tracked}, {"outcomes", t.outcomes_emitted}}},
       {"capture", capture_watch_state_.intact ? "installed" : "lost"},
+      {"classes", classes_json()},
   };
   if (!workers_.empty()) {
     status["segments"] = total.dataplane.segments;
+    status["logged"] = total.dataplane.logged;
     status["rule_hits"] = total.dataplane.rule_hits;
     status["queue_counters"] = {{"queued", total.queue.queued},
                                 {"dropped", total.queue.dropped},
@@ -143,7 +145,8 @@ nlohmann::json Daemon::rules_json() const {
   return {{"rules", std::move(list)},
           {"source", options_.rules_path.empty() ? nlohmann::json(nullptr)
                                                  : nlohmann::json(options_.rules_path)},
-          {"generation", workers_.empty() ? 0 : workers_.front()->rule_generation()}};
+          {"generation", workers_.empty() ? 0 : workers_.front()->rule_generation()},
+          {"classes", classes_json()}};
 }
 
 nlohmann::json Daemon::rule_json(const std::string& name) const {

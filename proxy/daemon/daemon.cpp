@@ -17,6 +17,8 @@
 #include <system_error>
 #include <utility>
 
+#include "proxy/dataplane/queue_classes.hpp"
+
 #include "netfilter/netns.hpp"
 #include "netfilter/unique_fd.hpp"
 #include "proxy/daemon/privileges.hpp"
@@ -189,8 +191,12 @@ void Daemon::start() {
 }
 
 void Daemon::start_workers(const rules::Engine& engine) {
-  const nf::CaptureSpec spec = capture_spec(options_);
   const std::size_t count = options_.queue_count;
+  // The log path needs a connection's logged and queued segments on one worker; the queue's
+  // balancing hash cannot be had for log groups, so with several queues everything is queued.
+  log_path_ = count == 1 && !options_.capture_all;
+  queued_ = log_path_ ? queue_classes(*engine.rule_set()) : nf::SegmentClasses::all();
+  const nf::CaptureSpec spec = live_capture_spec();
   if (count > 1) handoff_.emplace(&loop_, static_cast<OutcomeSink&>(*this));
   QueueWorker::Config config;
   config.count = count;
@@ -211,6 +217,7 @@ void Daemon::start_workers(const rules::Engine& engine) {
       config.rng_seed = index;
     }
     config.pcap_path = index == 0 ? options_.pcap_path : std::string();
+    if (log_path_) config.log_group = spec.log_group;
     // Each worker decides with an engine of its own rather than one shared under a lock:
     // decide() counts hits, so a shared engine would need the lock for every decision of every
     // queue, and Decision::rule_name points into the engine's rules, so it would have to be
@@ -240,6 +247,47 @@ void Daemon::start_workers(const rules::Engine& engine) {
   // dropped now is dropped for every thread (each inherits its creator's capabilities).
   log(drop_capabilities(capability_needs()));
   for (auto& worker : workers_) worker->start(&loop_);
+}
+
+nf::CaptureSpec Daemon::live_capture_spec() const {
+  nf::CaptureSpec spec = capture_spec(options_);
+  spec.queued = queued_;
+  spec.log_group = options_.queue_num;
+  return spec;
+}
+
+void Daemon::requeue() noexcept {
+  if (!log_path_ || workers_.empty() || !chains_.installed()) return;
+  const nf::SegmentClasses wanted = queue_classes(*workers_.front()->rule_set());
+  if (wanted == queued_) return;
+  const nf::SegmentClasses before = queued_;
+  try {
+    queued_ = wanted;
+    chains_.classify(live_capture_spec());
+    log("queueing " + queued_.names() + "; logging " + queued_.complement().names());
+    return;
+  } catch (const std::exception& error) {
+    log(std::string("cannot change what is queued, queueing every segment: ") + error.what());
+  }
+  try {
+    queued_ = nf::SegmentClasses::all();
+    chains_.classify(live_capture_spec());
+  } catch (const std::exception& error) {
+    // The chain is as it was: `before` is what is queued.
+    queued_ = before;
+    log(std::string("cannot queue every segment either, the rules may miss segments: ") +
+        error.what());
+  }
+}
+
+nlohmann::json Daemon::classes_json() const {
+  nlohmann::json queued = nlohmann::json::array();
+  nlohmann::json logged = nlohmann::json::array();
+  for (int i = 0; i < nf::kSegmentClassCount; ++i) {
+    const auto segment_class = static_cast<nf::SegmentClass>(i);
+    (queued_.has(segment_class) ? queued : logged).push_back(nf::to_string(segment_class));
+  }
+  return {{"queued", std::move(queued)}, {"logged", std::move(logged)}};
 }
 
 void Daemon::on_outcomes(std::vector<Outcome>& outcomes) noexcept { emit(outcomes); }

@@ -119,7 +119,16 @@ class Daemon final : private ControlHandler, private OutcomeSink {
   template <typename Change>
   void change_rules(const Change& change) {
     for (auto& worker : workers_) worker->change_rules(change);
+    requeue();
   }
+  /// The capture spec as it stands: the options' plus the classes queued now.
+  nf::CaptureSpec live_capture_spec() const;
+  /// Makes the capture queue what the enabled rules could act on now and log the rest
+  /// (queue_classes()), in one nft transaction, before the change that called it replies. When
+  /// nft fails every class is queued (always safe), and that is said.
+  void requeue() noexcept;
+  /// {"queued": [...], "logged": [...]}: the classes of segment on each path.
+  nlohmann::json classes_json() const;
   /// The rules with their hits summed over the workers.
   std::vector<rules::RuleStatus> rule_statuses() const;
 
@@ -173,6 +182,10 @@ class Daemon final : private ControlHandler, private OutcomeSink {
   bool stopping_ = false;
 
   nf::CaptureChains chains_;
+  /// The classes of segment queued now (the rest are logged). Every class when there is no
+  /// log path (--queues above 1, --capture-all).
+  nf::SegmentClasses queued_ = nf::SegmentClasses::all();
+  bool log_path_ = false;
   /// What the capture watch has seen (control thread only).
   struct CaptureWatch {
     bool intact = true;              // false from a loss until the capture is back

@@ -21,6 +21,8 @@ std::uint64_t sum(const std::array<std::uint64_t, 16>& counts) noexcept {
 
 void add_worker_counters(MetricsSnapshot& s, const WorkerCounters& c) {
   s.segments_queued = c.queue.queued;
+  s.segments_logged = c.log.received;
+  s.log_lost = c.log.lost;
   s.verdicts_accept = c.queue.accepted;
   s.verdicts_drop = c.queue.dropped;
   s.verdict_errors = c.queue.verdict_errors;

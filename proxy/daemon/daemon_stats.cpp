@@ -117,6 +117,7 @@ nlohmann::json Daemon::stats_json(bool live_kernel) const {
   stats["kernel"] = kernel_stats_json(kernel_total);
   stats["teardown_set"] = teardown_set_json(live_kernel);
   stats["capture"] = capture_json();
+  stats["classes"] = classes_json();
   stats["queues"] = std::move(queues);
   if (handoff_) stats["handoff"] = handoff_json(handoff_->counters());
   if (control_) stats["control"] = control_json(control_->counters());

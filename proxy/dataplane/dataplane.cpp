@@ -25,6 +25,9 @@ void Dataplane::on_packet(const nf::QueuedPacket& packet) noexcept {
   }
   ++counters_.segments;
   if (p_.pcap != nullptr) p_.pcap->write(packet.payload, packet.original_len);
+  if (packet.arrival_realtime_us != 0 && packet.arrival_realtime_us < last_logged_arrival_us_) {
+    ++counters_.order_inversions;
+  }
 
   const std::uint64_t now_us = monotonic_us();
   // The tracker keeps the segment's arrival, not the moment finwave read it: the timeline is
@@ -55,6 +58,36 @@ void Dataplane::on_packet(const nf::QueuedPacket& packet) noexcept {
     p_.rule_hits->on_rule_hit(
         RuleHit{decision.rule_name, classified.facts, classified.flow_id, verdict});
   }
+}
+
+void Dataplane::drain_log() noexcept {
+  if (p_.log == nullptr) return;
+  p_.log->drain(*this);
+  const nf::LogCounters& log = p_.log->counters();
+  const std::uint64_t lost = log.lost + log.enobufs;
+  if (lost != log_lost_seen_) {
+    // Which flows the lost copies belonged to cannot be known: every flow tracked now, and
+    // those that begin soon after, is marked.
+    log_lost_seen_ = lost;
+    ++counters_.log_losses;
+    p_.flows.mark_incomplete(monotonic_us());
+  }
+}
+
+void Dataplane::on_logged(const nf::LoggedPacket& packet) noexcept {
+  nf::TcpSegment segment;
+  const nf::ParseError error = nf::parse_tcp_segment(packet.payload, segment, packet.original_len);
+  if (error != nf::ParseError::kNone) {
+    ++counters_.parse_errors[static_cast<std::size_t>(error) % counters_.parse_errors.size()];
+    return;
+  }
+  ++counters_.logged;
+  if (p_.pcap != nullptr) p_.pcap->write(packet.payload, packet.original_len);
+  if (packet.arrival_realtime_us != 0) last_logged_arrival_us_ = packet.arrival_realtime_us;
+  const std::uint64_t now_us = monotonic_us();
+  const std::uint64_t arrived_us = arrival_clock_.arrival_us(packet.arrival_realtime_us, now_us);
+  const Classified classified = p_.flows.classify(segment, arrived_us);
+  p_.flows.commit(classified, segment, Verdict::kObserved, {}, arrived_us, {});
 }
 
 Verdict Dataplane::carry_out(const nf::QueuedPacket& packet, const nf::TcpSegment& segment,

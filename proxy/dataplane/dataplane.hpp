@@ -5,6 +5,7 @@
 #include <string_view>
 
 #include "netfilter/injector.hpp"
+#include "netfilter/log_group.hpp"
 #include "netfilter/packet.hpp"
 #include "netfilter/queue.hpp"
 #include "proxy/dataplane/arrival_clock.hpp"
@@ -24,7 +25,7 @@ namespace finwave::proxy {
 /// an RST), and tell the tracker what was done. Every packet gets exactly one verdict through the
 /// VerdictPort: at once, or when its hold ends. Loop thread only; never throws, and allocates
 /// only the first time a delay-line slot holds bytes.
-class Dataplane final : public nf::PacketHandler {
+class Dataplane final : public nf::PacketHandler, public nf::LogHandler {
  public:
   /// Everything it works with; all must outlive it. `pcap` and `injector` may be null (no copies
   /// can be sent then: duplicate decisions pass the original only, counted in copy_errors).
@@ -37,11 +38,27 @@ class Dataplane final : public nf::PacketHandler {
     nf::Injector* injector = nullptr;
     PcapWriter* pcap = nullptr;
     RuleHitSink* rule_hits = nullptr;  ///< See set_rule_hit_sink().
+    /// The log path's group, read before every queue batch; null when nothing is logged.
+    nf::LogGroup* log = nullptr;
   };
 
   explicit Dataplane(Parts parts) noexcept : p_(parts) {}
 
   void on_packet(const nf::QueuedPacket& packet) noexcept override;
+
+  /// Before a queue batch is handled: reads every logged copy first. The kernel writes a copy
+  /// to the log socket while the segment is in the hook, before the segment goes on, so every
+  /// copy of a segment that caused a queued one (the FIN a final ACK answers) is there by the
+  /// time the queued segment is read, and the tracker sees the two in the hook's order.
+  void before_batch() noexcept override { drain_log(); }
+
+  /// Reads the log path now (its socket is readable, or a batch is about to be handled).
+  void drain_log() noexcept;
+
+  /// A copy from the log path: the kernel let the segment go on already. It is parsed,
+  /// classified and recorded exactly as a queued one, with the verdict kObserved; no rule
+  /// decides it (the capture queues every segment an enabled rule could act on).
+  void on_logged(const nf::LoggedPacket& packet) noexcept override;
 
   /// Carries out everything on the delay line due by `horizon_us` (normally now): ends the holds
   /// that are due, sends copies. The caller then flushes the queue and waits or re-arms its
@@ -72,6 +89,8 @@ class Dataplane final : public nf::PacketHandler {
 
   Parts p_;
   DataplaneCounters counters_;
+  std::uint64_t last_logged_arrival_us_ = 0;  // realtime stamp of the newest copy, 0: unknown
+  std::uint64_t log_lost_seen_ = 0;           // the log group's lost + enobufs, as last seen
   ArrivalClock arrival_clock_;
 };
 

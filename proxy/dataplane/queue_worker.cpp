@@ -41,12 +41,14 @@ QueueWorker::QueueWorker(Config config, rules::Engine engine, OutcomeSink& outco
   queue_config.queue_num = config_.queue_num;
   queue_config.max_len = config_.queue_len;
   queue_ = nf::Queue::open(queue_config);
+  if (config_.log_group) log_group_ = nf::LogGroup::open(nf::LogGroupConfig{*config_.log_group});
   // Last: nothing after it can throw, and a constructor that throws runs no destructor.
   delay_fd_.reset(timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC));
   if (!delay_fd_) throw std::system_error(errno, std::generic_category(), "timerfd_create");
   verdicts_.emplace(*queue_);
   dataplane_.emplace(Dataplane::Parts{*verdicts_, flows_, engine_, rng_, delays_, &injector_,
-                                      pcap_.is_open() ? &pcap_ : nullptr});
+                                      pcap_.is_open() ? &pcap_ : nullptr, nullptr,
+                                      log_group_ ? &*log_group_ : nullptr});
 }
 
 QueueWorker::~QueueWorker() {
@@ -83,6 +85,12 @@ void QueueWorker::start(uv_loop_t* control_loop) {
   }
   check(poll_.init(uv_poll_init, loop_, this, queue_->fd()), "cannot poll the NFQUEUE socket");
   check(uv_poll_start(poll_.get(), UV_READABLE, &QueueWorker::on_readable), "cannot poll");
+  if (log_group_) {
+    check(log_poll_.init(uv_poll_init, loop_, this, log_group_->fd()),
+          "cannot poll the log socket");
+    check(uv_poll_start(log_poll_.get(), UV_READABLE, &QueueWorker::on_log_readable),
+          "cannot poll");
+  }
   check(delay_poll_.init(uv_poll_init, loop_, this, delay_fd_.get()),
         "cannot poll the delay timer");
   check(uv_poll_start(delay_poll_.get(), UV_READABLE, &QueueWorker::on_delay_timer), "cannot poll");
@@ -110,6 +118,18 @@ void QueueWorker::on_readable(uv_poll_t* handle, int status, int /*events*/) noe
     return;
   }
   self->drain();
+}
+
+void QueueWorker::on_log_readable(uv_poll_t* handle, int status, int /*events*/) noexcept {
+  auto* self = static_cast<QueueWorker*>(handle->data);
+  if (self == nullptr) return;
+  if (status < 0) {
+    self->log(std::string("log socket error: ") + uv_strerror(status));
+    return;
+  }
+  if (!self->dataplane_) return;
+  const std::unique_lock<std::mutex> lock = self->guard();
+  self->dataplane_->drain_log();
 }
 
 void QueueWorker::drain() noexcept {
@@ -210,7 +230,8 @@ void QueueWorker::publish_counters() noexcept {
   if (!queue_ || !dataplane_) return;
   try {
     published_.store(std::make_shared<const WorkerCounters>(
-        WorkerCounters{queue_->counters(), dataplane_->counters(), flows_.counters()}));
+        WorkerCounters{queue_->counters(), dataplane_->counters(), flows_.counters(),
+                       log_counters()}));
   } catch (const std::bad_alloc&) {
     // Out of memory: the metrics stay one tick older; the packets do not notice.
   }
@@ -253,8 +274,10 @@ void QueueWorker::do_step(Step step) noexcept {
 
 void QueueWorker::do_stop_reading() noexcept {
   poll_.close();
+  log_poll_.close();
   if (!queue_ || !dataplane_) return;
   const std::unique_lock<std::mutex> lock = guard();
+  dataplane_->drain_log();
   queue_->drain(*dataplane_);
   dataplane_->end_all_holds(now_us());
   queue_->flush();
@@ -262,9 +285,11 @@ void QueueWorker::do_stop_reading() noexcept {
 
 void QueueWorker::do_finish() noexcept {
   poll_.close();
+  log_poll_.close();
   {
     const std::unique_lock<std::mutex> lock = guard();
     if (queue_ && dataplane_) {
+      dataplane_->drain_log();
       queue_->drain(*dataplane_);
       dataplane_->end_all_holds(now_us());
       queue_->flush();
@@ -326,12 +351,14 @@ void QueueWorker::close_queue() noexcept {
   dataplane_.reset();
   verdicts_.reset();
   queue_.reset();
+  log_group_.reset();
 }
 
 WorkerCounters QueueWorker::counters() const {
   const std::unique_lock<std::mutex> lock = guard();
   if (!queue_ || !dataplane_) return closed_counters_;
-  return WorkerCounters{queue_->counters(), dataplane_->counters(), flows_.counters()};
+  return WorkerCounters{queue_->counters(), dataplane_->counters(), flows_.counters(),
+                        log_counters()};
 }
 
 void QueueWorker::append_flows(std::vector<FlowSummary>& out) const {
@@ -345,6 +372,11 @@ void QueueWorker::append_flows(std::vector<FlowSummary>& out) const {
 std::vector<rules::RuleStatus> QueueWorker::rules() const {
   const std::unique_lock<std::mutex> lock = guard();
   return engine_.rules();
+}
+
+std::shared_ptr<const rules::RuleSet> QueueWorker::rule_set() const {
+  const std::unique_lock<std::mutex> lock = guard();
+  return engine_.rule_set();
 }
 
 std::uint32_t QueueWorker::rule_generation() const {

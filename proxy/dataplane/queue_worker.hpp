@@ -60,6 +60,9 @@ class QueueWorker final : private RuleHitSink {
     std::uint32_t injected_mark = 0;
     std::optional<std::uint64_t> rng_seed;  ///< None: the Rng's default seed.
     std::string pcap_path;                  ///< Empty: no pcap.
+    /// The log path's nfnetlink_log group, bound with the queue; none: nothing is logged to
+    /// this worker (the capture queues every class).
+    std::optional<std::uint16_t> log_group;
     bool quiet = false;
   };
 
@@ -104,6 +107,8 @@ class QueueWorker final : private RuleHitSink {
   void append_flows(std::vector<FlowSummary>& out) const;
   /// Control thread: the rules of this worker's engine with its hit counts.
   std::vector<rules::RuleStatus> rules() const;
+  /// Control thread: the rules of this worker's engine.
+  std::shared_ptr<const rules::RuleSet> rule_set() const;
   /// Control thread: the engine's generation.
   std::uint32_t rule_generation() const;
   /// Control thread: runs `change(rules::Engine&)` on this worker's engine between two drains.
@@ -121,6 +126,7 @@ class QueueWorker final : private RuleHitSink {
   enum class Step : std::uint8_t { kRunning, kStopReading, kFinish };
 
   static void on_readable(uv_poll_t* handle, int status, int events) noexcept;
+  static void on_log_readable(uv_poll_t* handle, int status, int events) noexcept;
   static void on_delay_timer(uv_poll_t* handle, int status, int events) noexcept;
   static void on_tick(uv_timer_t* handle) noexcept;
   static void on_wake(uv_async_t* handle) noexcept;
@@ -146,6 +152,9 @@ class QueueWorker final : private RuleHitSink {
   void renumber(std::vector<Outcome>& outcomes) const noexcept;
   void on_rule_hit(const RuleHit& hit) noexcept override;
   std::uint64_t now_us() const noexcept;
+  nf::LogCounters log_counters() const noexcept {
+    return log_group_ ? log_group_->counters() : nf::LogCounters{};
+  }
   void log(const std::string& message) const noexcept;
 
   Config config_;
@@ -155,6 +164,7 @@ class QueueWorker final : private RuleHitSink {
   rules::Engine engine_;
   rules::Rng rng_;
   std::optional<nf::Queue> queue_;
+  std::optional<nf::LogGroup> log_group_;
   std::optional<NfQueueVerdicts> verdicts_;  // on *queue_, for dataplane_
   FlowTable flows_;
   DelayLine delays_;
@@ -176,6 +186,7 @@ class QueueWorker final : private RuleHitSink {
   bool own_loop_initialized_ = false;
   int loop_close_error_ = 0;
   UvHandle<uv_poll_t> poll_;
+  UvHandle<uv_poll_t> log_poll_;
   UvHandle<uv_poll_t> delay_poll_;
   UvHandle<uv_timer_t> tick_;
   UvHandle<uv_async_t> wake_;  // threaded workers: the control thread's shutdown steps

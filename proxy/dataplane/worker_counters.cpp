@@ -17,6 +17,8 @@ static_assert(sizeof(DataplaneCounters) ==
               "a new DataplaneCounters field: list it in kDataplaneCounterFields");
 static_assert(sizeof(TrackerCounters) == kTrackerCounterFields.size() * kWords,
               "a new TrackerCounters field: list it in kTrackerCounterFields");
+static_assert(sizeof(nf::LogCounters) == kLogCounterFields.size() * kWords,
+              "a new LogCounters field: list it in kLogCounterFields");
 
 // A field listed twice would leave another one out while the sizes still agree.
 template <class Counters, std::size_t kSize>
@@ -29,7 +31,7 @@ constexpr bool distinct(const std::array<CounterField<Counters>, kSize>& fields)
   return true;
 }
 static_assert(distinct(kQueueCounterFields) && distinct(kDataplaneCounterFields) &&
-              distinct(kTrackerCounterFields));
+              distinct(kTrackerCounterFields) && distinct(kLogCounterFields));
 
 template <class Counters, std::size_t kSize>
 void add_fields(const std::array<CounterField<Counters>, kSize>& fields, Counters& total,
@@ -46,6 +48,7 @@ void add(WorkerCounters& total, const WorkerCounters& more) noexcept {
     total.dataplane.parse_errors[i] += more.dataplane.parse_errors[i];
   }
   add_fields(kTrackerCounterFields, total.flows, more.flows);
+  add_fields(kLogCounterFields, total.log, more.log);
 }
 
 void add(nf::KernelQueueStats& total, const nf::KernelQueueStats& more) noexcept {

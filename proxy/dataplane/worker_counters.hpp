@@ -7,6 +7,7 @@
 #include <string_view>
 #include <vector>
 
+#include "netfilter/log_group.hpp"
 #include "netfilter/queue.hpp"
 #include "netfilter/queue_stats.hpp"
 #include "proxy/dataplane/dataplane_counters.hpp"
@@ -21,6 +22,7 @@ struct WorkerCounters {
   nf::QueueCounters queue;
   DataplaneCounters dataplane;
   TrackerCounters flows;
+  nf::LogCounters log;  ///< The log path's socket (all 0 without one).
 };
 
 /// One counter of a counters struct and where `stats` reports it: the key of its JSON object
@@ -47,9 +49,20 @@ inline constexpr std::array kQueueCounterFields = {
     CounterField<nf::QueueCounters>{&nf::QueueCounters::malformed_messages, "", ""},
 };
 
+inline constexpr std::array kLogCounterFields = {
+    CounterField<nf::LogCounters>{&nf::LogCounters::received, "log", "received"},
+    CounterField<nf::LogCounters>{&nf::LogCounters::lost, "log", "lost"},
+    CounterField<nf::LogCounters>{&nf::LogCounters::enobufs, "log", "enobufs"},
+    CounterField<nf::LogCounters>{&nf::LogCounters::malformed_messages, "log", "malformed"},
+};
+
 /// DataplaneCounters::parse_errors is reported by nf::ParseError name, apart from these.
 inline constexpr std::array kDataplaneCounterFields = {
     CounterField<DataplaneCounters>{&DataplaneCounters::segments, "", "segments"},
+    CounterField<DataplaneCounters>{&DataplaneCounters::logged, "", "logged"},
+    CounterField<DataplaneCounters>{&DataplaneCounters::order_inversions, "log",
+                                    "order_inversions"},
+    CounterField<DataplaneCounters>{&DataplaneCounters::log_losses, "log", "losses"},
     CounterField<DataplaneCounters>{&DataplaneCounters::rule_hits, "actions", "rule_hits"},
     CounterField<DataplaneCounters>{&DataplaneCounters::dropped, "actions", "dropped"},
     CounterField<DataplaneCounters>{&DataplaneCounters::delayed, "actions", "delayed"},
@@ -93,6 +106,7 @@ void for_each_reported_counter(const WorkerCounters& counters, Report&& report) 
   each(kQueueCounterFields, counters.queue);
   each(kDataplaneCounterFields, counters.dataplane);
   each(kTrackerCounterFields, counters.flows);
+  each(kLogCounterFields, counters.log);
 }
 
 // With --queues N the daemon is N workers that each see some of the connections. These put

@@ -111,10 +111,14 @@ void add_outcomes(Families& f, const OutcomeTally& tally) {
 }
 
 void add_data_path(Families& f, const MetricsSnapshot& s) {
-  // The log path (nfnetlink_log) will add path="logged".
   f.family("segments_total", MetricType::Counter,
            "Captured segments that reached finwave, by the path they took")
-      .add(s.segments_queued, {{"path", "queued"}});
+      .add(s.segments_queued, {{"path", "queued"}})
+      .add(s.segments_logged, {{"path", "logged"}});
+  f.family("log_lost_total", MetricType::Counter,
+           "Copies of logged segments the kernel could not hand to finwave (its socket buffer "
+           "was full); the outcomes of the flows then tracked say incomplete")
+      .add(s.log_lost);
   f.family("verdicts_total", MetricType::Counter, "Verdicts finwave gave queued segments")
       .add(s.verdicts_accept, {{"verdict", "accept"}})
       .add(s.verdicts_drop, {{"verdict", "drop"}});

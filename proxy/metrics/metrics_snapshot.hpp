@@ -93,6 +93,8 @@ struct MetricsSnapshot {
 
   // The data path, summed over the queues.
   std::uint64_t segments_queued = 0;
+  std::uint64_t segments_logged = 0;
+  std::uint64_t log_lost = 0;  ///< Copies the log path lost (sequence gaps).
   std::uint64_t verdicts_accept = 0;
   std::uint64_t verdicts_drop = 0;
   std::uint64_t verdict_errors = 0;

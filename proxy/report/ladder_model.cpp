@@ -19,6 +19,7 @@ std::string action_text(const TimelineEntry& e, std::string_view times) {
   };
   switch (e.verdict) {
     case Verdict::kAccept:
+    case Verdict::kObserved:
       break;
     case Verdict::kDrop:
       text = "DROPPED";

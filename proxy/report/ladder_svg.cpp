@@ -113,6 +113,7 @@ Paint paint_of(const TimelineEntry& e) {
     case Verdict::kReset:
       return kReset;
     case Verdict::kAccept:
+    case Verdict::kObserved:
       break;
   }
   if (e.role == rules::Role::kRst) return kReset;

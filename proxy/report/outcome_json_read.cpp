@@ -288,6 +288,7 @@ Outcome outcome_from_json(const Json& json) {
     o.actions.push_back(get_action(actions[i], indexed("actions", i)));
   }
   o.actions_dropped = optional_u32(json, root, "actions_dropped", 0);
+  o.incomplete = optional_bool(json, root, "incomplete", false);
 
   const Json& timeline = array_at(json, root, "timeline");
   o.timeline.reserve(timeline.size());

@@ -51,6 +51,7 @@ Json build(const Outcome& o) {
   }
   j["actions"] = std::move(actions);
   j["actions_dropped"] = o.actions_dropped;
+  j["incomplete"] = o.incomplete;
   Json timeline = Json::array();
   for (const TimelineEntry& e : o.timeline) {
     Json entry;
@@ -167,6 +168,8 @@ std::string to_json_line(const Outcome& o) {
   w.end_array();
   w.key("actions_dropped");
   w.number(o.actions_dropped);
+  w.key("incomplete");
+  w.boolean(o.incomplete);
   w.key("timeline");
   w.begin_array();
   for (const TimelineEntry& e : o.timeline) {

@@ -20,6 +20,9 @@ std::string to_text_line(const Outcome& o) {
   if (!o.sides_known) {
     line += " (sides guessed)";
   }
+  if (o.incomplete) {
+    line += " (incomplete: copies lost)";
+  }
   line += "  ";
   line += to_string(o.kind);
   line += "  ";

@@ -202,6 +202,8 @@ std::uint32_t FlowTable::create(const nf::TcpSegment& segment, std::uint32_t has
   flow.ends[0] = sender == Side::kClient ? src : dst;
   flow.ends[1] = sender == Side::kClient ? dst : src;
   flow.sides_known = sides_known;
+  // A lost copy may have been this flow's first segment.
+  flow.incomplete = now_us < incomplete_until_us_;
   flow.created_us = now_us;
   flow.last_us = now_us;
   index_insert(hash, slot);
@@ -265,6 +267,14 @@ void FlowTable::touch(FlowRecord& flow, std::uint32_t slot, std::uint64_t now_us
     list_unlink(slot);
     list_push_back(list, slot);
   }
+}
+
+void FlowTable::mark_incomplete(std::uint64_t now_us) noexcept {
+  for (std::uint32_t slot = 0; slot < slots_used_; ++slot) {
+    FlowRecord& flow = record(slot);
+    if (flow.in_use) flow.incomplete = true;
+  }
+  incomplete_until_us_ = now_us + kIncompleteWindowUs;
 }
 
 }  // namespace finwave::proxy

@@ -33,6 +33,7 @@ Outcome FlowTable::build_outcome(const FlowRecord& flow, EndReason reason) const
   outcome.segments = flow.segments;
   outcome.timeline_dropped = static_cast<std::uint32_t>(timeline_dropped(flow.timeline_total));
   outcome.actions_dropped = flow.actions_dropped;
+  outcome.incomplete = flow.incomplete;
   outcome.actions = actions_of(flow);
 
   const std::size_t total = flow.timeline_total;

@@ -73,7 +73,8 @@ inline std::uint64_t load64(const std::uint8_t* bytes) noexcept {
 
 // Did the segment reach the other host as it is?
 constexpr bool delivers(Verdict verdict) noexcept {
-  return verdict == Verdict::kAccept || verdict == Verdict::kDuplicate;
+  return verdict == Verdict::kAccept || verdict == Verdict::kDuplicate ||
+         verdict == Verdict::kObserved;
 }
 
 }  // namespace flow_detail
@@ -162,6 +163,7 @@ struct FlowTable::FlowRecord {
   bool fin1_seen = false;
   bool reset = false;
   bool rst_answers = false;
+  bool incomplete = false;  // the log path lost copies while it was tracked
   Side fin1_side = Side::kClient;
   Side rst_from = Side::kClient;
   Stage rst_stage = Stage::kBeforeFin;

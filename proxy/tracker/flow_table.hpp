@@ -215,6 +215,13 @@ class FlowTable {
     }
   }
 
+  /// The log path lost copies (whose flows cannot be known): marks every flow tracked now, and
+  /// every flow created within kIncompleteWindowUs after `now_us`, incomplete (Outcome).
+  void mark_incomplete(std::uint64_t now_us) noexcept;
+  /// A lost copy is noticed when the next one arrives; the flow of a lost SYN may begin at its
+  /// SYN-ACK or later, within a retransmission or two.
+  static constexpr std::uint64_t kIncompleteWindowUs = 3'000'000;
+
   const TrackerCounters& counters() const noexcept { return counters_; }
   const TrackerConfig& config() const noexcept { return config_; }
   /// Flows tracked now.
@@ -281,6 +288,7 @@ class FlowTable {
   std::array<std::uint32_t, kLists> list_head_{};  ///< Set to kNoSlot by the constructor.
   std::array<std::uint32_t, kLists> list_tail_{};
   std::uint64_t last_now_ = 0;
+  std::uint64_t incomplete_until_us_ = 0;  ///< mark_incomplete()'s window for new flows.
   std::uint64_t next_id_ = 1;
   std::vector<Outcome> pending_;  ///< Outcomes of flows retired by a new SYN.
   std::vector<std::string> rule_names_;

@@ -80,6 +80,9 @@ struct Outcome {
   std::uint32_t segments = 0;          ///< Segments of this flow the tracker saw (bogus ones too).
   std::uint32_t timeline_dropped = 0;  ///< Segments left out of `timeline` (kept: head and tail).
   std::uint32_t actions_dropped = 0;   ///< Rule actions beyond the per-flow action slots.
+  /// Built from incomplete data: the log path lost copies while the flow was tracked (or just
+  /// before it began), so segments may be missing from its counts and timeline.
+  bool incomplete = false;
   std::vector<ActionRecord> actions;
   std::vector<TimelineEntry> timeline;  ///< In the order the tracker saw the segments.
 };

@@ -19,6 +19,9 @@ enum class Verdict : std::uint8_t {
   kDelay,      ///< Held, passed on later (FlowTable::release() tells the tracker when).
   kDuplicate,  ///< Passed on, plus a copy injected behind it.
   kReset,      ///< Replaced on the wire by an RST from the same sender.
+  /// Passed on by the kernel at once, a copy logged to finwave (the log path): no rule could act
+  /// on it, so finwave decided nothing.
+  kObserved,
 };
 
 /// The verdict's name in timelines and outcomes; "" for a value that is no verdict.
@@ -34,10 +37,12 @@ constexpr std::string_view to_string(Verdict verdict) noexcept {
       return "duplicate";
     case Verdict::kReset:
       return "reset";
+    case Verdict::kObserved:
+      return "observed";
   }
   return "";
 }
-using VerdictNames = rules::Vocabulary<Verdict, Verdict::kReset>;
+using VerdictNames = rules::Vocabulary<Verdict, Verdict::kObserved>;
 
 /// Who closed first: the sender of fin1, "both" for a simultaneous close, "none" when no FIN was
 /// seen (an RST before any FIN).

@@ -18,8 +18,16 @@ burst=200
 lab_bg server "$LAB_DIR/server.jsonl" "$FINWAVE_BIN_PEER" server --listen :: --port 5000 \
   --quiet --ready-file "$LAB_DIR/server.ready" >/dev/null
 wait_for_file "$LAB_DIR/server.ready" 10 || fail "the server did not start within 10 s"
+# A rule on every role (one that lets each segment pass) puts every captured segment on the
+# queue path; with no rule they would all be logged and nothing queued.
+cat >"$LAB_DIR/queue-all.toml" <<'TOML'
+[[rule]]
+name = "queue-everything"
+role = "any"
+action = "pass"
+TOML
 finwave_start router "$LAB_DIR/finwave.jsonl" --port 5000 --queue-len "$queue_len" \
-  --settle 0.2 --linger 3 --control "$FINWAVE_CONTROL"
+  --settle 0.2 --linger 3 --control "$FINWAVE_CONTROL" --rules "$LAB_DIR/queue-all.toml"
 # A stopped finwave cannot end: whatever happens, it is woken before the cleanup ends it.
 lab_on_exit kill -s CONT "$FINWAVE_PID"
 

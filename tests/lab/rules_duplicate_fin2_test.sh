@@ -18,7 +18,7 @@ rules_both send:100,close
 kernel_queued=$(kernel_queue_field router 0 8)
 rules_stop
 
-segments=0
+segments=0 fins=0
 for name in v4 v6; do
   rules_outcome "$name"
   port=$RULES_CLIENT_PORT o=$RULES_OUTCOME
@@ -62,12 +62,18 @@ for name in v4 v6; do
   expect "$name client RSTs (to-client): one per copy after TIME_WAIT ended" \
     "$(wire to-client "$port" 'rsts("client") | length')" $((3 - acks))
   segments=$((segments + $(jq .segments <<<"$o")))
+  # A rule on fin2 queues the FIN class only: every other segment is logged.
+  fins=$((fins + $(jq '[.timeline[] | select(.flags | test("F")) | select(.flags | test("R") | not)] | length' <<<"$o")))
 done
 expect "stats actions.duplicated" "$(finwave_stats .actions.duplicated)" 2
 expect "stats actions.copies_sent" "$(finwave_stats .actions.copies_sent)" 4
 expect "stats actions.copy_errors" "$(finwave_stats .actions.copy_errors)" 0
 queued=$(finwave_stats .queue.queued)
 expect "packets queued (finwave = kernel)" "$queued" "$kernel_queued"
-expect "packets queued = segments in the outcomes" "$queued" "$segments"
+expect "packets queued = FINs in the outcomes" "$queued" "$fins"
+expect "packets queued + logged = segments in the outcomes" \
+  "$((queued + $(finwave_stats .logged)))" "$segments"
+expect "timeline verdicts of segments not queued: observed" \
+  "$(outcomes '.timeline[] | select(.flags | test("F") | not) | .verdict' | sort -u)" '"observed"'
 
 pass "duplicate-fin2: IPv4 and IPv6 three server FINs on to-client, one on to-server, copies not queued back, as tcpdump saw"

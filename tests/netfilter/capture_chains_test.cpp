@@ -40,9 +40,13 @@ std::string set_declaration(int family) {
          std::to_string(family) + " {\n  }\n";
 }
 
+// The classify chain when every class is queued: empty, each segment falls through to the queue.
+constexpr const char* kClassifyQueueAll = "  chain classify {\n  }\n";
+
 // The capture chain of a teardown capture of both families, written out in full: what
 // render_nft_input must produce, not a second derivation of it.
 const std::string kCaptureBoth =
+    std::string(kClassifyQueueAll) +
     "  chain capture {\n"
     "    tcp flags & (fin | syn | rst) == 0 ip saddr . tcp sport . ip daddr != @teardown4 return\n"
     "    tcp flags & (fin | syn | rst) == 0 ip daddr . tcp dport . ip saddr != @teardown4 return\n"
@@ -63,10 +67,12 @@ const std::string kCaptureBoth =
     "\"refused4\"\n"
     "    tcp flags & (syn | rst) == 0 ip6 saddr . tcp sport . ip6 daddr != @teardown6 counter name "
     "\"refused6\"\n"
+    "    jump classify\n"
     "  }\n";
 
 // The same for IPv4 alone.
 const std::string kCaptureV4 =
+    std::string(kClassifyQueueAll) +
     "  chain capture {\n"
     "    tcp flags & (fin | syn | rst) == 0 ip saddr . tcp sport . ip daddr != @teardown4 return\n"
     "    tcp flags & (fin | syn | rst) == 0 ip daddr . tcp dport . ip saddr != @teardown4 return\n"
@@ -77,6 +83,7 @@ const std::string kCaptureV4 =
     "    tcp flags & (syn | rst) == 0 update @teardown4 { ip daddr . tcp dport . ip saddr }\n"
     "    tcp flags & (syn | rst) == 0 ip saddr . tcp sport . ip daddr != @teardown4 counter name "
     "\"refused4\"\n"
+    "    jump classify\n"
     "  }\n";
 
 // The table's opening for queue `queue`: replace whatever table of that name there is.
@@ -182,6 +189,41 @@ TEST_SUITE("netfilter") {
     CHECK(count(rendered, "teardown4") == 0);
     CHECK(count(rendered, "ip ") == 0);
     CHECK(count(rendered, "ip6 saddr { 2001:db8::/32 } meta l4proto tcp goto capture") == 1);
+  }
+
+  TEST_CASE("capture_chains: the classes not queued are logged to the log group and accepted") {
+    CaptureSpec spec;
+    spec.queue_num = 7;
+    spec.log_group = 7;
+    spec.queued = SegmentClasses::none();
+    spec.queued.add(SegmentClass::kAck);
+    const std::string logged =
+        "  chain classify {\n"
+        "    tcp flags & rst == rst log group 7 accept\n"
+        "    tcp flags & (syn | ack | rst) == syn log group 7 accept\n"
+        "    tcp flags & (syn | ack | rst) == syn | ack log group 7 accept\n"
+        "    tcp flags & (fin | syn | rst) == fin log group 7 accept\n"
+        "  }\n";
+    const std::string rendered = render_nft_input(spec);
+    CHECK(count(rendered, logged) == 1);
+    CHECK(count(rendered, "    jump classify\n  }\n") == 1);
+    // Declared before the chain that jumps to it.
+    CHECK(rendered.find(logged) < rendered.find("  chain capture {"));
+    // Replaced whole, in one transaction.
+    CHECK(render_classify_input(spec) ==
+          "flush chain inet finwave-q7 classify\ntable inet finwave-q7 {\n" + logged + "}\n");
+
+    // Observing: every class logged, none queued.
+    spec.queued = SegmentClasses::none();
+    const std::string observing = render_classify_input(spec);
+    CHECK(count(observing, " log group 7 accept\n") == kSegmentClassCount);
+    CHECK(count(observing, "tcp flags & (fin | syn | rst) == 0 log group 7 accept") == 1);
+    CHECK(SegmentClasses::none().complement() == SegmentClasses::all());
+    CHECK(spec.queued.names() == "none");
+    spec.queued.add(SegmentClass::kFin);
+    spec.queued.add(SegmentClass::kRst);
+    CHECK(spec.queued.names() == "rst, fin");
+    CHECK(spec.queued.complement().names() == "syn, syn_ack, ack");
   }
 
   TEST_CASE("capture_chains: capture_all queues every segment, with no teardown set") {
@@ -561,10 +603,21 @@ TEST_SUITE("lab") {
       specs[4].capture_all = true;
       specs[5].queue_num = 65535;
       specs[5].injected_mark = 0xffffffff;
+      specs[1].queued = SegmentClasses::none();
+      specs[3].queued.add(SegmentClass::kSynAck);
       for (std::size_t i = 0; i < specs.size(); ++i) {
         CAPTURE(i);
         const std::string input = render_nft_input(specs[i]);
         nft({"-f", "-"}, input);
+        if (!specs[i].capture_all) {
+          // Every set of classes, in turn, replacing the chain in place.
+          specs[i].queued = SegmentClasses::none();
+          nft({"-f", "-"}, render_classify_input(specs[i]));
+          specs[i].queued.add(SegmentClass::kAck);
+          nft({"-f", "-"}, render_classify_input(specs[i]));
+          specs[i].queued = SegmentClasses::all();
+          nft({"-f", "-"}, render_classify_input(specs[i]));
+        }
         nft({"delete", "table", "inet", capture_table_name(specs[i].queue_num)});
       }
     });
@@ -614,7 +667,7 @@ TEST_SUITE("lab") {
         // The queue rule ends the capture chain, with its counter.
         CHECK(count(text, "queue num 4242 bypass") == 1);
         CHECK(count(text,
-                    "!= @teardown6 counter name \"refused6\"\n\t\tcounter packets 0 bytes 0 "
+                    "!= @teardown6 counter name \"refused6\"\n\t\tjump classify\n\t\tcounter packets 0 bytes 0 "
                     "queue num 4242 bypass\n\t}") == 1);
         check_foreign();
       };

@@ -104,6 +104,8 @@ class Outcome:
     actions_dropped: int
     timeline: list[TimelineEntry]
     timeline_dropped: int
+    # the log path lost copies while this flow was tracked: counts and timeline may miss segments
+    incomplete: bool = False
     seq: int | None = None  # the outcome's sequence number, when it came over the socket
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
@@ -143,6 +145,7 @@ class Outcome:
             actions_dropped=int(obj["actions_dropped"]),
             timeline=[TimelineEntry.from_json(e) for e in obj["timeline"]],
             timeline_dropped=int(obj["timeline_dropped"]),
+            incomplete=bool(obj.get("incomplete", False)),
             seq=None if obj.get("seq") is None else int(obj["seq"]),
             raw=obj,
         )

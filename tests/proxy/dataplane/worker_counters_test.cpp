@@ -38,6 +38,7 @@ WorkerCounters sample(std::uint64_t base) {
   fill(c.queue, base);
   fill(c.dataplane, base + 100);
   fill(c.flows, base + 200);
+  fill(c.log, base + 300);
   return c;
 }
 
@@ -55,6 +56,7 @@ TEST_SUITE("worker_counters") {
     CHECK(words_of(total.queue) == words_of(one.queue));
     CHECK(words_of(total.dataplane) == words_of(one.dataplane));
     CHECK(words_of(total.flows) == words_of(one.flows));
+    CHECK(words_of(total.log) == words_of(one.log));
   }
 
   TEST_CASE("worker_counters: every counter of two workers is summed") {
@@ -71,6 +73,7 @@ TEST_SUITE("worker_counters") {
     expect_sums(words_of(total.queue), 0);
     expect_sums(words_of(total.dataplane), 100);
     expect_sums(words_of(total.flows), 200);
+    expect_sums(words_of(total.log), 300);
   }
 
   TEST_CASE("worker_counters: stats reports each counter once, under its stable name") {
@@ -90,6 +93,9 @@ TEST_SUITE("worker_counters") {
                                                "queue.verdict_errors",
                                                "queue.enobufs",
                                                ".segments",
+                                               ".logged",
+                                               "log.order_inversions",
+                                               "log.losses",
                                                "actions.rule_hits",
                                                "actions.dropped",
                                                "actions.delayed",
@@ -111,7 +117,11 @@ TEST_SUITE("worker_counters") {
                                                "flows.unknown_flow_acks",
                                                "flows.unknown_flow_rsts",
                                                "flows.bogus_segments",
-                                               "flows.outcomes_lost"};
+                                               "flows.outcomes_lost",
+                                               "log.received",
+                                               "log.lost",
+                                               "log.enobufs",
+                                               "log.malformed"};
     CHECK(reported == expected);
     // Every value came from a different field.
     CHECK(values.size() == reported.size());

@@ -126,6 +126,8 @@ TEST_SUITE("metrics") {
     s.version = "9.8.7";
     s.start_time_s = 1800000000;
     s.segments_queued = 21;
+    s.segments_logged = 40;
+    s.log_lost = 6;
     s.verdicts_accept = 18;
     s.verdicts_drop = 3;
     s.dropped = 3;
@@ -155,6 +157,8 @@ TEST_SUITE("metrics") {
              "finwave_teardown_duration_seconds_bucket{le=\"+Inf\"} 1",
              "finwave_rule_actions_total{action=\"drop\",role=\"final_ack\",rule=\"lose-first\"} 1",
              "finwave_segments_total{path=\"queued\"} 21",
+             "finwave_segments_total{path=\"logged\"} 40",
+             "finwave_log_lost_total 6",
              "finwave_verdicts_total{verdict=\"accept\"} 18",
              "finwave_verdicts_total{verdict=\"drop\"} 3",
              "finwave_actions_total{action=\"drop\"} 3",
@@ -180,7 +184,7 @@ TEST_SUITE("metrics") {
       CHECK(name.rfind("finwave_", 0) == 0);
       CHECK(families.insert(name).second);
     }
-    CHECK(families.size() == 22);
+    CHECK(families.size() == 23);
   }
 
   TEST_CASE("metrics: a control-less daemon reports no control clients, and no outcome series") {

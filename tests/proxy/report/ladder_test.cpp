@@ -636,7 +636,7 @@ std::vector<Malformed> malformed_cases() {
        "final_ack, data_after_fin, rst, ack, any)"},
       {"unknown action", set("/actions/0/action", "pass"),
        "actions[0].action: unknown value \"pass\" (expected one of accept, drop, delay, "
-       "duplicate, reset)"},
+       "duplicate, reset, observed)"},
       {"action count negative", set("/actions/0/count", -1),
        "actions[0].count: expected an unsigned integer, got the integer -1"},
       {"no timeline", erase("", "timeline"), "timeline: missing"},
@@ -665,7 +665,7 @@ std::vector<Malformed> malformed_cases() {
       {"entry without len", erase("/timeline/5", "len"), "timeline[5].len: missing"},
       {"entry verdict dropped", set("/timeline/5/verdict", "dropped"),
        "timeline[5].verdict: unknown value \"dropped\" (expected one of accept, drop, delay, "
-       "duplicate, reset)"},
+       "duplicate, reset, observed)"},
       {"entry hold_ms negative", set("/timeline/5/hold_ms", -1),
        "timeline[5].hold_ms: expected an unsigned integer, got the integer -1"},
       {"entry hold_ms fractional", set("/timeline/5/hold_ms", 300.5),
