@@ -23,6 +23,7 @@
 #include <utility>
 #include <vector>
 
+#include "lab_namespace.hpp"
 #include "netfilter/queue_rule.hpp"
 #include "netfilter/set_elements.hpp"
 #include "netfilter/subprocess.hpp"
@@ -30,6 +31,9 @@
 
 namespace finwave::nf {
 namespace {
+
+using test::require_root;
+using test::TestNamespace;
 
 std::string set_declaration(int family) {
   const std::string address = family == 4 ? "ipv4_addr" : "ipv6_addr";
@@ -324,66 +328,6 @@ TEST_SUITE("netfilter") {
 
 namespace {
 
-/// A named network namespace for the duration of a test; deleted by the destructor, whatever
-/// happened in between.
-class TestNamespace {
- public:
-  TestNamespace()
-      : name_("fwnf-" + std::to_string(::getpid())), ip_(require_executable("ip", "iproute2")) {
-    const SubprocessResult added = run_subprocess({ip_, "netns", "add", name_});
-    if (!added.ok()) {
-      throw std::runtime_error("ip netns add " + name_ + " failed: " + added.err);
-    }
-  }
-  TestNamespace(const TestNamespace&) = delete;
-  TestNamespace& operator=(const TestNamespace&) = delete;
-  ~TestNamespace() {
-    try {
-      const SubprocessResult deleted = run_subprocess({ip_, "netns", "delete", name_});
-      if (!deleted.ok()) {
-        std::fprintf(stderr, "ip netns delete %s failed: %s\n", name_.c_str(), deleted.err.c_str());
-      }
-    } catch (const std::exception& error) {
-      std::fprintf(stderr, "ip netns delete %s failed: %s\n", name_.c_str(), error.what());
-    }
-  }
-
-  const std::string& name() const { return name_; }
-
-  /// Runs `body` on a fresh thread that has entered the namespace: setns() moves only the
-  /// calling thread, and the processes it forks (nft) start in its namespace.
-  /// Exceptions from `body` (failed REQUIREs included) are rethrown on the caller's thread.
-  template <typename Body>
-  void run(Body&& body) const {
-    std::exception_ptr error;
-    std::thread worker([&] {
-      try {
-        const std::string path = "/run/netns/" + name_;
-        const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-        if (fd < 0) {
-          throw std::system_error(errno, std::generic_category(), "open " + path);
-        }
-        const int entered = ::setns(fd, CLONE_NEWNET);
-        const int saved_errno = errno;
-        ::close(fd);
-        if (entered != 0) {
-          throw std::system_error(saved_errno, std::generic_category(), "setns " + path);
-        }
-        body();
-      } catch (...) {
-        error = std::current_exception();
-      }
-    });
-    worker.join();
-    if (error) {
-      std::rethrow_exception(error);
-    }
-  }
-
- private:
-  std::string name_;
-  std::string ip_;
-};
 
 /// `nft <arguments>`'s output, which must succeed.
 std::string nft(const std::vector<std::string>& arguments, const std::string& input = "") {
@@ -463,11 +407,6 @@ struct Socket {
 
 /// One loopback connection from 127.0.0.1 to `listener`: handshake, `writes` small data
 /// segments from the client, then the client closes first and the server answers.
-void require_root() {
-  REQUIRE_MESSAGE(::geteuid() == 0,
-                  "this lab test needs root (CAP_NET_ADMIN) to create a network namespace and "
-                  "install nftables rules in it; run it as root, or exclude the 'lab' suite");
-}
 
 /// The network namespace's loopback brought up, and a local-mode capture spec of `port` on it.
 CaptureSpec loopback_capture(std::uint16_t port) {

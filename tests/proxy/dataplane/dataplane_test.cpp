@@ -96,9 +96,10 @@ std::uint64_t monotonic_us() { return uv_hrtime() / 1000; }
 // A Dataplane and everything it works with, with one rule on fin1 (the TOML keys given) and no
 // injector or pcap file.
 struct Rig {
-  explicit Rig(const std::string& rule_keys, std::size_t max_held = 16)
-      : engine(rules::parse_rules("[[rule]]\nname = \"r\"\nrole = \"fin1\"\n" + rule_keys + "\n",
-                                  "test")),
+  explicit Rig(const std::string& rule_keys, std::size_t max_held = 16,
+               const std::string& role = "fin1")
+      : engine(rules::parse_rules(
+            "[[rule]]\nname = \"r\"\nrole = \"" + role + "\"\n" + rule_keys + "\n", "test")),
         delays(max_held),
         dataplane(Dataplane::Parts{fake, flows, engine, rng, delays}) {
     dataplane.set_rule_hit_sink(&rule_hits);
@@ -112,6 +113,16 @@ struct Rig {
     packet.original_len = static_cast<std::uint32_t>(bytes.size());
     packet.payload = bytes;
     dataplane.on_packet(packet);
+  }
+
+  // Hands `bytes` to on_logged() as a copy from the log path, stamped `arrival_us` (0: none).
+  void log(const std::vector<std::uint8_t>& bytes, std::uint64_t arrival_us = 0) {
+    nf::LoggedPacket packet;
+    packet.hw_protocol = ETH_P_IP;
+    packet.original_len = static_cast<std::uint32_t>(bytes.size());
+    packet.arrival_realtime_us = arrival_us;
+    packet.payload = bytes;
+    dataplane.on_logged(packet);
   }
 
   // Finishes every flow and returns the outcomes.
@@ -328,6 +339,76 @@ TEST_SUITE("dataplane") {
     check_action_counters(rig.dataplane.counters(), {});
     CHECK(rig.rule_hits.hits.empty());
     CHECK(rig.flows.counters().flows_created == 1);
+  }
+
+  TEST_CASE("dataplane: a logged copy is tracked as observed, and no rule decides it") {
+    Rig rig("action = \"drop\"");
+    // A fin1, which the rule would drop were it queued: logged, it has gone on already.
+    rig.log(fin_from_client(false).build());
+    rig.log(PacketBuilder::ipv4().payload(0).build());  // not a TCP-flag class the rule names
+    CHECK(rig.fake.calls.empty());
+    const DataplaneCounters& counters = rig.dataplane.counters();
+    CHECK(counters.logged == 2);
+    CHECK(counters.segments == 0);
+    CHECK(counters.rule_hits == 0);
+    check_action_counters(counters, {});
+    CHECK(rig.rule_hits.hits.empty());
+    CHECK(rig.engine.rules().front().hits == 0);
+    const std::vector<Outcome> outcomes = rig.finish();
+    REQUIRE(outcomes.size() == 1);
+    REQUIRE_FALSE(outcomes[0].timeline.empty());
+    CHECK(outcomes[0].timeline[0].role == rules::Role::kFin1);
+    CHECK(outcomes[0].timeline[0].verdict == Verdict::kObserved);
+    CHECK(outcomes[0].actions.empty());
+    CHECK_FALSE(outcomes[0].incomplete);
+
+    Rig broken("action = \"drop\"");
+    broken.log({0x45, 0});
+    CHECK(broken.dataplane.counters().logged == 0);
+    CHECK(broken.dataplane.counters().parse_errors[static_cast<std::size_t>(
+              nf::ParseError::kTruncatedIp)] == 1);
+    CHECK(broken.flows.counters().segments == 0);
+  }
+
+  TEST_CASE("dataplane: a final ACK queued after its FINs were logged is named and decided") {
+    // The rule on final_ack queues the ack class only; every FIN reaches the tracker as a copy.
+    Rig rig("first = 1\naction = \"drop\"", 16, "final_ack");
+    const auto client = [] { return PacketBuilder::ipv4(); };
+    const auto server = [] {
+      return PacketBuilder::ipv4().src("198.18.2.2").dst("198.18.1.2").ports(80, 40000);
+    };
+    rig.log(client().flags(flag::kSyn).seq(999).ack(0).build(), 100);
+    rig.log(server().flags(flag::kSyn | flag::kAck).seq(1999).ack(1000).build(), 110);
+    rig.log(client().flags(flag::kFin | flag::kAck).seq(1000).ack(2000).build(), 120);
+    rig.log(server().flags(flag::kFin | flag::kAck).seq(2000).ack(1001).build(), 130);
+    nf::QueuedPacket final_ack;
+    const std::vector<std::uint8_t> bytes = client().seq(1001).ack(2001).build();
+    final_ack.id = 5;
+    final_ack.hw_protocol = ETH_P_IP;
+    final_ack.original_len = static_cast<std::uint32_t>(bytes.size());
+    final_ack.arrival_realtime_us = 140;
+    final_ack.payload = bytes;
+    rig.dataplane.on_packet(final_ack);
+    CHECK(kinds(rig.fake) == std::vector<std::string>{"drop"});
+    CHECK(rig.dataplane.counters().order_inversions == 0);
+    // Read after a copy stamped later: counted, never reordered.
+    final_ack.id = 6;
+    final_ack.arrival_realtime_us = 125;
+    rig.dataplane.on_packet(final_ack);
+    CHECK(rig.dataplane.counters().order_inversions == 1);
+
+    const std::vector<Outcome> outcomes = rig.finish();
+    REQUIRE(outcomes.size() == 1);
+    std::vector<std::pair<rules::Role, Verdict>> seen;
+    for (const TimelineEntry& e : outcomes[0].timeline) seen.emplace_back(e.role, e.verdict);
+    using rules::Role;
+    CHECK(seen == std::vector<std::pair<Role, Verdict>>{{Role::kSyn, Verdict::kObserved},
+                                                        {Role::kSynAck, Verdict::kObserved},
+                                                        {Role::kFin1, Verdict::kObserved},
+                                                        {Role::kFin2, Verdict::kObserved},
+                                                        {Role::kFinalAck, Verdict::kDrop},
+                                                        {Role::kFinalAck, Verdict::kAccept}});
+    CHECK(outcomes[0].final_acks_dropped == 1);
   }
 
   TEST_CASE("dataplane: a packet that does not parse is accepted untouched and counted") {

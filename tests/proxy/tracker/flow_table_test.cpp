@@ -83,6 +83,23 @@ TEST_SUITE("proxy") {
     CHECK(h.finish() == 0);
   }
 
+  TEST_CASE("flow_table: lost copies mark the flows tracked then, and those begun just after") {
+    Harness h;
+    h.play(wire_v4(40001), handshake() + four_way_by_client());  // tracked at the loss
+    const std::uint64_t lost_at = h.now;
+    h.table.mark_incomplete(lost_at);
+    h.play(wire_v4(40002), handshake() + four_way_by_client());  // begun within the window
+    h.now = lost_at + FlowTable::kIncompleteWindowUs;
+    h.play(wire_v4(40003), handshake() + four_way_by_client());  // begun after it
+    h.wait(kSettle);
+    REQUIRE(h.outcomes.size() == 3);
+    std::map<std::string, bool> incomplete;
+    for (const Outcome& o : h.outcomes) incomplete[to_string(o.client)] = o.incomplete;
+    CHECK(incomplete == std::map<std::string, bool>{{"198.18.1.2:40001", true},
+                                                    {"198.18.1.2:40002", true},
+                                                    {"198.18.1.2:40003", false}});
+  }
+
   TEST_CASE("flow_table: four-way close by the server over IPv6") {
     Harness h;
     const Wire wire = wire_v6();
