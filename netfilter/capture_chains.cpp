@@ -18,6 +18,9 @@ namespace finwave::nf {
 namespace {
 
 constexpr const char* kNft = "nft";
+
+// Several queues, each with a chain of its own for its queue rule and log group.
+bool spread(const CaptureSpec& spec) { return spec.queue_count > 1 && !spec.capture_all; }
 constexpr const char* kDebianPackage = "nftables";
 
 std::string hex(std::uint32_t value) {
@@ -178,6 +181,12 @@ void validate(const CaptureSpec& spec) {
                                 std::to_string(last_queue) +
                                 " do not fit in 16 bits (the last queue is 65535)");
   }
+  const unsigned last_group = unsigned{spec.log_group} + spec.queue_count - 1U;
+  if (last_group > 0xFFFFU) {
+    throw std::invalid_argument(prefix + "log groups " + std::to_string(spec.log_group) + ".." +
+                                std::to_string(last_group) +
+                                " do not fit in 16 bits (the last group is 65535)");
+  }
   if (std::find(spec.ports.begin(), spec.ports.end(), 0) != spec.ports.end()) {
     throw std::invalid_argument(prefix + "port 0 is not a TCP port");
   }
@@ -200,6 +209,17 @@ void validate(const CaptureSpec& spec) {
     throw std::invalid_argument(
         prefix + "injected_mark must not be 0 (every packet would count as injected)");
   }
+}
+
+std::string classify_chain_name(const CaptureSpec& spec, std::uint16_t index) {
+  return spread(spec) ? std::string(kClassifyChain) + std::to_string(index) : kClassifyChain;
+}
+
+std::vector<std::string> queue_rule_chains(const CaptureSpec& spec) {
+  if (!spread(spec)) return {kCaptureChain};
+  std::vector<std::string> chains;
+  for (std::uint16_t i = 0; i < spec.queue_count; ++i) chains.push_back("queue" + std::to_string(i));
+  return chains;
 }
 
 namespace {
@@ -289,27 +309,50 @@ std::string capture_chain(const CaptureSpec& spec, const std::vector<int>& famil
       "    meta mark & " + hex(spec.injected_mark) + " == " + hex(spec.injected_mark) + " return\n";
   if (!spec.capture_all) {
     text += teardown_set_updates(families);
-    text += "    jump " + std::string(kClassifyChain) + "\n";
+    if (spread(spec)) {
+      // One queue per connection, both ways, and its log group with it.
+      text += "    symhash mod " + std::to_string(spec.queue_count) + " vmap { ";
+      for (std::uint16_t i = 0; i < spec.queue_count; ++i) {
+        text += (i == 0 ? "" : ", ") + std::to_string(i) + " : goto queue" + std::to_string(i);
+      }
+      text += " }\n";
+    } else {
+      text += "    jump " + std::string(kClassifyChain) + "\n";
+    }
   }
   text += "  }\n";
   return text;
 }
 
-// The classify chain's rules: log and accept every class that is not queued. A queued class
-// falls through, back to the capture chain and its queue rule.
-std::string classify_rules(const CaptureSpec& spec) {
+// The classify chain's rules for queue `index`: log and accept every class that is not queued.
+// A queued class falls through, back to the chain with the queue rule.
+std::string classify_rules(const CaptureSpec& spec, std::uint16_t index) {
+  const std::string group = std::to_string(unsigned{spec.log_group} + index);
   std::string text;
   for (int i = 0; i < kSegmentClassCount; ++i) {
     const auto segment_class = static_cast<SegmentClass>(i);
     if (spec.queued.has(segment_class)) continue;
     text.append("    ").append(nft_match(segment_class));
-    text.append(" log group ").append(std::to_string(spec.log_group)).append(" accept\n");
+    text.append(" log group ").append(group).append(" accept\n");
   }
   return text;
 }
 
-std::string classify_chain(const CaptureSpec& spec) {
-  return "  chain " + std::string(kClassifyChain) + " {\n" + classify_rules(spec) + "  }\n";
+// Every classify chain of the spec, and with several queues the chains of their queue rules
+// (which append_queue_rule fills).
+std::string classify_chains(const CaptureSpec& spec, bool with_queue_chains) {
+  std::string text;
+  const std::uint16_t count = spread(spec) ? spec.queue_count : 1;
+  for (std::uint16_t i = 0; i < count; ++i) {
+    text += "  chain " + classify_chain_name(spec, i) + " {\n" + classify_rules(spec, i) + "  }\n";
+  }
+  if (with_queue_chains && spread(spec)) {
+    for (std::uint16_t i = 0; i < count; ++i) {
+      text += "  chain queue" + std::to_string(i) + " {\n    jump " + classify_chain_name(spec, i) +
+              "\n  }\n";
+    }
+  }
+  return text;
 }
 
 // The matches of the jump rules: (either address, or none) x (either port, or none), per
@@ -378,8 +421,8 @@ std::string render_nft_input(const CaptureSpec& spec) {
       text += set_declaration(family, spec.teardown_set_size);
     }
   }
-  // Declared before the capture chain, which jumps to it.
-  if (!spec.capture_all) text += classify_chain(spec);
+  // Declared before the capture chain, which jumps to them.
+  if (!spec.capture_all) text += classify_chains(spec, true);
   text += capture_chain(spec, scope.families);
   text += hook_chains(spec.mode, jump_matches(spec, scope));
   text += "}\n";
@@ -389,8 +432,12 @@ std::string render_nft_input(const CaptureSpec& spec) {
 std::string render_classify_input(const CaptureSpec& spec) {
   validate(spec);
   const std::string table = capture_table_name(spec.queue_num);
-  return "flush chain inet " + table + " " + kClassifyChain + "\ntable inet " + table + " {\n" +
-         classify_chain(spec) + "}\n";
+  std::string text;
+  const std::uint16_t count = spread(spec) ? spec.queue_count : 1;
+  for (std::uint16_t i = 0; i < count; ++i) {
+    text += "flush chain inet " + table + " " + classify_chain_name(spec, i) + "\n";
+  }
+  return text + "table inet " + table + " {\n" + classify_chains(spec, false) + "}\n";
 }
 
 CaptureChains CaptureChains::install(const CaptureSpec& spec) {
@@ -398,14 +445,21 @@ CaptureChains CaptureChains::install(const CaptureSpec& spec) {
   require_executable(kNft, kDebianPackage);
   const std::string table = capture_table_name(spec.queue_num);
 
-  CaptureChains chains(spec.queue_num, false);
+  CaptureChains chains(spec, false);
   const SubprocessResult result = run_nft({"-f", "-"}, input);
   if (!result.ok()) {
     throw std::runtime_error(failure_message("nft (installing table inet " + table + ")", result));
   }
   chains.installed_ = true;  // From here on, remove() undoes the table.
   try {
-    append_queue_rule({table, kCaptureChain}, spec.queue_num, spec.queue_count);
+    if (spread(spec)) {
+      for (std::uint16_t i = 0; i < spec.queue_count; ++i) {
+        append_queue_rule({table, chains.rule_chains_[i]},
+                          static_cast<std::uint16_t>(spec.queue_num + i), 1);
+      }
+    } else {
+      append_queue_rule({table, kCaptureChain}, spec.queue_num, spec.queue_count);
+    }
   } catch (...) {
     chains.remove();
     throw;
@@ -436,13 +490,31 @@ bool CaptureChains::remove_stale(std::uint16_t queue_num) {
 
 QueueRuleProbe CaptureChains::check() const noexcept {
   if (!installed_) return {};
-  return probe_queue_rule({capture_table_name(queue_num_), kCaptureChain});
+  // Several queue rules: the worst state any is in, and their counters summed.
+  QueueRuleProbe total;
+  for (std::size_t i = 0; i < rule_chains_.size(); ++i) {
+    const QueueRuleProbe probe = probe_queue_rule({capture_table_name(queue_num_), rule_chains_[i]});
+    if (probe.state == QueueRuleState::kUnknown) return probe;
+    if (i == 0 || probe.state > total.state) total.state = probe.state;
+    if (probe.packets) total.packets = total.packets.value_or(0) + *probe.packets;
+  }
+  if (total.state != QueueRuleState::kPresent) total.packets.reset();
+  return total;
 }
 
 void CaptureChains::restore(const CaptureSpec& spec, QueueRuleState found) {
   if (found == QueueRuleState::kMissing && installed_) {
-    append_queue_rule({capture_table_name(queue_num_), kCaptureChain}, spec.queue_num,
-                      spec.queue_count);
+    const std::string table = capture_table_name(queue_num_);
+    if (!spread(spec)) {
+      append_queue_rule({table, kCaptureChain}, spec.queue_num, spec.queue_count);
+      return;
+    }
+    for (std::uint16_t i = 0; i < rule_chains_.size(); ++i) {
+      if (probe_queue_rule({table, rule_chains_[i]}).state == QueueRuleState::kMissing) {
+        append_queue_rule({table, rule_chains_[i]}, static_cast<std::uint16_t>(spec.queue_num + i),
+                          1);
+      }
+    }
     return;
   }
   // Whatever is left of the table goes in the same transaction that writes it anew.
@@ -451,12 +523,15 @@ void CaptureChains::restore(const CaptureSpec& spec, QueueRuleState found) {
 }
 
 CaptureChains::CaptureChains(CaptureChains&& other) noexcept
-    : queue_num_(other.queue_num_), installed_(std::exchange(other.installed_, false)) {}
+    : queue_num_(other.queue_num_),
+      rule_chains_(std::move(other.rule_chains_)),
+      installed_(std::exchange(other.installed_, false)) {}
 
 CaptureChains& CaptureChains::operator=(CaptureChains&& other) noexcept {
   if (this != &other) {
     remove();
     queue_num_ = other.queue_num_;
+    rule_chains_ = std::move(other.rule_chains_);
     installed_ = std::exchange(other.installed_, false);
   }
   return *this;

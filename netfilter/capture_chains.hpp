@@ -24,8 +24,10 @@ enum class CaptureMode {
 struct CaptureSpec {
   CaptureMode mode = CaptureMode::kRouter;
   std::uint16_t queue_num = 0;
-  /// More than 1: segments are spread over queues queue_num .. queue_num+count-1 (the kernel
-  /// hashes on addresses only, not ports).
+  /// More than 1: segments are spread over queues queue_num .. queue_num+count-1. nftables'
+  /// `symhash` (addresses and ports, the same both ways) picks queue queue_num+i and log group
+  /// log_group+i together, so a connection's queued and logged segments meet on one worker.
+  /// (With capture_all: the NFQUEUE target's balancing, which hashes the addresses only.)
   std::uint16_t queue_count = 1;
   /// Empty: every TCP port. Otherwise a segment is captured when either of its ports is listed.
   std::vector<std::uint16_t> ports;
@@ -39,7 +41,7 @@ struct CaptureSpec {
   /// each). The others are logged to `log_group` (the log path: they go on at once and finwave
   /// gets a copy). The daemon queues what its enabled rules could act on (queue_classes.hpp).
   SegmentClasses queued = SegmentClasses::all();
-  /// The nfnetlink_log group of the log path.
+  /// The nfnetlink_log group of the log path (of queue_num; queue queue_num+i has log_group+i).
   std::uint16_t log_group = 0;
   /// Benchmarks: queue every TCP segment, not only teardown (`queued` is then ignored).
   bool capture_all = false;
@@ -55,8 +57,15 @@ std::string capture_table_name(std::uint16_t queue_num);
 inline constexpr const char* kCaptureChain = "capture";
 
 /// The chain the capture chain jumps to just before its queue rule: it logs and accepts the
-/// segments of the classes that are not queued. Replaced whole when the rules change.
+/// segments of the classes that are not queued. Replaced whole when the rules change. With
+/// several queues each has its own ("classify0", ...), jumped to from its queue's chain
+/// ("queue0", ...), which holds that queue's rule; the capture chain picks one by symhash.
 inline constexpr const char* kClassifyChain = "classify";
+
+/// The classify chain of queue `index` of `spec`'s range ("classify" with one queue).
+std::string classify_chain_name(const CaptureSpec& spec, std::uint16_t index);
+/// The chains that hold a queue rule: "capture" alone, or "queue0" .. "queueN-1".
+std::vector<std::string> queue_rule_chains(const CaptureSpec& spec);
 
 /// The `nft -f` input that replaces the classify chain of `spec`'s table in one transaction:
 /// from the next segment on, the classes of `spec.queued` are queued and the others logged.
@@ -131,10 +140,11 @@ class CaptureChains {
   std::uint16_t queue_num() const noexcept { return queue_num_; }
 
  private:
-  CaptureChains(std::uint16_t queue_num, bool installed) noexcept
-      : queue_num_(queue_num), installed_(installed) {}
+  CaptureChains(const CaptureSpec& spec, bool installed)
+      : queue_num_(spec.queue_num), rule_chains_(queue_rule_chains(spec)), installed_(installed) {}
 
   std::uint16_t queue_num_ = 0;
+  std::vector<std::string> rule_chains_;  // queue_rule_chains() of the spec installed
   bool installed_ = false;
 };
 

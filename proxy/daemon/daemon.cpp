@@ -192,9 +192,8 @@ void Daemon::start() {
 
 void Daemon::start_workers(const rules::Engine& engine) {
   const std::size_t count = options_.queue_count;
-  // The log path needs a connection's logged and queued segments on one worker; the queue's
-  // balancing hash cannot be had for log groups, so with several queues everything is queued.
-  log_path_ = count == 1 && !options_.capture_all;
+  // --capture-all (benchmarks) queues everything, through the queue's own balancing.
+  log_path_ = !options_.capture_all;
   queued_ = log_path_ ? queue_classes(*engine.rule_set()) : nf::SegmentClasses::all();
   const nf::CaptureSpec spec = live_capture_spec();
   if (count > 1) handoff_.emplace(&loop_, static_cast<OutcomeSink&>(*this));
@@ -217,7 +216,9 @@ void Daemon::start_workers(const rules::Engine& engine) {
       config.rng_seed = index;
     }
     config.pcap_path = index == 0 ? options_.pcap_path : std::string();
-    if (log_path_) config.log_group = spec.log_group;
+    // symhash sends a connection's queued segments to queue_num + i and its logged ones to
+    // log_group + i: one worker sees them all.
+    if (log_path_) config.log_group = static_cast<std::uint16_t>(spec.log_group + index);
     // Each worker decides with an engine of its own rather than one shared under a lock:
     // decide() counts hits, so a shared engine would need the lock for every decision of every
     // queue, and Decision::rule_name points into the engine's rules, so it would have to be

@@ -183,7 +183,7 @@ class Daemon final : private ControlHandler, private OutcomeSink {
 
   nf::CaptureChains chains_;
   /// The classes of segment queued now (the rest are logged). Every class when there is no
-  /// log path (--queues above 1, --capture-all).
+  /// log path (--capture-all).
   nf::SegmentClasses queued_ = nf::SegmentClasses::all();
   bool log_path_ = false;
   /// What the capture watch has seen (control thread only).

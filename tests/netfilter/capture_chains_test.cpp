@@ -247,11 +247,47 @@ TEST_SUITE("netfilter") {
   TEST_CASE("capture_chains: the queue and the injected mark are configurable") {
     CaptureSpec spec;
     spec.queue_num = 10;
-    spec.queue_count = 4;  // Balancing is the queue rule's (see the lab test below).
     spec.injected_mark = 0x80000000;
     CHECK(render_nft_input(spec) == table_head(10) + set_declaration(4) + set_declaration(6) +
                                         with_mark(kCaptureBoth, "0x80000000") +
                                         base_chain("forward", {"meta l4proto tcp"}) + "}\n");
+  }
+
+  TEST_CASE("capture_chains: several queues each get a queue chain and a log group by symhash") {
+    CaptureSpec spec;
+    spec.queue_num = 10;
+    spec.log_group = 20;
+    spec.queue_count = 3;
+    spec.queued = SegmentClasses::none();
+    spec.queued.add(SegmentClass::kFin);
+    const std::string rendered = render_nft_input(spec);
+    CHECK(count(rendered,
+                "    symhash mod 3 vmap { 0 : goto queue0, 1 : goto queue1, 2 : goto queue2 }\n"
+                "  }\n") == 1);
+    CHECK(count(rendered, "jump classify\n") == 0);
+    for (int i = 0; i < 3; ++i) {
+      CAPTURE(i);
+      const std::string index = std::to_string(i);
+      CHECK(count(rendered, "  chain queue" + index + " {\n    jump classify" + index + "\n  }\n") ==
+            1);
+      CHECK(count(rendered, " log group " + std::to_string(20 + i) + " accept\n") == 4);
+    }
+    CHECK(queue_rule_chains(spec) == std::vector<std::string>{"queue0", "queue1", "queue2"});
+    CHECK(classify_chain_name(spec, 2) == "classify2");
+    const std::string classify = render_classify_input(spec);
+    CHECK(classify.rfind("flush chain inet finwave-q10 classify0\n"
+                         "flush chain inet finwave-q10 classify1\n"
+                         "flush chain inet finwave-q10 classify2\n"
+                         "table inet finwave-q10 {\n",
+                         0) == 0);
+    CHECK(count(classify, "chain queue") == 0);
+    // One queue, or everything queued through the target's own balancing: the capture chain.
+    spec.queue_count = 1;
+    CHECK(queue_rule_chains(spec) == std::vector<std::string>{"capture"});
+    spec.queue_count = 3;
+    spec.capture_all = true;
+    CHECK(queue_rule_chains(spec) == std::vector<std::string>{"capture"});
+    CHECK(count(render_nft_input(spec), "symhash") == 0);
   }
 
   TEST_CASE("capture_chains: invalid specs are rejected with their reason") {
@@ -664,7 +700,19 @@ TEST_SUITE("lab") {
         CHECK(second.installed());
         const std::string text = ruleset();
         CHECK(count(text, "type filter hook forward priority mangle") == 1);
-        CHECK(count(text, "queue num 4242-4245 bypass") == 1);
+        // A queue rule per queue, each in its own chain.
+        for (const char* queue : {"4242", "4243", "4244", "4245"}) {
+          CHECK(count(text, std::string("queue num ") + queue + " bypass") == 1);
+        }
+        CHECK(second.check().state == QueueRuleState::kPresent);
+        CHECK(second.check().packets == std::optional<std::uint64_t>(0));
+        // One of them deleted: found, and put back alone.
+        nft({"flush", "chain", "inet", table, "queue2"});
+        CHECK(second.check().state == QueueRuleState::kMissing);
+        second.restore(router, QueueRuleState::kMissing);
+        CHECK(second.check().state == QueueRuleState::kPresent);
+        CHECK(count(ruleset(), "queue num 4244 bypass") == 1);
+        CHECK(count(ruleset(), "bypass") == 4);
       }
       check_removed("after destruction");
 
