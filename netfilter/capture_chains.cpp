@@ -218,7 +218,8 @@ std::string classify_chain_name(const CaptureSpec& spec, std::uint16_t index) {
 std::vector<std::string> queue_rule_chains(const CaptureSpec& spec) {
   if (!spread(spec)) return {kCaptureChain};
   std::vector<std::string> chains;
-  for (std::uint16_t i = 0; i < spec.queue_count; ++i) chains.push_back("queue" + std::to_string(i));
+  for (std::uint16_t i = 0; i < spec.queue_count; ++i)
+    chains.push_back("queue" + std::to_string(i));
   return chains;
 }
 
@@ -493,7 +494,8 @@ QueueRuleProbe CaptureChains::check() const noexcept {
   // Several queue rules: the worst state any is in, and their counters summed.
   QueueRuleProbe total;
   for (std::size_t i = 0; i < rule_chains_.size(); ++i) {
-    const QueueRuleProbe probe = probe_queue_rule({capture_table_name(queue_num_), rule_chains_[i]});
+    const QueueRuleProbe probe =
+        probe_queue_rule({capture_table_name(queue_num_), rule_chains_[i]});
     if (probe.state == QueueRuleState::kUnknown) return probe;
     if (i == 0 || probe.state > total.state) total.state = probe.state;
     if (probe.packets) total.packets = total.packets.value_or(0) + *probe.packets;

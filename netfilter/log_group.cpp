@@ -93,8 +93,7 @@ std::optional<LoggedPacket> parse_log_message(const void* message, std::size_t l
     packet.seq = ntohl(mnl_attr_get_u32(seq));
   }
   if (const nlattr* stamp = attributes[NFULA_TIMESTAMP];
-      stamp != nullptr &&
-      mnl_attr_get_payload_len(stamp) >= sizeof(nfulnl_msg_packet_timestamp)) {
+      stamp != nullptr && mnl_attr_get_payload_len(stamp) >= sizeof(nfulnl_msg_packet_timestamp)) {
     nfulnl_msg_packet_timestamp value{};
     std::memcpy(&value, mnl_attr_get_payload(stamp), sizeof value);
     packet.arrival_realtime_us = be64toh(value.sec) * 1'000'000 + be64toh(value.usec);
@@ -156,6 +155,14 @@ LogGroup::~LogGroup() {
 }
 
 int LogGroup::fd() const noexcept { return socket_ ? mnl_socket_get_fd(socket_.get()) : -1; }
+
+int LogGroup::take_error() noexcept {
+  int error = 0;
+  socklen_t length = sizeof error;
+  if (getsockopt(fd(), SOL_SOCKET, SO_ERROR, &error, &length) < 0) return errno;
+  if (error == ENOBUFS) ++counters_.enobufs;
+  return error;
+}
 
 int LogGroup::drain(LogHandler& handler, int max_packets) noexcept {
   int handled = 0;

@@ -29,7 +29,7 @@ struct LoggedPacket {
   std::optional<std::uint32_t> seq;
   /// NFULA_TIMESTAMP, CLOCK_REALTIME µs since the epoch; 0 when the kernel did not stamp it.
   std::uint64_t arrival_realtime_us = 0;
-  std::uint32_t original_len = 0;  ///< The packet's length (the copy is never shorter here).
+  std::uint32_t original_len = 0;         ///< The packet's length (the copy is never shorter here).
   std::span<const std::uint8_t> payload;  ///< From the IP header on.
 };
 
@@ -99,6 +99,10 @@ class LogGroup {
   /// Reads every copy available now, at most `max_packets`, and hands each to `handler`.
   /// Returns the number handled, or a negative errno for a socket error other than EAGAIN.
   int drain(LogHandler& handler, int max_packets = 4096) noexcept;
+
+  /// Takes the error the socket holds (SO_ERROR), which an overrun leaves and which makes poll()
+  /// report POLLERR until it is taken; an ENOBUFS is counted. Returns the error (0: none).
+  int take_error() noexcept;
 
   const LogCounters& counters() const noexcept { return counters_; }
 

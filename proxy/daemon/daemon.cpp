@@ -17,11 +17,10 @@
 #include <system_error>
 #include <utility>
 
-#include "proxy/dataplane/queue_classes.hpp"
-
 #include "netfilter/netns.hpp"
 #include "netfilter/unique_fd.hpp"
 #include "proxy/daemon/privileges.hpp"
+#include "proxy/dataplane/queue_classes.hpp"
 #include "proxy/report/ladder.hpp"
 #include "proxy/report/outcome_json.hpp"
 #include "proxy/report/outcome_text.hpp"
@@ -200,6 +199,7 @@ void Daemon::start_workers(const rules::Engine& engine) {
   QueueWorker::Config config;
   config.count = count;
   config.queue_len = options_.queue_len;
+  config.log_buffer = options_.log_buffer;
   config.tracker = tracker_config(options_);
   config.max_held = options_.max_held;
   config.injected_mark = spec.injected_mark;

@@ -48,12 +48,16 @@ ParsedOptions parse_daemon_options(int argc, char** argv) {
       ->check(CLI::Range(0, 65535));
   app.add_option("--queues", o.queue_count,
                  "Spread the capture over N queues (--queue .. --queue+N-1), a thread each; about "
-                 "one per core that should give verdicts. The kernel picks the queue from the two "
-                 "addresses, not the ports: connections between the same two addresses share one. "
-                 "--queue-len, --max-held and --max-flows are per queue")
+                 "one per core that should give verdicts. A connection's queue comes from a hash "
+                 "of its addresses and ports, the same both ways. "
+                 "--queue-len, --max-held, --max-flows and --log-buffer are per queue")
       ->check(CLI::Range(1, int{kMaxQueues}));
   app.add_option("--queue-len", o.queue_len, "Packets the kernel may queue for finwave")
       ->check(CLI::Range(16, 1 << 20));
+  app.add_option("--log-buffer", o.log_buffer,
+                 "Bytes of socket buffer for the copies of logged segments (per queue); copies "
+                 "that find it full are lost, counted, and their outcomes marked incomplete")
+      ->check(CLI::Range(4096, 1 << 30));
   app.add_option("--control", o.control_path,
                  "Control socket path (finwavectl's default too); \"none\" for no control socket")
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);

@@ -25,6 +25,8 @@ struct DaemonOptions {
   std::uint16_t queue_count = 1;
   int realtime_priority = 0;  ///< SCHED_FIFO priority for every thread; 0: the normal scheduler.
   std::uint32_t queue_len = 4096;
+  /// --log-buffer BYTES: the receive buffer of each log group's socket.
+  std::uint32_t log_buffer = 64U << 20;
   std::string control_path = "/run/finwave/control.sock";  ///< "none": no control socket.
   std::string control_group;  ///< Empty: socket mode 0600; else group-owned, mode 0660.
   bool json = false;

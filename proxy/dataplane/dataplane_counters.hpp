@@ -10,8 +10,8 @@ struct DataplaneCounters {
   /// Packets that were not a parsable TCP segment, by reason (indexed by nf::ParseError); each
   /// was accepted untouched.
   std::array<std::uint64_t, 16> parse_errors{};
-  std::uint64_t segments = 0;        ///< Parsed queued TCP segments handed to the tracker.
-  std::uint64_t logged = 0;          ///< Parsed logged copies handed to the tracker.
+  std::uint64_t segments = 0;  ///< Parsed queued TCP segments handed to the tracker.
+  std::uint64_t logged = 0;    ///< Parsed logged copies handed to the tracker.
   /// Queued segments that arrived before the last logged copy the tracker was given: the two
   /// sockets were read out of the hook's order (see Dataplane::before_batch()). Never a
   /// segment and its cause: a copy is in its socket before anything it causes is queued.

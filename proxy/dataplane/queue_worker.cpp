@@ -41,7 +41,9 @@ QueueWorker::QueueWorker(Config config, rules::Engine engine, OutcomeSink& outco
   queue_config.queue_num = config_.queue_num;
   queue_config.max_len = config_.queue_len;
   queue_ = nf::Queue::open(queue_config);
-  if (config_.log_group) log_group_ = nf::LogGroup::open(nf::LogGroupConfig{*config_.log_group});
+  if (config_.log_group) {
+    log_group_ = nf::LogGroup::open(nf::LogGroupConfig{*config_.log_group, config_.log_buffer});
+  }
   // Last: nothing after it can throw, and a constructor that throws runs no destructor.
   delay_fd_.reset(timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC));
   if (!delay_fd_) throw std::system_error(errno, std::generic_category(), "timerfd_create");
@@ -122,13 +124,17 @@ void QueueWorker::on_readable(uv_poll_t* handle, int status, int /*events*/) noe
 
 void QueueWorker::on_log_readable(uv_poll_t* handle, int status, int /*events*/) noexcept {
   auto* self = static_cast<QueueWorker*>(handle->data);
-  if (self == nullptr) return;
-  if (status < 0) {
-    self->log(std::string("log socket error: ") + uv_strerror(status));
-    return;
-  }
-  if (!self->dataplane_) return;
+  if (self == nullptr || !self->dataplane_ || !self->log_group_) return;
   const std::unique_lock<std::mutex> lock = self->guard();
+  if (status < 0) {
+    // POLLERR: the kernel overran the socket (ENOBUFS) and libuv has stopped the handle. The
+    // error is taken (counted as an overrun), what is left is read, and the poll goes on.
+    const int error = self->log_group_->take_error();
+    if (error != 0 && error != ENOBUFS) {
+      self->log(std::string("log socket error: ") + std::strerror(error));
+    }
+    uv_poll_start(handle, UV_READABLE, &QueueWorker::on_log_readable);
+  }
   self->dataplane_->drain_log();
 }
 
@@ -229,9 +235,8 @@ void QueueWorker::tick() noexcept {
 void QueueWorker::publish_counters() noexcept {
   if (!queue_ || !dataplane_) return;
   try {
-    published_.store(std::make_shared<const WorkerCounters>(
-        WorkerCounters{queue_->counters(), dataplane_->counters(), flows_.counters(),
-                       log_counters()}));
+    published_.store(std::make_shared<const WorkerCounters>(WorkerCounters{
+        queue_->counters(), dataplane_->counters(), flows_.counters(), log_counters()}));
   } catch (const std::bad_alloc&) {
     // Out of memory: the metrics stay one tick older; the packets do not notice.
   }

@@ -63,6 +63,7 @@ class QueueWorker final : private RuleHitSink {
     /// The log path's nfnetlink_log group, bound with the queue; none: nothing is logged to
     /// this worker (the capture queues every class).
     std::optional<std::uint16_t> log_group;
+    std::uint32_t log_buffer = 64U << 20;  ///< Its socket's receive buffer, in bytes.
     bool quiet = false;
   };
 

@@ -129,7 +129,7 @@ for q in 0 1; do
   [ "$(finwave_stats ".queues[$q].logged")" -gt 0 ] || fail "queue $q's worker was logged nothing"
   [ "$(finwave_stats ".queues[$q].log.lost")" -eq 0 ] || fail "queue $q's log group lost copies"
 done
-[ "$kernel0" -eq 0 ] && [ "$kernel1" -eq 0 ] ||
+((kernel0 == 0 && kernel1 == 0)) ||
   fail "the kernel queued $kernel0 + $kernel1 packets with no rule to act on them"
 [ "$(finwave_stats .queue.queued)" -eq 0 ] || fail "finwave counted queued segments with no rule"
 

@@ -268,8 +268,8 @@ TEST_SUITE("netfilter") {
     for (int i = 0; i < 3; ++i) {
       CAPTURE(i);
       const std::string index = std::to_string(i);
-      CHECK(count(rendered, "  chain queue" + index + " {\n    jump classify" + index + "\n  }\n") ==
-            1);
+      CHECK(count(rendered,
+                  "  chain queue" + index + " {\n    jump classify" + index + "\n  }\n") == 1);
       CHECK(count(rendered, " log group " + std::to_string(20 + i) + " accept\n") == 4);
     }
     CHECK(queue_rule_chains(spec) == std::vector<std::string>{"queue0", "queue1", "queue2"});
@@ -363,7 +363,6 @@ TEST_SUITE("netfilter") {
 }
 
 namespace {
-
 
 /// `nft <arguments>`'s output, which must succeed.
 std::string nft(const std::vector<std::string>& arguments, const std::string& input = "") {
@@ -642,7 +641,8 @@ TEST_SUITE("lab") {
         // The queue rule ends the capture chain, with its counter.
         CHECK(count(text, "queue num 4242 bypass") == 1);
         CHECK(count(text,
-                    "!= @teardown6 counter name \"refused6\"\n\t\tjump classify\n\t\tcounter packets 0 bytes 0 "
+                    "!= @teardown6 counter name \"refused6\"\n\t\tjump classify\n\t\tcounter "
+                    "packets 0 bytes 0 "
                     "queue num 4242 bypass\n\t}") == 1);
         check_foreign();
       };

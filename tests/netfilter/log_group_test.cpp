@@ -107,9 +107,9 @@ TEST_SUITE("netfilter") {
     // An attribute whose length runs past the message.
     LogMessage bad_attribute;
     bad_attribute.packet_header(ETH_P_IP).payload(bytes);
-    auto* last = reinterpret_cast<nlattr*>(reinterpret_cast<char*>(bad_attribute.nlh) +
-                                           mnl_nlmsg_size(sizeof(nfgenmsg)) +
-                                           MNL_ALIGN(sizeof(nlattr) + 4));
+    auto* last =
+        reinterpret_cast<nlattr*>(reinterpret_cast<char*>(bad_attribute.nlh) +
+                                  mnl_nlmsg_size(sizeof(nfgenmsg)) + MNL_ALIGN(sizeof(nlattr) + 4));
     last->nla_len = 500;
     CHECK_FALSE(bad_attribute.parse().has_value());
   }
@@ -163,8 +163,8 @@ void send_udp(int count, std::size_t size) {
 }
 
 void nft(const std::string& input) {
-  const SubprocessResult result = run_subprocess({require_executable("nft", "nftables"), "-f", "-"},
-                                                 input);
+  const SubprocessResult result =
+      run_subprocess({require_executable("nft", "nftables"), "-f", "-"}, input);
   REQUIRE_MESSAGE(result.ok(), result.err);
 }
 

@@ -365,8 +365,8 @@ TEST_SUITE("dataplane") {
     Rig broken("action = \"drop\"");
     broken.log({0x45, 0});
     CHECK(broken.dataplane.counters().logged == 0);
-    CHECK(broken.dataplane.counters().parse_errors[static_cast<std::size_t>(
-              nf::ParseError::kTruncatedIp)] == 1);
+    CHECK(broken.dataplane.counters()
+              .parse_errors[static_cast<std::size_t>(nf::ParseError::kTruncatedIp)] == 1);
     CHECK(broken.flows.counters().segments == 0);
   }
 

@@ -25,13 +25,13 @@ std::string rule(const std::string& name, const std::string& role, bool enabled 
 
 TEST_SUITE("dataplane") {
   TEST_CASE("queue_classes: each role's class is the one its flags fall in") {
-    using rules::Role;
     using nf::SegmentClass;
+    using rules::Role;
     const std::pair<Role, SegmentClass> expected[] = {
-        {Role::kSyn, SegmentClass::kSyn},        {Role::kSynAck, SegmentClass::kSynAck},
-        {Role::kFin1, SegmentClass::kFin},       {Role::kFin2, SegmentClass::kFin},
-        {Role::kRst, SegmentClass::kRst},        {Role::kAck1, SegmentClass::kAck},
-        {Role::kFinalAck, SegmentClass::kAck},   {Role::kDataAfterFin, SegmentClass::kAck},
+        {Role::kSyn, SegmentClass::kSyn},      {Role::kSynAck, SegmentClass::kSynAck},
+        {Role::kFin1, SegmentClass::kFin},     {Role::kFin2, SegmentClass::kFin},
+        {Role::kRst, SegmentClass::kRst},      {Role::kAck1, SegmentClass::kAck},
+        {Role::kFinalAck, SegmentClass::kAck}, {Role::kDataAfterFin, SegmentClass::kAck},
         {Role::kAck, SegmentClass::kAck},
     };
     static_assert(std::size(expected) == rules::kSegmentRoleCount);
