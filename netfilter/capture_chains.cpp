@@ -511,7 +511,7 @@ void CaptureChains::restore(const CaptureSpec& spec, QueueRuleState found) {
       append_queue_rule({table, kCaptureChain}, spec.queue_num, spec.queue_count);
       return;
     }
-    for (std::uint16_t i = 0; i < rule_chains_.size(); ++i) {
+    for (std::size_t i = 0; i < rule_chains_.size(); ++i) {
       if (probe_queue_rule({table, rule_chains_[i]}).state == QueueRuleState::kMissing) {
         append_queue_rule({table, rule_chains_[i]}, static_cast<std::uint16_t>(spec.queue_num + i),
                           1);

@@ -24,22 +24,33 @@
 #   1 throughput  iperf3, 1 and 4 streams, client -> server: kernel forwarding alone; finwave in
 #                 router mode with rules/examples/lose-first-final-ack.toml; socat relaying on the
 #                 router.                                     target finwave >= 0.97 x kernel
-#   2 churn       connections/s: 4 finwave-peer clients x 16 parallel, each connection
-#                 send:100,shutdown,read-eof,close (done once the server has closed too); kernel
-#                 alone, finwave (tests/bench/perf_rules.toml: rules loaded, none fires), the bare
-#                 consumer (same capture rules).  targets >= 0.85 x kernel, >= 0.95 x bare
+#   2 churn       connections/s, two shapes: client-first (connect, 64 bytes, close without
+#                 waiting) and four-way (half-close, read the server's FIN, close), from
+#                 finwave-churn-load (4 worker processes) to its own sink on port 5002. Configs,
+#                 interleaved, at least 7 rounds: kernel alone; finwave observing (no rules:
+#                 every captured segment logged, none queued); finwave with
+#                 rules/examples/lose-first-final-ack.toml (the ack class queued); finwave with a
+#                 rule on any (tests/bench/queue_everything.toml: everything queued); the bare
+#                 consumer (everything queued). The kernel must reach 15 k conn/s or the shape is
+#                 "load-bound" and no ratio is judged; the load generator's ceiling (the same load
+#                 over the client's own loopback) is printed beside it. CPU per connection of
+#                 each consumer, and segments queued and logged per connection.
+#                 targets observing >= 0.95 x kernel, final_ack >= 0.85 x kernel,
+#                 any >= 0.95 x bare
 #   3 latency     finwave-latency-probe: connect -> 1-byte reply, one connection at a time,
 #                 alternating between a port finwave captures and one it does not (same run, same
-#                 seconds); SYN and SYN-ACK are queued on that path, so added latency per queued
-#                 segment = (captured - uncaptured) / 2, p50 and p99; the same with the bare
-#                 consumer, and with no consumer as a control.
+#                 seconds). finwave with a rule on any: SYN and SYN-ACK are queued on that
+#                 path, so added latency per queued segment = (captured - uncaptured) / 2, p50
+#                 and p99; the same with the bare consumer, and with no consumer as a control.
+#                 finwave with no rules: the same SYN and SYN-ACK are logged (they go on at once):
+#                 the captured port's p50 must be within 5 us of the uncaptured one's.
 #                 The bare consumer once more with --spin (it never sleeps): what the queue
 #                 costs without the consumer's wake-up (informative).
 #                 All of it twice: as the scheduler spreads the processes over the CPUs, and
 #                 with everything (probe client and servers, consumer, and so the packets'
 #                 softirq work) on CPU 0 (taskset), where a queue trip wakes the consumer on
 #                 its own CPU instead of another one (on a VM, an interrupt into an idle vCPU).
-#                                                          targets p50 <= 25 us, p99 <= 100 us
+#                               targets p50 <= 25 us, p99 <= 100 us; logged within 5 us
 #   4 verdict     packets/s verdicted from one queue with every segment captured (--capture-all),
 #                 iperf3 with 4 streams and TSO/GSO off in client and server (one segment per
 #                 packet): finwave vs the bare consumer, in packets per second of the consumer's
@@ -110,17 +121,20 @@ done
 
 BULK_RULES="$repo/rules/examples/lose-first-final-ack.toml"
 CHURN_RULES="$here/perf_rules.toml"
+ANY_RULES="$here/queue_everything.toml"
 
 # Sizes: full run / quick run.
 if ((quick)); then
   BULK_SECONDS=1; BULK_OMIT=0
   CHURN_CLIENTS=4; CHURN_PARALLEL=16; CHURN_PER_CLIENT=50
+  CHURN_WORKERS=4; CHURN_SECONDS=1
   LATENCY_COUNT=100; LATENCY_WARMUP=10
   VERDICT_SECONDS=1
   MEMORY_STEPS=(500 2000)
 else
   BULK_SECONDS=4; BULK_OMIT=1
   CHURN_CLIENTS=4; CHURN_PARALLEL=16; CHURN_PER_CLIENT=1000
+  CHURN_WORKERS=4; CHURN_SECONDS=3
   LATENCY_COUNT=800; LATENCY_WARMUP=50
   VERDICT_SECONDS=4
   MEMORY_STEPS=(10000 100000)
@@ -128,7 +142,8 @@ fi
 # Bulk throughput moves by several percent from run to run on these machines, as much as the
 # difference it is to show: more rounds for its median.
 BULK_ROUNDS=$((quick ? 1 : 2 * runs + 1))
-CHURN_ROUNDS=$((quick ? 1 : 2 * runs + 1))
+# At least 7: the churn's ratios are medians of per-round ratios over 5 configurations.
+CHURN_ROUNDS=$((quick ? 1 : (2 * runs + 1 > 7 ? 2 * runs + 1 : 7)))
 LATENCY_ROUNDS=$((quick ? 1 : runs + 2))
 
 wants() { [[ ",$only," == *",$1,"* ]]; }
@@ -320,7 +335,9 @@ bench_throughput() {
 
 # --- 2. Connection churn -----------------------------------------------------------------------
 
-# churn_run TAG — CHURN_CLIENTS clients at once; prints "<connections/s> <ok> <expected>".
+# churn_run TAG — CHURN_CLIENTS finwave-peer clients at once, each connection waiting for the
+# whole close: the memory benchmark's load (churn with many flows tracked against none), which
+# compares finwave with itself; prints "<connections/s> <ok> <expected>".
 churn_run() {
   local tag=$1 pids=() i t0 t1 ok=0 expected=$((CHURN_CLIENTS * CHURN_PER_CLIENT)) n
   t0=$(now_ns)
@@ -346,56 +363,127 @@ start_churn_server() {
   wait_listening server 5000
 }
 
-bench_churn() {
-  echo "== 2. connection churn ($CHURN_CLIENTS clients x $CHURN_PARALLEL parallel x $CHURN_PER_CLIENT, $CHURN_ROUNDS rounds)" >&2
-  local round config result rate ok expected failures=0 queued_total=0 conns_total=0
-  local -A samples=([kernel]="" [finwave]="" [bare]="") cpu=([finwave]="" [bare]="")
-  local ratio_k=() ratio_b=()
+# The churn load: finwave-churn-load (tests/bench/churn_load.cpp), CHURN_WORKERS processes each
+# connecting, sending 64 bytes and closing, one connection after another, against a sink of
+# its own on port 5002. It saturates the kernel where finwave-peer (a thread per connection,
+# waiting for the whole close) measured itself.
+LOAD="$build/finwave-churn-load"
+CHURN_PORT=5002
+CHURN_FLOOR=15000  # conn/s the kernel alone must reach, or the run is load-bound
+CHURN_CONFIGS="kernel observing final_ack any bare"
+
+# churn_load_run SHAPE FILE [ADDRESS [NAMESPACE]] — one timed run; prints "<conn/s> <ok> <failed>".
+churn_load_run() {
+  local shape=$1 file=$2 address=${3:-$LAB_SERVER_V4} ns=${4:-client}
+  lab_exec "$ns" "$LOAD" --connect "$address" --port "$CHURN_PORT" --workers "$CHURN_WORKERS" \
+    --duration "$CHURN_SECONDS" --shape "$shape" --bytes 64 >"$file" 2>"$file.err" || true
+  jq -r 'select(.event == "summary") | "\(.rate | floor) \(.ok) \(.failed)"' "$file" 2>/dev/null |
+    grep . || fail "churn load ($shape) gave no summary: $(cat "$file" "$file.err")"
+}
+
+start_churn_sinks() {
+  bg server "$work/churn-sink.log" "$LOAD" --listen :: --port "$CHURN_PORT" --workers 2
+  wait_listening server "$CHURN_PORT"
+  # The ceiling: the same load against a sink beside it, over the client's own loopback.
+  bg client "$work/churn-sink-local.log" "$LOAD" --listen 127.0.0.1 --port "$CHURN_PORT" --workers 2
+  wait_listening client "$CHURN_PORT"
+}
+
+# churn_config_start CONFIG — the configuration under test, capturing the churn's port.
+churn_config_start() {
+  case $1 in
+    kernel) ;;
+    observing) config_start finwave --port "$CHURN_PORT" ;;
+    final_ack) config_start finwave --port "$CHURN_PORT" --rules "$BULK_RULES" ;;
+    any) config_start finwave --port "$CHURN_PORT" --rules "$ANY_RULES" ;;
+    bare) config_start bare --port "$CHURN_PORT" ;;
+  esac
+}
+churn_config_stop() {
+  case $1 in
+    kernel) CONFIG_CPU_NS=0 ;;
+    bare) config_stop bare ;;
+    *) config_stop finwave ;;
+  esac
+}
+
+bench_churn_shape() {
+  local shape=$1 round config rate ok failed failures=0 ceiling_samples="" c
+  local -A samples=() cpu=() queued=() logged=()
+  local r_obs=() r_fa=() r_any=() r_bare=()
+  for config in $CHURN_CONFIGS; do samples[$config]=""; cpu[$config]=""; queued[$config]=""; logged[$config]=""; done
   for ((round = 1; round <= CHURN_ROUNDS; round++)); do
+    read -r c _ _ <<<"$(churn_load_run "$shape" "$work/churn.$shape.ceiling.$round.json" 127.0.0.1 client)"
+    ceiling_samples+="$c "
     local -A this=()
-    for config in kernel finwave bare; do
-      case $config in
-        finwave) config_start finwave --rules "$CHURN_RULES" ;;
-        bare) config_start bare ;;
-      esac
-      result=$(churn_run "$config.$round")
-      read -r rate ok expected <<<"$result"
-      failures=$((failures + expected - ok))
-      config_stop "$config"
-      if [[ $config == finwave ]]; then
-        queued_total=$((queued_total + $(config_stat .queue.queued)))
-        conns_total=$((conns_total + ok))
-      fi
-      if [[ $config != kernel ]]; then
-        cpu[$config]+="$(awk -v c="$CONFIG_CPU_NS" -v n="$ok" 'BEGIN { printf "%.2f", n ? c / n / 1000 : 0 }') "
-      fi
+    for config in $CHURN_CONFIGS; do
+      churn_config_start "$config"
+      read -r rate ok failed <<<"$(churn_load_run "$shape" "$work/churn.$shape.$config.$round.json")"
+      churn_config_stop "$config"
+      failures=$((failures + failed))
       this[$config]=$rate
       samples[$config]+="$rate "
-      echo "   round $round: $config $rate conn/s ($ok/$expected ok)" >&2
+      cpu[$config]+="$(awk -v c="$CONFIG_CPU_NS" -v n="$ok" 'BEGIN { printf "%.2f", n ? c / n / 1000 : 0 }') "
+      if [[ $config != kernel && $config != bare ]]; then
+        queued[$config]+="$(div "$(config_stat .queue.queued)" "$ok" 2) "
+        logged[$config]+="$(div "$(config_stat .logged)" "$ok" 2) "
+      fi
+      echo "   round $round, $shape: $config $rate conn/s ($ok ok, $failed failed, $(awk -v c="$CONFIG_CPU_NS" -v n="$ok" 'BEGIN { printf "%.1f", n ? c / n / 1000 : 0 }') us CPU/conn)" >&2
     done
-    ratio_k+=("$(div "${this[finwave]}" "${this[kernel]}")")
-    ratio_b+=("$(div "${this[finwave]}" "${this[bare]}")")
+    echo "   round $round, $shape: load generator's ceiling (its own loopback) $c conn/s" >&2
+    r_obs+=("$(div "${this[observing]}" "${this[kernel]}")")
+    r_fa+=("$(div "${this[final_ack]}" "${this[kernel]}")")
+    r_any+=("$(div "${this[any]}" "${this[bare]}")")
+    r_bare+=("$(div "${this[bare]}" "${this[kernel]}")")
   done
-  local k f b rk rb per_conn
-  k=$(median ${samples[kernel]}); f=$(median ${samples[finwave]}); b=$(median ${samples[bare]})
-  rk=$(median "${ratio_k[@]}"); rb=$(median "${ratio_b[@]}")
-  per_conn=$(div "$queued_total" "$conns_total" 2)
-  record "$(jq -cn --argjson k "$k" --argjson f "$f" --argjson b "$b" \
-    --argjson rk_ "$(json_array ${samples[kernel]})" --argjson rf_ "$(json_array ${samples[finwave]})" \
-    --argjson rb_ "$(json_array ${samples[bare]})" --argjson rk "$rk" --argjson rb "$rb" \
-    --argjson failures "$failures" --argjson per_conn "$per_conn" \
-    --argjson cpu_f "$(median ${cpu[finwave]})" --argjson cpu_b "$(median ${cpu[bare]})" \
-    --argjson met_k "$(target_met "$(value_at_least "$rk" 0.85)")" \
-    --argjson met_b "$(target_met "$(value_at_least "$rb" 0.95)")" \
-    --arg load "$CHURN_CLIENTS clients x $CHURN_PARALLEL parallel, send:100,shutdown,read-eof,close" \
-    '{bench: "churn", case: $load, unit: "conn/s",
-      values: {kernel: $k, finwave: $f, bare: $b}, runs: {kernel: $rk_, finwave: $rf_, bare: $rb_},
-      ratios: {"finwave/kernel": $rk, "finwave/bare": $rb},
-      targets: [{target: "finwave/kernel >= 0.85", met: $met_k}, {target: "finwave/bare >= 0.95", met: $met_b}],
-      met: (if $met_k == null then null else ($met_k and $met_b) end),
-      failed_connections: $failures, queued_per_connection: $per_conn,
-      consumer_cpu_us_per_connection: {finwave: $cpu_f, bare: $cpu_b}}')"
-  ((failures == 0)) || echo "   warning: $failures connections failed" >&2
+  local k ro rf ra rb bound=false met_o met_f met_a
+  k=$(median ${samples[kernel]})
+  ro=$(median "${r_obs[@]}"); rf=$(median "${r_fa[@]}"); ra=$(median "${r_any[@]}"); rb=$(median "${r_bare[@]}")
+  # A kernel the load cannot push past the floor says nothing about finwave: no ratio is judged.
+  if [[ "$(value_at_least "$k" "$CHURN_FLOOR")" != true ]]; then bound=true; fi
+  judge() { if [[ $bound == true ]]; then echo '"load-bound"'; else target_met "$(value_at_least "$1" "$2")"; fi; }
+  met_o=$(judge "$ro" 0.95); met_f=$(judge "$rf" 0.85); met_a=$(judge "$ra" 0.95)
+  record "$(jq -cn --arg shape "$shape" --argjson workers "$CHURN_WORKERS" \
+    --argjson k "$k" --argjson o "$(median ${samples[observing]})" --argjson f "$(median ${samples[final_ack]})" \
+    --argjson a "$(median ${samples[any]})" --argjson b "$(median ${samples[bare]})" \
+    --argjson ceiling "$(median $ceiling_samples)" --argjson floor "$CHURN_FLOOR" --argjson bound "$bound" \
+    --argjson rk_ "$(json_array ${samples[kernel]})" --argjson ro_ "$(json_array ${samples[observing]})" \
+    --argjson rf_ "$(json_array ${samples[final_ack]})" --argjson ra_ "$(json_array ${samples[any]})" \
+    --argjson rb_ "$(json_array ${samples[bare]})" \
+    --argjson ro "$ro" --argjson rf "$rf" --argjson ra "$ra" --argjson rb "$rb" \
+    --argjson met_o "$met_o" --argjson met_f "$met_f" --argjson met_a "$met_a" \
+    --argjson failures "$failures" \
+    --argjson cpu_o "$(median ${cpu[observing]})" --argjson cpu_f "$(median ${cpu[final_ack]})" \
+    --argjson cpu_a "$(median ${cpu[any]})" --argjson cpu_b "$(median ${cpu[bare]})" \
+    --argjson q_o "$(median ${queued[observing]})" --argjson q_f "$(median ${queued[final_ack]})" \
+    --argjson q_a "$(median ${queued[any]})" \
+    --argjson l_o "$(median ${logged[observing]})" --argjson l_f "$(median ${logged[final_ack]})" \
+    --argjson l_a "$(median ${logged[any]})" \
+    '''{bench: "churn", shape: $shape,
+      case: "\($workers) finwave-churn-load workers, connect, 64 bytes, close (\($shape))",
+      unit: "conn/s",
+      values: {kernel: $k, observing: $o, final_ack: $f, any: $a, bare: $b},
+      runs: {kernel: $rk_, observing: $ro_, final_ack: $rf_, any: $ra_, bare: $rb_},
+      load_generator_ceiling: $ceiling, kernel_floor: $floor, load_bound: $bound,
+      ratios: {"observing/kernel": $ro, "final_ack/kernel": $rf, "any/bare": $ra, "bare/kernel": $rb},
+      targets: [{target: "observing >= 0.95 x kernel", met: $met_o},
+                {target: "final_ack rule >= 0.85 x kernel", met: $met_f},
+                {target: "any rule >= 0.95 x bare", met: $met_a}],
+      met: (if $bound then "load-bound" elif $met_o == null then null else ($met_o and $met_f and $met_a) end),
+      failed_connections: $failures,
+      consumer_cpu_us_per_connection: {observing: $cpu_o, final_ack: $cpu_f, any: $cpu_a, bare: $cpu_b},
+      queued_per_connection: {observing: $q_o, final_ack: $q_f, any: $q_a},
+      logged_per_connection: {observing: $l_o, final_ack: $l_f, any: $l_a}}''')"
+  ((failures == 0)) || echo "   warning: $failures connections failed ($shape)" >&2
+  if [[ $bound == true ]]; then
+    echo "   $shape: load-bound: the kernel alone reached $k conn/s, under the floor of $CHURN_FLOOR; no ratio judged" >&2
+  fi
+}
+
+bench_churn() {
+  echo "== 2. connection churn ($CHURN_WORKERS churn-load workers, ${CHURN_SECONDS} s per run, $CHURN_ROUNDS rounds: $CHURN_CONFIGS)" >&2
+  local shape
+  for shape in client-first four-way; do bench_churn_shape "$shape"; done
 }
 
 # --- 3. Added latency --------------------------------------------------------------------------
@@ -417,11 +505,11 @@ latency_verdict() {
 }
 
 bench_latency() {
-  local cpus=$1 configs="kernel finwave bare spin" label="spread over the CPUs"
+  local cpus=$1 configs="kernel finwave logged bare spin" label="spread over the CPUs"
   if [[ $cpus == one ]]; then
     # Everything on CPU 0: a spinning consumer would starve the rest, so it sits this one out.
     LAUNCH=(taskset -c 0)
-    configs="kernel finwave bare"
+    configs="kernel finwave logged bare"
     label="everything on CPU 0"
   fi
   echo "== 3. latency, $label ($LATENCY_COUNT connection pairs one at a time, $LATENCY_ROUNDS rounds)" >&2
@@ -432,11 +520,15 @@ bench_latency() {
   wait_listening server 7000
   wait_listening server 7001
   local round config file q50 q99 d50 d99 qf df
-  local -A add50=() add99=() addfin=() queued50=() direct50=() queued99=() direct99=()
+  local -A add50=() add99=() addfin=() queued50=() direct50=() queued99=() direct99=() diff50=()
   for ((round = 1; round <= LATENCY_ROUNDS; round++)); do
     for config in $configs; do
       case $config in
-        finwave) config_start finwave --port 7000 --rules "$CHURN_RULES" ;;
+        # A rule on any: SYN and SYN-ACK are queued, as every captured segment was before the
+        # log path.
+        finwave) config_start finwave --port 7000 --rules "$ANY_RULES" ;;
+        # No rules: the same SYN and SYN-ACK are logged, and go on at once.
+        logged) config_start finwave --port 7000 ;;
         bare) config_start bare --port 7000 ;;
         spin) config_start bare --port 7000 --spin ;;
       esac
@@ -444,13 +536,15 @@ bench_latency() {
       lab_exec client "${LAUNCH[@]}" "$PROBE" client --connect "$LAB_SERVER_V4" --port 7000 --direct-port 7001 \
         --count "$LATENCY_COUNT" --warmup "$LATENCY_WARMUP" --gap-us 1000 >"$file" 2>"$file.err" ||
         fail "latency probe ($config) failed: $(cat "$file" "$file.err")"
-      config_stop "${config/spin/bare}"
+      local stop=${config/spin/bare}
+      config_stop "${stop/logged/finwave}"
       q50=$(jq -r .queued.reply_us.p50 "$file"); d50=$(jq -r .direct.reply_us.p50 "$file")
       q99=$(jq -r .queued.reply_us.p99 "$file"); d99=$(jq -r .direct.reply_us.p99 "$file")
       qf=$(jq -r .queued.fin_us.p50 "$file"); df=$(jq -r .direct.fin_us.p50 "$file")
       queued50[$config]+="$q50 "; direct50[$config]+="$d50 "
       queued99[$config]+="$q99 "; direct99[$config]+="$d99 "
       add50[$config]+="$(awk -v a="$q50" -v b="$d50" 'BEGIN { printf "%.1f", (a - b) / 2 }') "
+      diff50[$config]+="$(awk -v a="$q50" -v b="$d50" 'BEGIN { printf "%.1f", a - b }') "
       add99[$config]+="$(awk -v a="$q99" -v b="$d99" 'BEGIN { printf "%.1f", (a - b) / 2 }') "
       addfin[$config]+="$(awk -v a="$qf" -v b="$df" 'BEGIN { printf "%.1f", a - b }') "
       echo "   round $round: $config connect->reply p50 $q50 us (port 7001: $d50), p99 $q99 us ($d99); reply->FIN p50 $qf us ($df)" >&2
@@ -467,6 +561,8 @@ bench_latency() {
     m99[$config]=$(median ${add99[$config]})
     mfin[$config]=$(median ${addfin[$config]})
   done
+  local logged_diff
+  logged_diff=$(median ${diff50[logged]})
   # No spinning run: null in the JSON.
   [[ -n ${m50[spin]:-} ]] || { m50[spin]=null; m99[spin]=null; }
   record "$(jq -cn \
@@ -483,22 +579,28 @@ bench_latency() {
     --argjson rb50 "$(json_array ${add50[bare]})" --argjson rb99 "$(json_array ${add99[bare]})" \
     --argjson met50 "$(target_met "$(latency_verdict "${m50[finwave]}" 25 "${m50[kernel]}" 10)")" \
     --argjson met99 "$(target_met "$(latency_verdict "${m99[finwave]}" 100 "${m99[kernel]}" 50)")" \
+    --argjson lq50 "$(median ${queued50[logged]})" --argjson ld50 "$(median ${direct50[logged]})" \
+    --argjson ldiff "$logged_diff" --argjson rl "$(json_array ${diff50[logged]})" \
+    --argjson metl "$(target_met "$(awk -v d="$logged_diff" 'BEGIN { print (d <= 5 && d >= -5) ? "true" : "false" }')")" \
     --arg cpus "$cpus" --arg placement "$label" \
     '{bench: "latency", cpus: $cpus, placement: $placement,
       case: "connect -> 1-byte reply, 2 queued segments (SYN, SYN-ACK); connections alternate captured port 7000 / uncaptured 7001",
       unit: "us",
       values: {finwave: {queued_p50: $fq50, direct_p50: $fd50, queued_p99: $fq99, direct_p99: $fd99},
                bare: {queued_p50: $bq50, direct_p50: $bd50, queued_p99: $bq99, direct_p99: $bd99},
+               logged: {port7000_p50: $lq50, port7001_p50: $ld50, difference_p50: $ldiff},
                kernel_control: {port7000_p50: $kq50, port7001_p50: $kd50}},
       added_per_segment: {finwave_p50: $a50, finwave_p99: $a99, finwave_fin_p50: $afin,
                           bare_p50: $b50, bare_p99: $b99, bare_fin_p50: $bfin,
                           control_p50: $k50, control_p99: $k99,
                           spinning_bare_p50: $s50, spinning_bare_p99: $s99},
-      runs: {finwave_p50: $r50, finwave_p99: $r99, bare_p50: $rb50, bare_p99: $rb99},
+      runs: {finwave_p50: $r50, finwave_p99: $r99, bare_p50: $rb50, bare_p99: $rb99,
+             logged_difference_p50: $rl},
       targets: [{target: "added p50 <= 25 us per queued segment", met: $met50},
-                {target: "added p99 <= 100 us per queued segment", met: $met99}],
+                {target: "added p99 <= 100 us per queued segment", met: $met99},
+                {target: "logged SYN, SYN-ACK: p50 within 5 us of the uncaptured port", met: $metl}],
       met: (if $met50 == null then null elif ($met50 == "inconclusive" or $met99 == "inconclusive")
-            then "inconclusive" else ($met50 and $met99) end)}')"
+            then "inconclusive" else ($met50 and $met99 and $metl) end)}')"
 }
 
 # --- 4. Verdict capacity -----------------------------------------------------------------------
@@ -758,12 +860,15 @@ print_table() {
         "fw/kernel \(.ratios["finwave/kernel"]|n)  socat/kernel \(.ratios["socat/kernel"]|n)",
         .target, (.met|yn) ]
     elif .bench == "churn" then
-      [ "2 churn (conn/s)",
-        "kernel \(.values.kernel|n)  finwave \(.values.finwave|n)  bare \(.values.bare|n)",
-        "fw/kernel \(.ratios["finwave/kernel"]|n)", .targets[0].target, (.targets[0].met|yn) ],
-      [ "", "", "fw/bare \(.ratios["finwave/bare"]|n)", .targets[1].target, (.targets[1].met|yn) ],
-      [ "2 churn: consumer CPU us/conn", "finwave \(.consumer_cpu_us_per_connection.finwave|n)  bare \(.consumer_cpu_us_per_connection.bare|n)",
-        "", "(informative)", "" ]
+      [ "2 churn \(.shape) (conn/s)",
+        "kernel \(.values.kernel|n)  observing \(.values.observing|n)  final_ack \(.values.final_ack|n)",
+        "obs/kernel \(.ratios["observing/kernel"]|n)", .targets[0].target, (.targets[0].met|yn) ],
+      [ "", "any \(.values.any|n)  bare \(.values.bare|n)  (load ceiling \(.load_generator_ceiling|n))",
+        "fa/kernel \(.ratios["final_ack/kernel"]|n)", .targets[1].target, (.targets[1].met|yn) ],
+      [ "", "", "any/bare \(.ratios["any/bare"]|n)", .targets[2].target, (.targets[2].met|yn) ],
+      [ "2 churn \(.shape): CPU us/conn",
+        "obs \(.consumer_cpu_us_per_connection.observing|n)  fa \(.consumer_cpu_us_per_connection.final_ack|n)  any \(.consumer_cpu_us_per_connection.any|n)  bare \(.consumer_cpu_us_per_connection.bare|n)",
+        "queued/conn obs \(.queued_per_connection.observing|n) fa \(.queued_per_connection.final_ack|n) any \(.queued_per_connection.any|n)", "(informative)", "" ]
     elif .bench == "latency" then
       (if .cpus == "one" then "1 CPU" else "2 CPUs" end) as $where |
       [ "3 latency p50 (us, \($where))",
@@ -774,6 +879,9 @@ print_table() {
         "finwave \(.values.finwave.queued_p99|n) vs \(.values.finwave.direct_p99|n)  bare \(.values.bare.queued_p99|n) vs \(.values.bare.direct_p99|n)",
         "added/seg \(.added_per_segment.finwave_p99|n) (bare \(.added_per_segment.bare_p99|n), ctl \(.added_per_segment.control_p99|n))",
         .targets[1].target, (.targets[1].met|yn) ],
+      [ "3 latency logged p50 (us, \($where))",
+        "port 7000 \(.values.logged.port7000_p50|n) vs 7001 \(.values.logged.port7001_p50|n)",
+        "difference \(.values.logged.difference_p50|n)", .targets[2].target, (.targets[2].met|yn) ],
       [ "3 latency reply->FIN p50 (\($where))", "", "added \(.added_per_segment.finwave_fin_p50|n) (bare \(.added_per_segment.bare_fin_p50|n))",
         "(informative)", "" ],
       (if .cpus == "one" then empty else
@@ -831,6 +939,7 @@ timed() {
 }
 
 if wants churn || wants memory; then start_churn_server; fi
+if wants churn; then start_churn_sinks; fi
 if wants throughput; then timed throughput bench_throughput; fi
 if wants churn; then timed churn bench_churn; fi
 if wants latency; then

@@ -268,8 +268,9 @@ TEST_SUITE("netfilter") {
     for (int i = 0; i < 3; ++i) {
       CAPTURE(i);
       const std::string index = std::to_string(i);
-      CHECK(count(rendered,
-                  "  chain queue" + index + " {\n    jump classify" + index + "\n  }\n") == 1);
+      std::string queue_chain = "  chain queue";
+      queue_chain.append(index).append(" {\n    jump classify").append(index).append("\n  }\n");
+      CHECK(count(rendered, queue_chain) == 1);
       CHECK(count(rendered, " log group " + std::to_string(20 + i) + " accept\n") == 4);
     }
     CHECK(queue_rule_chains(spec) == std::vector<std::string>{"queue0", "queue1", "queue2"});

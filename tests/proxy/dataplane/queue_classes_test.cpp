@@ -35,9 +35,9 @@ TEST_SUITE("dataplane") {
         {Role::kAck, SegmentClass::kAck},
     };
     static_assert(std::size(expected) == rules::kSegmentRoleCount);
-    for (const auto& [role, segment_class] : expected) {
-      CAPTURE(rules::to_string(role));
-      CHECK(nf::to_string(segment_class_of(role)) == nf::to_string(segment_class));
+    for (const auto& pair : expected) {
+      CAPTURE(rules::to_string(pair.first));
+      CHECK(nf::to_string(segment_class_of(pair.first)) == nf::to_string(pair.second));
     }
   }
 
