@@ -51,6 +51,15 @@ void send_config(mnl_socket* socket, nlmsghdr* nlh, std::uint16_t group, const c
   }
 }
 
+// The kernel's defaults batch up to 100 copies for up to a second; see LogGroup for the two
+// ways finwave asks for instead.
+void put_delivery(nlmsghdr* nlh, bool batching) {
+  mnl_attr_put_u32(nlh, NFULA_CFG_NLBUFSIZ, htonl(LogGroup::kBatchBytes));
+  // A threshold above what fits in kBatchBytes: a batch goes when full or timed out.
+  mnl_attr_put_u32(nlh, NFULA_CFG_QTHRESH, htonl(batching ? LogGroup::kBatchBytes : 1));
+  mnl_attr_put_u32(nlh, NFULA_CFG_TIMEOUT, htonl(batching ? LogGroup::kBatchTimeoutCs : 0));
+}
+
 int keep_attribute(const nlattr* attribute, void* data) {
   const int type = mnl_attr_get_type(attribute);
   if (mnl_attr_type_valid(attribute, NFULA_MAX) < 0) return MNL_CB_OK;  // newer than us
@@ -129,13 +138,11 @@ LogGroup LogGroup::open(const LogGroupConfig& config) {
   mode.copy_range = htonl(0xffff);
   mode.copy_mode = NFULNL_COPY_PACKET;
   mnl_attr_put(nlh, NFULA_CFG_MODE, sizeof mode, &mode);
-  // One message per copy, at once: the default batches up to 100 copies for up to a second,
-  // and a copy held back could reach finwave after a segment it caused was queued.
-  mnl_attr_put_u32(nlh, NFULA_CFG_QTHRESH, htonl(1));
-  mnl_attr_put_u32(nlh, NFULA_CFG_TIMEOUT, htonl(0));
+  put_delivery(nlh, config.batching);
   // Sequence numbers show the copies the kernel could not deliver.
   mnl_attr_put_u16(nlh, NFULA_CFG_FLAGS, htons(NFULNL_CFG_F_SEQ));
   send_config(socket, nlh, config.group, "cannot set copy mode, threshold and flags");
+  log.batching_ = config.batching;
 
   log.receive_buffer_.resize(kReceiveBufferSize);
   return log;
@@ -155,6 +162,16 @@ LogGroup::~LogGroup() {
 }
 
 int LogGroup::fd() const noexcept { return socket_ ? mnl_socket_get_fd(socket_.get()) : -1; }
+
+int LogGroup::set_batching(bool batching) noexcept {
+  std::array<char, kControlBufferSize> buffer{};
+  nlmsghdr* nlh = put_config(buffer.data(), group_);
+  nlh->nlmsg_flags = NLM_F_REQUEST;  // No ACK: it would come among the copies.
+  put_delivery(nlh, batching);
+  if (mnl_socket_sendto(socket_.get(), nlh, nlh->nlmsg_len) < 0) return -errno;
+  batching_ = batching;
+  return 0;
+}
 
 int LogGroup::take_error() noexcept {
   int error = 0;
@@ -181,7 +198,13 @@ int LogGroup::drain(LogHandler& handler, int max_packets) noexcept {
     auto remaining = static_cast<int>(received);
     for (auto* nlh = reinterpret_cast<const nlmsghdr*>(receive_buffer_.data());
          mnl_nlmsg_ok(nlh, remaining); nlh = mnl_nlmsg_next(nlh, &remaining)) {
-      if (nlh->nlmsg_type == NLMSG_ERROR || nlh->nlmsg_type == NLMSG_DONE) continue;
+      if (nlh->nlmsg_type == NLMSG_ERROR) {
+        // Only a refused set_batching() is answered (nothing else asks for an answer).
+        const auto* error = static_cast<const nlmsgerr*>(mnl_nlmsg_get_payload(nlh));
+        if (error->error != 0) ++counters_.config_errors;
+        continue;
+      }
+      if (nlh->nlmsg_type == NLMSG_DONE) continue;
       const std::optional<LoggedPacket> packet = parse_log_message(nlh, nlh->nlmsg_len);
       if (!packet) {
         ++counters_.malformed_messages;

@@ -18,6 +18,8 @@ struct LogGroupConfig {
   /// logged packet back: it has gone on already); 64 MiB holds some 30,000 small segments, a
   /// stall of a second at the rates these machines reach.
   std::uint32_t receive_buffer_bytes = 64U << 20;
+  /// Start batched (see LogGroup::set_batching()).
+  bool batching = false;
 };
 
 /// One copy the kernel logged. Valid only during LogHandler::on_logged: `payload` points into the
@@ -50,6 +52,7 @@ struct LogCounters {
   std::uint64_t lost = 0;
   std::uint64_t enobufs = 0;  ///< Receive overruns the socket reported (the gaps tell how many).
   std::uint64_t malformed_messages = 0;  ///< Messages without a packet header or payload.
+  std::uint64_t config_errors = 0;       ///< Mode switches the kernel refused.
 };
 
 /// Counts the copies lost between the sequence numbers seen. The first copy after binding is 0.
@@ -74,9 +77,15 @@ class LogSequence {
 std::optional<LoggedPacket> parse_log_message(const void* message, std::size_t length) noexcept;
 
 /// An nfnetlink_log group bound over libmnl: the log path, on which the kernel lets each packet go
-/// on at once and sends finwave a copy. Copies are sent one by one as they are made (queue
-/// threshold 1), so a copy is in the socket before anything the packet causes can reach
-/// finwave's queue: that is what keeps the tracker's order (see Dataplane).
+/// on at once and sends finwave a copy. Two ways to deliver:
+/// - one by one (queue threshold 1): each copy is in the socket before its packet goes on, so
+///   before anything the packet causes can reach finwave's queue. That keeps the tracker's
+///   order when segments are queued too (see Dataplane). The price: a wake-up of finwave in
+///   the packet's path for every copy (tens of µs on these VMs when finwave sleeps on another
+///   CPU).
+/// - batched: the kernel gathers copies into one message of up to kBatchBytes and sends it when
+///   full or kBatchTimeoutCs hundredths of a second after the first: no wake-up per packet,
+///   copies up to that much late. Right when nothing is queued, so no order is at stake.
 ///
 /// Not thread-safe: one loop thread owns a LogGroup.
 class LogGroup {
@@ -96,6 +105,18 @@ class LogGroup {
   int fd() const noexcept;
   std::uint16_t group() const noexcept { return group_; }
 
+  /// Switches between batched and one-by-one delivery (see above). The kernel takes it without
+  /// an answer being waited for (the answer would come among the copies): a refusal comes back
+  /// as an error message, counted in config_errors. Copies batched before a switch to one by one
+  /// still come at the end of their batch's timeout: whoever starts queueing must wait
+  /// kBatchTimeoutCs (and a tick) first. Returns 0 or a negative errno (the send failed).
+  int set_batching(bool batching) noexcept;
+  bool batching() const noexcept { return batching_; }
+
+  /// Most bytes of copies in one batched message, and how long the kernel holds a batch.
+  static constexpr std::uint32_t kBatchBytes = 32768;
+  static constexpr std::uint32_t kBatchTimeoutCs = 1;
+
   /// Reads every copy available now, at most `max_packets`, and hands each to `handler`.
   /// Returns the number handled, or a negative errno for a socket error other than EAGAIN.
   int drain(LogHandler& handler, int max_packets = 4096) noexcept;
@@ -111,6 +132,7 @@ class LogGroup {
 
   MnlSocket socket_;
   std::uint16_t group_ = 0;
+  bool batching_ = false;
   std::vector<std::uint8_t> receive_buffer_;
   LogSequence sequence_;
   LogCounters counters_;

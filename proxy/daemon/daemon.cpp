@@ -219,6 +219,7 @@ void Daemon::start_workers(const rules::Engine& engine) {
     // symhash sends a connection's queued segments to queue_num + i and its logged ones to
     // log_group + i: one worker sees them all.
     if (log_path_) config.log_group = static_cast<std::uint16_t>(spec.log_group + index);
+    config.log_batching = log_may_batch(queued_);
     // Each worker decides with an engine of its own rather than one shared under a lock:
     // decide() counts hits, so a shared engine would need the lock for every decision of every
     // queue, and Decision::rule_name points into the engine's rules, so it would have to be
@@ -257,28 +258,47 @@ nf::CaptureSpec Daemon::live_capture_spec() const {
   return spec;
 }
 
+bool Daemon::log_may_batch(nf::SegmentClasses queued) const noexcept {
+  return queued.empty() && options_.mode == nf::CaptureMode::kRouter;
+}
+
+void Daemon::set_log_batching(bool batching) noexcept {
+  for (auto& worker : workers_) {
+    if (const int error = worker->set_log_batching(batching); error < 0) {
+      log(std::string("cannot switch the log path's delivery: ") + std::strerror(-error));
+    }
+  }
+}
+
 void Daemon::requeue() noexcept {
   if (!log_path_ || workers_.empty() || !chains_.installed()) return;
   const nf::SegmentClasses wanted = queue_classes(*workers_.front()->rule_set());
   if (wanted == queued_) return;
   const nf::SegmentClasses before = queued_;
+  if (log_may_batch(before) && !log_may_batch(wanted)) {
+    // From here on a queued segment may depend on a logged one: copies one by one, and the
+    // last batch out of the kernel (its timeout is a hundredth of a second, counted in ticks of
+    // up to 4 ms) before the first segment is queued. The control thread waits that long.
+    set_log_batching(false);
+    uv_sleep(static_cast<unsigned>(nf::LogGroup::kBatchTimeoutCs * 10 + 15));
+  }
   try {
     queued_ = wanted;
     chains_.classify(live_capture_spec());
     log("queueing " + queued_.names() + "; logging " + queued_.complement().names());
-    return;
   } catch (const std::exception& error) {
     log(std::string("cannot change what is queued, queueing every segment: ") + error.what());
+    try {
+      queued_ = nf::SegmentClasses::all();
+      chains_.classify(live_capture_spec());
+    } catch (const std::exception& again) {
+      // The chain is as it was: `before` is what is queued.
+      queued_ = before;
+      log(std::string("cannot queue every segment either, the rules may miss segments: ") +
+          again.what());
+    }
   }
-  try {
-    queued_ = nf::SegmentClasses::all();
-    chains_.classify(live_capture_spec());
-  } catch (const std::exception& error) {
-    // The chain is as it was: `before` is what is queued.
-    queued_ = before;
-    log(std::string("cannot queue every segment either, the rules may miss segments: ") +
-        error.what());
-  }
+  if (log_may_batch(queued_)) set_log_batching(true);
 }
 
 nlohmann::json Daemon::classes_json() const {
@@ -288,7 +308,9 @@ nlohmann::json Daemon::classes_json() const {
     const auto segment_class = static_cast<nf::SegmentClass>(i);
     (queued_.has(segment_class) ? queued : logged).push_back(nf::to_string(segment_class));
   }
-  return {{"queued", std::move(queued)}, {"logged", std::move(logged)}};
+  nlohmann::json delivery = nullptr;  // no log path
+  if (log_path_) delivery = log_may_batch(queued_) ? "batched" : "one by one";
+  return {{"queued", std::move(queued)}, {"logged", std::move(logged)}, {"delivery", delivery}};
 }
 
 void Daemon::on_outcomes(std::vector<Outcome>& outcomes) noexcept { emit(outcomes); }

@@ -127,6 +127,13 @@ class Daemon final : private ControlHandler, private OutcomeSink {
   /// (queue_classes()), in one nft transaction, before the change that called it replies. When
   /// nft fails every class is queued (always safe), and that is said.
   void requeue() noexcept;
+  /// Whether the log path may batch its copies with `queued` classes queued: only when nothing
+  /// is queued (no order between the two paths to keep) and in router mode, where every copy
+  /// carries the kernel's arrival stamp (copies from the OUTPUT hook carry none, and a batched
+  /// one would be timed when read, up to a batch's timeout late).
+  bool log_may_batch(nf::SegmentClasses queued) const noexcept;
+  /// Every worker's log path to batched or one-by-one delivery; a failure is said.
+  void set_log_batching(bool batching) noexcept;
   /// {"queued": [...], "logged": [...]}: the classes of segment on each path.
   nlohmann::json classes_json() const;
   /// The rules with their hits summed over the workers.

@@ -42,7 +42,8 @@ QueueWorker::QueueWorker(Config config, rules::Engine engine, OutcomeSink& outco
   queue_config.max_len = config_.queue_len;
   queue_ = nf::Queue::open(queue_config);
   if (config_.log_group) {
-    log_group_ = nf::LogGroup::open(nf::LogGroupConfig{*config_.log_group, config_.log_buffer});
+    log_group_ = nf::LogGroup::open(
+        nf::LogGroupConfig{*config_.log_group, config_.log_buffer, config_.log_batching});
   }
   // Last: nothing after it can throw, and a constructor that throws runs no destructor.
   delay_fd_.reset(timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC));
@@ -387,6 +388,12 @@ std::shared_ptr<const rules::RuleSet> QueueWorker::rule_set() const {
 std::uint32_t QueueWorker::rule_generation() const {
   const std::unique_lock<std::mutex> lock = guard();
   return engine_.generation();
+}
+
+int QueueWorker::set_log_batching(bool batching) noexcept {
+  const std::unique_lock<std::mutex> lock = guard();
+  if (!log_group_ || log_group_->batching() == batching) return 0;
+  return log_group_->set_batching(batching);
 }
 
 void QueueWorker::set_rule_hit_sink(RuleHitSink* sink) noexcept {

@@ -64,6 +64,7 @@ class QueueWorker final : private RuleHitSink {
     /// this worker (the capture queues every class).
     std::optional<std::uint16_t> log_group;
     std::uint32_t log_buffer = 64U << 20;  ///< Its socket's receive buffer, in bytes.
+    bool log_batching = false;             ///< Start with batched delivery (nf::LogGroup).
     bool quiet = false;
   };
 
@@ -119,6 +120,9 @@ class QueueWorker final : private RuleHitSink {
     const std::unique_lock<std::mutex> lock = guard();
     change(engine_);
   }
+  /// Control thread: batched or one-by-one delivery on the log path (nf::LogGroup); nothing
+  /// without one. Returns 0 or a negative errno.
+  int set_log_batching(bool batching) noexcept;
   /// Control thread: who hears of rule decisions (daemon-wide flow ids) from the next drain on;
   /// nullptr for no one.
   void set_rule_hit_sink(RuleHitSink* sink) noexcept;

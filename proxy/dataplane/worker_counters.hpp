@@ -54,6 +54,7 @@ inline constexpr std::array kLogCounterFields = {
     CounterField<nf::LogCounters>{&nf::LogCounters::lost, "log", "lost"},
     CounterField<nf::LogCounters>{&nf::LogCounters::enobufs, "log", "enobufs"},
     CounterField<nf::LogCounters>{&nf::LogCounters::malformed_messages, "log", "malformed"},
+    CounterField<nf::LogCounters>{&nf::LogCounters::config_errors, "log", "config_errors"},
 };
 
 /// DataplaneCounters::parse_errors is reported by nf::ParseError name, apart from these.

@@ -222,9 +222,27 @@ void print_status(const nlohmann::json& r, const Style& style, std::FILE* out) {
                           str(r.value("last_outcome_seq", 0)) + ")"});
   if (r.contains("segments")) {
     const nlohmann::json q = r.value("queue_counters", nlohmann::json::object());
-    table.add({"segments", str(field(r, "segments")) + " (rule hits " + str(field(r, "rule_hits")) +
-                               ", queued " + str(q.value("queued", 0)) + ", held now " +
+    table.add({"segments", str(field(r, "segments")) + " queued, " +
+                               str(r.value("logged", nlohmann::json(0))) + " logged (rule hits " +
+                               str(field(r, "rule_hits")) + ", held now " +
                                str(q.value("held", 0)) + ")"});
+  }
+  if (r.contains("classes") && r["classes"].is_object()) {
+    // Which classes of segment wait for a verdict, and which go on with a copy to finwave.
+    const auto names = [](const nlohmann::json& list) {
+      std::string text;
+      for (const auto& name : list.is_array() ? list : nlohmann::json::array()) {
+        text += (text.empty() ? "" : ", ") + str(name);
+      }
+      return text.empty() ? std::string("none") : text;
+    };
+    const nlohmann::json& classes = r["classes"];
+    std::string paths = "queued " + names(classes.value("queued", nlohmann::json::array())) +
+                        "; logged " + names(classes.value("logged", nlohmann::json::array()));
+    if (classes.contains("delivery") && classes["delivery"].is_string()) {
+      paths += " (" + classes["delivery"].get<std::string>() + ")";
+    }
+    table.add({"paths", paths});
   }
   if (r.contains("control")) {
     const nlohmann::json c = field(r, "control");

@@ -19,7 +19,8 @@ export FINWAVE_CONTROL=$WORK/control.sock
 rules_finwave "$WORK/rules.toml" --settle 0.2 --linger 3 --control "$FINWAVE_CONTROL"
 rules_server read-eof,close 6
 
-classes() { ctl --json status | jq -c '.classes'; }
+classes() { ctl --json status | jq -c '.classes | {logged, queued}'; }
+delivery() { ctl --json status | jq -r '.classes.delivery'; }
 log_rules() {
   lab_exec router nft list chain inet finwave-q0 classify | grep -c 'log group 0 accept' || true
 }
@@ -34,6 +35,7 @@ connect() {
 
 expect "observing: classes" "$(classes)" '{"logged":["rst","syn","syn_ack","fin","ack"],"queued":[]}'
 expect "observing: log rules in the classify chain" "$(log_rules)" 5
+expect "observing: copies batched" "$(delivery)" batched
 connect o4 "$LAB_SERVER_V4"
 connect o6 "$LAB_SERVER_V6"
 expect "observing: packets the kernel queued" "$(kernel_queue_field router 0 8)" 0
@@ -41,12 +43,14 @@ expect "observing: packets the kernel queued" "$(kernel_queue_field router 0 8)"
 echo '{ name = "lose-first-final-ack", role = "final_ack", first = 1, action = "drop" }' | ctl add -
 expect "final_ack rule: classes" "$(classes)" '{"logged":["rst","syn","syn_ack","fin"],"queued":["ack"]}'
 expect "final_ack rule: log rules" "$(log_rules)" 4
+expect "final_ack rule: copies one by one" "$(delivery)" "one by one"
 expect "rules lists the classes too" "$(ctl --json rules | jq -c '.classes.queued')" '["ack"]'
 connect q4 "$LAB_SERVER_V4"
 connect q6 "$LAB_SERVER_V6"
 
 ctl disable lose-first-final-ack >/dev/null
 expect "rule disabled: classes" "$(classes)" '{"logged":["rst","syn","syn_ack","fin","ack"],"queued":[]}'
+expect "rule disabled: copies batched again" "$(delivery)" batched
 
 cat >"$WORK/rules.toml" <<'TOML'
 [[rule]]

@@ -121,7 +121,8 @@ TEST_SUITE("worker_counters") {
                                                "log.received",
                                                "log.lost",
                                                "log.enobufs",
-                                               "log.malformed"};
+                                               "log.malformed",
+                                               "log.config_errors"};
     CHECK(reported == expected);
     // Every value came from a different field.
     CHECK(values.size() == reported.size());
