@@ -143,6 +143,7 @@ LogGroup LogGroup::open(const LogGroupConfig& config) {
   mnl_attr_put_u16(nlh, NFULA_CFG_FLAGS, htons(NFULNL_CFG_F_SEQ));
   send_config(socket, nlh, config.group, "cannot set copy mode, threshold and flags");
   log.batching_ = config.batching;
+  log.bound_ = true;
 
   log.receive_buffer_.resize(kReceiveBufferSize);
   return log;
@@ -151,13 +152,17 @@ LogGroup LogGroup::open(const LogGroupConfig& config) {
 LogGroup::LogGroup(LogGroup&& other) noexcept = default;
 LogGroup& LogGroup::operator=(LogGroup&& other) noexcept = default;
 
-LogGroup::~LogGroup() {
-  if (!socket_) return;
+LogGroup::~LogGroup() { unbind(); }
+
+void LogGroup::unbind() noexcept {
+  if (!socket_ || !bound_) return;
+  bound_ = false;
   std::array<char, kControlBufferSize> buffer{};
   nlmsghdr* nlh = put_config(buffer.data(), group_);
   nlh->nlmsg_flags = NLM_F_REQUEST;  // Best effort: closing the socket unbinds as well.
-  nfulnl_msg_config_cmd unbind{NFULNL_CFG_CMD_UNBIND};
-  mnl_attr_put(nlh, NFULA_CFG_CMD, sizeof unbind, &unbind);
+  nfulnl_msg_config_cmd command{NFULNL_CFG_CMD_UNBIND};
+  mnl_attr_put(nlh, NFULA_CFG_CMD, sizeof command, &command);
+  // The kernel destroys the instance in this call, and sends what it still batched first.
   mnl_socket_sendto(socket_.get(), nlh, nlh->nlmsg_len);
 }
 

@@ -121,6 +121,10 @@ class LogGroup {
   /// Returns the number handled, or a negative errno for a socket error other than EAGAIN.
   int drain(LogHandler& handler, int max_packets = 4096) noexcept;
 
+  /// Unbinds the group now: the kernel hands over the batch it still holds (within this call)
+  /// and makes no more copies for finwave. For shutdown, before the last drain(). Idempotent.
+  void unbind() noexcept;
+
   /// Takes the error the socket holds (SO_ERROR), which an overrun leaves and which makes poll()
   /// report POLLERR until it is taken; an ENOBUFS is counted. Returns the error (0: none).
   int take_error() noexcept;
@@ -133,6 +137,7 @@ class LogGroup {
   MnlSocket socket_;
   std::uint16_t group_ = 0;
   bool batching_ = false;
+  bool bound_ = false;
   std::vector<std::uint8_t> receive_buffer_;
   LogSequence sequence_;
   LogCounters counters_;

@@ -295,6 +295,8 @@ void QueueWorker::do_finish() noexcept {
   {
     const std::unique_lock<std::mutex> lock = guard();
     if (queue_ && dataplane_) {
+      // The capture is gone: the copies the kernel still batches come out with the unbind.
+      if (log_group_) log_group_->unbind();
       dataplane_->drain_log();
       queue_->drain(*dataplane_);
       dataplane_->end_all_holds(now_us());

@@ -826,9 +826,17 @@ churn_repeat() {
 
 bench_profile() {
   echo "== profiles" >&2
-  [[ -n "$(lab_exec server ss -Hltn 'sport = :5000' 2>/dev/null)" ]] || start_churn_server
-  config_start finwave --rules "$CHURN_RULES"
-  profile_run "churn, finwave" "$FINWAVE_PID" churn_repeat 3
+  [[ -n "$(lab_exec server ss -Hltn "sport = :$CHURN_PORT" 2>/dev/null)" ]] || start_churn_sinks
+  # The churn's two finwave configurations that miss their targets most: observing (everything
+  # logged) and a final_ack rule (the ack class queued), under the churn load (4 s of it).
+  local CHURN_SECONDS=4
+  config_start finwave --port "$CHURN_PORT"
+  profile_run "churn, finwave observing" "$FINWAVE_PID" \
+    churn_load_run client-first "$work/profile.observing.json"
+  config_stop finwave
+  config_start finwave --port "$CHURN_PORT" --rules "$BULK_RULES"
+  profile_run "churn, finwave with a final_ack rule" "$FINWAVE_PID" \
+    churn_load_run client-first "$work/profile.final_ack.json"
   config_stop finwave
   [[ -n "$(lab_exec server ss -Hltn 'sport = :5201' 2>/dev/null)" ]] ||
     { bg server "$work/iperf3-server.log" iperf3 -s -p 5201; wait_listening server 5201; }

@@ -13,9 +13,11 @@
 #include <sys/socket.h>
 
 #include <array>
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "lab_namespace.hpp"
@@ -200,6 +202,40 @@ TEST_SUITE("lab") {
       CHECK(log.counters().received == 20);
       CHECK(log.counters().lost == 0);
       CHECK(log.drain(handler) == 0);
+    });
+  }
+
+  TEST_CASE("log_group: batched copies come with their batch, or with the unbind") {
+    test::require_root();
+    test::TestNamespace ns;
+    ns.run([] {
+      const SubprocessResult up =
+          run_subprocess({require_executable("ip", "iproute2"), "link", "set", "lo", "up"});
+      REQUIRE_MESSAGE(up.ok(), up.err);
+      nft(kLogTable);
+      LogGroup log = LogGroup::open(LogGroupConfig{4343, 1U << 20, true});
+      CHECK(log.batching());
+      CountingHandler handler;
+      // The kernel's batch timeout (a hundredth of a second, in ticks) sends them; wait for it.
+      send_udp(5, 100);
+      for (int i = 0; i < 100 && handler.seqs.size() < 5; ++i) {
+        log.drain(handler);
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      }
+      CHECK(handler.seqs == std::vector<std::uint32_t>{0, 1, 2, 3, 4});
+      // Switched to one by one: each copy is there when sendto() returns.
+      REQUIRE(log.set_batching(false) == 0);
+      CHECK_FALSE(log.batching());
+      send_udp(2, 100);
+      CHECK(log.drain(handler) == 2);
+      // Batched again, then unbound at once: the batch comes out with the unbind.
+      REQUIRE(log.set_batching(true) == 0);
+      send_udp(3, 100);
+      log.unbind();
+      log.drain(handler);
+      CHECK(handler.seqs.size() == 10);
+      CHECK(log.counters().lost == 0);
+      CHECK(log.counters().config_errors == 0);
     });
   }
 
