@@ -459,7 +459,7 @@ bench_churn_shape() {
     --argjson q_a "$(median ${queued[any]})" \
     --argjson l_o "$(median ${logged[observing]})" --argjson l_f "$(median ${logged[final_ack]})" \
     --argjson l_a "$(median ${logged[any]})" \
-    '''{bench: "churn", shape: $shape,
+    '{bench: "churn", shape: $shape,
       case: "\($workers) finwave-churn-load workers, connect, 64 bytes, close (\($shape))",
       unit: "conn/s",
       values: {kernel: $k, observing: $o, final_ack: $f, any: $a, bare: $b},
@@ -473,7 +473,7 @@ bench_churn_shape() {
       failed_connections: $failures,
       consumer_cpu_us_per_connection: {observing: $cpu_o, final_ack: $cpu_f, any: $cpu_a, bare: $cpu_b},
       queued_per_connection: {observing: $q_o, final_ack: $q_f, any: $q_a},
-      logged_per_connection: {observing: $l_o, final_ack: $l_f, any: $l_a}}''')"
+      logged_per_connection: {observing: $l_o, final_ack: $l_f, any: $l_a}}')"
   ((failures == 0)) || echo "   warning: $failures connections failed ($shape)" >&2
   if [[ $bound == true ]]; then
     echo "   $shape: load-bound: the kernel alone reached $k conn/s, under the floor of $CHURN_FLOOR; no ratio judged" >&2

@@ -20,23 +20,23 @@ wait_for_file "$LAB_DIR/server.ready" 10 || fail "the server did not start withi
 finwave_start router "$LAB_DIR/finwave.jsonl" --port 5000 --log-buffer 65536 --settle 0.2 \
   --linger 2 --control "$FINWAVE_CONTROL"
 lab_on_exit kill -s CONT "$FINWAVE_PID"
-connections() {  # connections N — N connections from the client, one after another
+burst_connections() {  # burst_connections N — N connections from the client, one after another
   lab_exec client "$FINWAVE_BIN_PEER" client --connect "$LAB_SERVER_V4" --port 5000 \
     --connections "$1" --script send:100,close --quiet >/dev/null || fail "$1 connections failed"
 }
 
-connections 2
+burst_connections 2
 wait_until 10 "2 outcomes" at_least 2 event_count "$FINWAVE_OUT" outcome
 [ "$(outcomes 'select(.incomplete)' | wc -l)" -eq 0 ] || fail "outcomes incomplete before any loss"
 
 kill -s STOP "$FINWAVE_PID"
-stopped() { [ "$(awk '{ print $3 }' "/proc/$FINWAVE_PID/stat")" = T ]; }
-wait_until 5 "finwave to stop" stopped
-connections "$burst"
+finwave_stopped() { [ "$(awk '{ print $3 }' "/proc/$FINWAVE_PID/stat")" = T ]; }
+wait_until 5 "finwave to stop" finwave_stopped
+burst_connections "$burst"
 kill -s CONT "$FINWAVE_PID"
 wait_until 10 "the overrun to be seen" at_least 1 finwave_stats_field "$FINWAVE_CONTROL" .log.enobufs
 # The next copy's sequence number shows how many were lost.
-connections 1
+burst_connections 1
 wait_until 10 "the lost copies to be counted" at_least 1 finwave_stats_field "$FINWAVE_CONTROL" .log.lost
 lost=$(finwave_stats_field "$FINWAVE_CONTROL" .log.lost)
 received=$(finwave_stats_field "$FINWAVE_CONTROL" .log.received)
@@ -45,7 +45,7 @@ wait_until 10 "the burst's outcomes" at_least 4 event_count "$FINWAVE_OUT" outco
 sleep_until_ms=$(($(lab_now_ms) + 3500))
 while [ "$(lab_now_ms)" -lt "$sleep_until_ms" ]; do sleep 0.2; done
 before=$(event_count "$FINWAVE_OUT" outcome)
-connections 1
+burst_connections 1
 wait_until 10 "the last connection's outcome" at_least $((before + 1)) event_count "$FINWAVE_OUT" outcome
 losses=$(finwave_stats_field "$FINWAVE_CONTROL" .log.losses)
 finwave_stop
