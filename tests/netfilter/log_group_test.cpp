@@ -174,6 +174,14 @@ constexpr const char* kLogTable =
     "table inet fwnf-log {\n  chain output {\n    type filter hook output priority mangle;\n"
     "    udp dport 9 log group 4343\n  }\n}\n";
 
+// The namespace's loopback up, and kLogTable logging its UDP datagrams to port 9.
+void log_on_loopback() {
+  const SubprocessResult up =
+      run_subprocess({require_executable("ip", "iproute2"), "link", "set", "lo", "up"});
+  REQUIRE_MESSAGE(up.ok(), up.err);
+  nft(kLogTable);
+}
+
 }  // namespace
 
 TEST_SUITE("lab") {
@@ -181,10 +189,7 @@ TEST_SUITE("lab") {
     test::require_root();
     test::TestNamespace ns;
     ns.run([] {
-      const SubprocessResult up =
-          run_subprocess({require_executable("ip", "iproute2"), "link", "set", "lo", "up"});
-      REQUIRE_MESSAGE(up.ok(), up.err);
-      nft(kLogTable);
+      log_on_loopback();
       LogGroup log = LogGroup::open(LogGroupConfig{4343});
       CHECK(log.group() == 4343);
       // A second reader of the same group is refused with a message naming it.
@@ -209,10 +214,7 @@ TEST_SUITE("lab") {
     test::require_root();
     test::TestNamespace ns;
     ns.run([] {
-      const SubprocessResult up =
-          run_subprocess({require_executable("ip", "iproute2"), "link", "set", "lo", "up"});
-      REQUIRE_MESSAGE(up.ok(), up.err);
-      nft(kLogTable);
+      log_on_loopback();
       LogGroup log = LogGroup::open(LogGroupConfig{4343, 1U << 20, true});
       CHECK(log.batching());
       CountingHandler handler;
@@ -243,10 +245,7 @@ TEST_SUITE("lab") {
     test::require_root();
     test::TestNamespace ns;
     ns.run([] {
-      const SubprocessResult up =
-          run_subprocess({require_executable("ip", "iproute2"), "link", "set", "lo", "up"});
-      REQUIRE_MESSAGE(up.ok(), up.err);
-      nft(kLogTable);
+      log_on_loopback();
       // The smallest buffer the kernel allows: a few copies fit, the rest are lost.
       LogGroup log = LogGroup::open(LogGroupConfig{4343, 4096});
       constexpr int kSent = 300;
