@@ -19,6 +19,10 @@ namespace {
 
 constexpr const char* kNft = "nft";
 
+// The longest packet a log copy holds whole (the kernel's copy range is 0xffff less an attribute
+// header).
+constexpr unsigned kMaxLoggedLength = 65531;
+
 // Several queues, each with a chain of its own for its queue rule and log group.
 bool spread(const CaptureSpec& spec) { return spec.queue_count > 1 && !spec.capture_all; }
 constexpr const char* kDebianPackage = "nftables";
@@ -330,6 +334,11 @@ std::string capture_chain(const CaptureSpec& spec, const std::vector<int>& famil
 std::string classify_rules(const CaptureSpec& spec, std::uint16_t index) {
   const std::string group = std::to_string(unsigned{spec.log_group} + index);
   std::string text;
+  if (spec.queued.full()) return text;
+  // A copy holds at most 65531 bytes, and nfnetlink_log does not say how long the packet was: a
+  // GSO packet above that (a BIG TCP one's IPv4 length field is 0) would lose its length. Such a
+  // packet is queued, whatever its class: NFQUEUE tells its length.
+  text.append("    meta length > ").append(std::to_string(kMaxLoggedLength)).append(" return\n");
   for (int i = 0; i < kSegmentClassCount; ++i) {
     const auto segment_class = static_cast<SegmentClass>(i);
     if (spec.queued.has(segment_class)) continue;

@@ -61,11 +61,15 @@ unclean="select((.result != \"clean\" and (.rst == null or .rst.stage != \"time_
 bad=$(outcomes "$unclean" | wc -l)
 [ "$bad" -eq 0 ] || fail "$bad outcomes unclean or with FIN retransmissions, e.g. $(outcomes "$unclean" | head -1)"
 # On loopback OUTPUT sees both directions and INPUT is not hooked: a segment captured twice
-# would show up as a retransmitted FIN or a second final ACK.
+# would show up as a retransmitted FIN or a second final ACK. A second final ACK that the
+# server answered with an RST was real (a copy captured twice reaches no one): the client
+# repeated its ACK after the server's delayed ack1 and fin2, and the server, closed by then,
+# reset. Seen in 2 of 1001 loopback connections once the log path let segments pass unheld.
 loopback='select(.flow.server == "127.0.0.1:5000" or .flow.server == "[::1]:5000")'
+answered='(.final_acks.seen == 2 and .rst != null and .rst.from == "server" and .rst.stage == "time_wait")'
 doubled=$(outcomes "$loopback | select((.fin_retransmits.client != 0 and ($bulk | not)) or
-  .fin_retransmits.server != 0 or .final_acks.seen != 1)" | wc -l)
-[ "$doubled" -eq 0 ] || fail "$doubled loopback outcomes look double-captured, e.g. $(outcomes "$loopback | select(.final_acks.seen != 1)" | head -1)"
+  .fin_retransmits.server != 0 or (.final_acks.seen != 1 and ($answered | not)))" | wc -l)
+[ "$doubled" -eq 0 ] || fail "$doubled loopback outcomes look double-captured, e.g. $(outcomes "$loopback | select(.final_acks.seen != 1 and ($answered | not))" | head -1)"
 [ "$(outcomes "$loopback" | wc -l)" -eq $((2 * count + 1)) ] || fail "loopback outcomes missing"
 # The 10 MB transfers must not have been queued: at most 10 packets per connection on average.
 [ "$queued" -le $((10 * expected)) ] || fail "$queued packets queued for $expected connections"

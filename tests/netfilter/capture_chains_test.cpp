@@ -203,6 +203,7 @@ TEST_SUITE("netfilter") {
     spec.queued.add(SegmentClass::kAck);
     const std::string logged =
         "  chain classify {\n"
+        "    meta length > 65531 return\n"
         "    tcp flags & rst == rst log group 7 accept\n"
         "    tcp flags & (syn | ack | rst) == syn log group 7 accept\n"
         "    tcp flags & (syn | ack | rst) == syn | ack log group 7 accept\n"
