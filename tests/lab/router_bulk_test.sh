@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Router mode, no rules: a 10 MB transfer client -> server passes intact through finwave, and
 # only its handshake and teardown leave the kernel, as copies on the log path (at most 10; no
-# rule could act on them, so the kernel queues nothing), each written to finwave's --pcap file.
+# rule could act on them, so the kernel queues nothing but a packet too long for a copy: the FIN
+# may ride on a 64 KiB GRO packet), each written to finwave's --pcap file.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
@@ -28,23 +29,25 @@ received=$(jq -r 'select(.event == "read_eof") | "\(.bytes) \(.intact)"' "$work/
 
 kernel_queued=$(kernel_queue_field router 0 8)
 [ -n "$kernel_queued" ] || fail "queue 0 not listed in the router's nfnetlink_queue"
-[ "$kernel_queued" -eq 0 ] || fail "the kernel queued $kernel_queued packets with no rule to act on them"
+[ "$kernel_queued" -le 2 ] || fail "the kernel queued $kernel_queued packets with no rule to act on them"
 
 finwave_stop
 check_verdict_accounting
 queued=$(finwave_stats .queue.queued)
 logged=$(finwave_stats .logged)
-[ "$queued" -eq 0 ] || fail "finwave counted $queued queued, expected none"
-[ "$logged" -le 10 ] || fail "finwave logged $logged segments (> 10) for a 10 MB transfer"
-[ "$logged" -ge 5 ] || fail "finwave logged only $logged segments: handshake/teardown missed"
+[ "$queued" -eq "$kernel_queued" ] || fail "finwave counted $queued queued, the kernel $kernel_queued"
+captured=$((logged + queued))
+[ "$captured" -le 10 ] || fail "finwave saw $captured segments (> 10) for a 10 MB transfer"
+[ "$captured" -ge 5 ] || fail "finwave saw only $captured segments: handshake/teardown missed"
 [ "$(finwave_stats .log.lost)" -eq 0 ] || fail "the log path lost copies"
 [ "$(finwave_stats .log.received)" -eq "$logged" ] || fail "log.received differs from logged"
 [ "$(outcomes | wc -l)" -eq 1 ] || fail "expected exactly one outcome, got: $(outcomes)"
 [ "$(outcomes .result)" = '"clean"' ] || fail "outcome not clean: $(outcomes)"
-[ "$(outcomes '[.timeline[].verdict] | unique')" = '["observed"]' ] ||
-  fail "timeline verdicts are not all observed: $(outcomes)"
+[ "$(outcomes '[.timeline[] | .verdict] | length')" -eq "$captured" ] || fail "timeline length"
+[ "$(outcomes "[.timeline[] | select(.verdict == \"observed\")] | length")" -eq "$logged" ] ||
+  fail "the logged segments are not all observed: $(outcomes)"
 # --pcap: every captured segment, readable by libpcap tools.
 in_pcap=$(capture_count "$work/finwave.pcap" "tcp port 5000") || fail "finwave's pcap is unreadable"
-[ "$in_pcap" -eq "$logged" ] || fail "finwave's pcap holds $in_pcap packets, it logged $logged"
+[ "$in_pcap" -eq "$captured" ] || fail "finwave's pcap holds $in_pcap packets, it saw $captured"
 
-pass "10 MB intact; kernel queued nothing, finwave logged $logged segments, all observed"
+pass "10 MB intact; kernel queued $kernel_queued (too long for a copy), finwave logged $logged segments, all observed"
