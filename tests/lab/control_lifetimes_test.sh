@@ -62,7 +62,9 @@ expect "rules after max_hits" "$(ctl --json rules | jq '.rules | length')" 0
 # ttl 300 ms.
 started=$(lab_now_ms)
 ctl add --ttl 300ms - <<<'{ name = "short-lived", role = "rst", action = "pass" }' >"$LAB_DIR/added.out"
-grep -q '^added short-lived at position 1: pass rst (for 0.3 s)$' "$LAB_DIR/added.out" ||
+# The reply comes after the capture is reclassified for the new rule (an nft run, longer under a
+# sanitizer): the time left may be a few milliseconds under 0.3 s.
+grep -Eq '^added short-lived at position 1: pass rst \(for 0\.(3|2[5-9][0-9]*) s\)$' "$LAB_DIR/added.out" ||
   fail "add's output: $(cat "$LAB_DIR/added.out")"
 left=$(ctl --json rules | jq '.rules[0].expires_in_s')
 awk -v left="$left" 'BEGIN { exit !(left > 0 && left <= 0.3) }' || fail "expires_in_s $left"
