@@ -189,17 +189,9 @@ int LogGroup::take_error() noexcept {
 int LogGroup::drain(LogHandler& handler, int max_packets) noexcept {
   int handled = 0;
   while (handled < max_packets) {
-    const ssize_t received =
-        recv(fd(), receive_buffer_.data(), receive_buffer_.size(), MSG_DONTWAIT);
-    if (received < 0) {
-      if (errno == EINTR) continue;
-      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
-      if (errno == ENOBUFS) {
-        ++counters_.enobufs;
-        continue;
-      }
-      return -errno;
-    }
+    const long received = receive_datagram(fd(), receive_buffer_, counters_.enobufs);
+    if (received < 0) return static_cast<int>(received);
+    if (received == 0) break;
     auto remaining = static_cast<int>(received);
     for (auto* nlh = reinterpret_cast<const nlmsghdr*>(receive_buffer_.data());
          mnl_nlmsg_ok(nlh, remaining); nlh = mnl_nlmsg_next(nlh, &remaining)) {

@@ -127,17 +127,9 @@ int Queue::drain(PacketHandler& handler, int max_packets) noexcept {
   int handled = 0;
   int result = 0;
   while (handled < max_packets) {
-    const ssize_t received =
-        recv(fd(), receive_buffer_.data(), receive_buffer_.size(), MSG_DONTWAIT);
-    if (received < 0) {
-      if (errno == EINTR) continue;
-      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
-      if (errno == ENOBUFS) {
-        // The kernel overran our buffer and dropped messages; keep reading what is left.
-        ++counters_.enobufs;
-        continue;
-      }
-      result = -errno;
+    const long received = receive_datagram(fd(), receive_buffer_, counters_.enobufs);
+    if (received <= 0) {
+      result = static_cast<int>(received);
       break;
     }
     handler.before_batch();
