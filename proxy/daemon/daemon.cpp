@@ -220,6 +220,7 @@ void Daemon::start_workers(const rules::Engine& engine) {
     // log_group + i: one worker sees them all.
     if (log_path_) config.log_group = static_cast<std::uint16_t>(spec.log_group + index);
     config.log_batching = log_may_batch(queued_);
+    config.logging = !queued_.full();
     // Each worker decides with an engine of its own rather than one shared under a lock:
     // decide() counts hits, so a shared engine would need the lock for every decision of every
     // queue, and Decision::rule_name points into the engine's rules, so it would have to be
@@ -282,6 +283,10 @@ void Daemon::requeue() noexcept {
     set_log_batching(false);
     uv_sleep(static_cast<unsigned>(nf::LogGroup::kBatchTimeoutCs * 10 + 15));
   }
+  // The log is read before each queue batch from before the first class is logged.
+  if (!wanted.full()) {
+    for (auto& worker : workers_) worker->set_logging(true);
+  }
   try {
     queued_ = wanted;
     chains_.classify(live_capture_spec());
@@ -299,6 +304,11 @@ void Daemon::requeue() noexcept {
     }
   }
   if (log_may_batch(queued_)) set_log_batching(true);
+  // Nothing is logged any more (no batch is pending: a full queue is never batched): the last
+  // copies are read, and queue batches stop reading the log.
+  if (queued_.full()) {
+    for (auto& worker : workers_) worker->set_logging(false);
+  }
 }
 
 nlohmann::json Daemon::classes_json() const {

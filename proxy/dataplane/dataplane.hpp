@@ -50,7 +50,14 @@ class Dataplane final : public nf::PacketHandler, public nf::LogHandler {
   /// to the log socket while the segment is in the hook, before the segment goes on, so every
   /// copy of a segment that caused a queued one (the FIN a final ACK answers) is there by the
   /// time the queued segment is read, and the tracker sees the two in the hook's order.
-  void before_batch() noexcept override { drain_log(); }
+  void before_batch() noexcept override {
+    if (read_log_first_) drain_log();
+  }
+
+  /// Whether before_batch() reads the log path (the default). Off while every class is queued:
+  /// nothing is logged then, and the read would be one more syscall per queue batch. The caller
+  /// turns it off only once the log is drained and no copy can come any more.
+  void set_read_log_first(bool read) noexcept { read_log_first_ = read; }
 
   /// Reads the log path now (its socket is readable, or a batch is about to be handled).
   void drain_log() noexcept;
@@ -89,6 +96,7 @@ class Dataplane final : public nf::PacketHandler, public nf::LogHandler {
 
   Parts p_;
   DataplaneCounters counters_;
+  bool read_log_first_ = true;
   std::uint64_t last_logged_arrival_us_ = 0;  // realtime stamp of the newest copy, 0: unknown
   std::uint64_t log_lost_seen_ = 0;           // the log group's lost + enobufs, as last seen
   ArrivalClock arrival_clock_;

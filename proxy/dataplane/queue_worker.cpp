@@ -52,6 +52,7 @@ QueueWorker::QueueWorker(Config config, rules::Engine engine, OutcomeSink& outco
   dataplane_.emplace(Dataplane::Parts{*verdicts_, flows_, engine_, rng_, delays_, &injector_,
                                       pcap_.is_open() ? &pcap_ : nullptr, nullptr,
                                       log_group_ ? &*log_group_ : nullptr});
+  dataplane_->set_read_log_first(config_.logging);
 }
 
 QueueWorker::~QueueWorker() {
@@ -396,6 +397,13 @@ int QueueWorker::set_log_batching(bool batching) noexcept {
   const std::unique_lock<std::mutex> lock = guard();
   if (!log_group_ || log_group_->batching() == batching) return 0;
   return log_group_->set_batching(batching);
+}
+
+void QueueWorker::set_logging(bool logging) noexcept {
+  const std::unique_lock<std::mutex> lock = guard();
+  if (!dataplane_) return;
+  if (!logging) dataplane_->drain_log();
+  dataplane_->set_read_log_first(logging);
 }
 
 void QueueWorker::set_rule_hit_sink(RuleHitSink* sink) noexcept {

@@ -65,6 +65,7 @@ class QueueWorker final : private RuleHitSink {
     std::optional<std::uint16_t> log_group;
     std::uint32_t log_buffer = 64U << 20;  ///< Its socket's receive buffer, in bytes.
     bool log_batching = false;             ///< Start with batched delivery (nf::LogGroup).
+    bool logging = true;  ///< Some class is logged: the log is read before each queue batch.
     bool quiet = false;
   };
 
@@ -123,6 +124,9 @@ class QueueWorker final : private RuleHitSink {
   /// Control thread: batched or one-by-one delivery on the log path (nf::LogGroup); nothing
   /// without one. Returns 0 or a negative errno.
   int set_log_batching(bool batching) noexcept;
+  /// Control thread: whether some class is logged. Before the capture logs any, true; once it
+  /// logs none, false (the log is drained first), which spares each queue batch a read of it.
+  void set_logging(bool logging) noexcept;
   /// Control thread: who hears of rule decisions (daemon-wide flow ids) from the next drain on;
   /// nullptr for no one.
   void set_rule_hit_sink(RuleHitSink* sink) noexcept;
