@@ -35,11 +35,15 @@ TEST_SUITE("options") {
     CHECK(parsed.options.realtime_priority == 10);
   }
 
-  TEST_CASE("options: the defaults are one queue and the normal scheduler") {
+  TEST_CASE("options: the defaults are one queue, the normal scheduler and a 64 MiB log buffer") {
     const ParsedOptions parsed = parse({});
     REQUIRE_FALSE(parsed.exit_code.has_value());
     CHECK(parsed.options.queue_count == 1);
     CHECK(parsed.options.realtime_priority == 0);
+    CHECK(parsed.options.log_buffer == 64U << 20);
+    const ParsedOptions sized = parse({"--log-buffer", "4096"});
+    REQUIRE_FALSE(sized.exit_code.has_value());
+    CHECK(sized.options.log_buffer == 4096);
   }
 
   TEST_CASE("options: out-of-range values and clashing options are usage errors") {
@@ -51,6 +55,9 @@ TEST_SUITE("options") {
              {"--realtime-priority", "100"},
              {"--realtime-priority", "-1"},
              {"--realtime-priority", "high"},
+             {"--log-buffer", "4095"},
+             {"--log-buffer", "1073741825"},
+             {"--log-buffer", "big"},
          }) {
       std::string shown;
       for (const char* arg : args) shown += std::string(arg) + " ";
