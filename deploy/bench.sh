@@ -27,6 +27,7 @@ BENCHMARKS=(
 # Run only when named: they explain a figure of the others rather than add one, or take long.
 EXTRA_BENCHMARKS=(
   "capture|(extra, ~5 min) one-stream bulk against each part of the capture rules, rule by rule"
+  "logcost|(extra, ~3 min) connection churn against each part of the log path, part by part"
   "soak|(extra, ~12 min) 1,000,000 connections in 10 minutes with rules firing: verdicts, outcomes, RSS, fds"
 )
 
@@ -42,6 +43,14 @@ bench_capture() {
   local results=$1
   shift
   "$repo/tests/bench/capture_cost.sh" --json "$results/bench-capture.json" "$@"
+}
+
+# What churn pays for the log path: tests/bench/log_path_cost.sh, JSON in bench-log-path-cost.json.
+bench_logcost() {
+  local results=$1
+  shift
+  "$repo/tests/bench/log_path_cost.sh" --build "${FINWAVE_BUILD:-$repo/build}" \
+    --json "$results/bench-log-path-cost.json" "$@"
 }
 
 # The soak: tests/bench/soak.sh, JSON in bench-soak.json (-- --connections N --minutes M to size

@@ -329,19 +329,51 @@ std::string capture_chain(const CaptureSpec& spec, const std::vector<int>& famil
   return text;
 }
 
+// The nftables matches of a port match: one, or two for either end (a rule has no "or").
+std::vector<std::string> nft_matches(const PortMatch& match) {
+  std::vector<std::string> numbers;
+  numbers.reserve(match.ports.size());
+  for (const std::uint16_t port : match.ports) numbers.push_back(std::to_string(port));
+  const std::string set = anonymous_set(numbers);
+  switch (match.end) {
+    case PortMatch::End::kSource:
+      return {"tcp sport " + set};
+    case PortMatch::End::kDestination:
+      return {"tcp dport " + set};
+    case PortMatch::End::kEither:
+      break;
+  }
+  return {"tcp sport " + set, "tcp dport " + set};
+}
+
+bool narrowed(const CaptureSpec& spec) {
+  return std::any_of(spec.queued_only.begin(), spec.queued_only.end(),
+                     [](const std::vector<PortMatch>& only) { return !only.empty(); });
+}
+
 // The classify chain's rules for queue `index`: log and accept every class that is not queued.
-// A queued class falls through, back to the chain with the queue rule.
+// A queued class falls through, back to the chain with the queue rule; a narrowed one only
+// where one of its matches holds (return), its other segments are logged.
 std::string classify_rules(const CaptureSpec& spec, std::uint16_t index) {
   const std::string group = std::to_string(unsigned{spec.log_group} + index);
   std::string text;
-  if (spec.queued.full()) return text;
+  if (spec.queued.full() && !narrowed(spec)) return text;
   // A copy holds at most 65531 bytes, and nfnetlink_log does not say how long the packet was: a
   // GSO packet above that (a BIG TCP one's IPv4 length field is 0) would lose its length. Such a
   // packet is queued, whatever its class: NFQUEUE tells its length.
   text.append("    meta length > ").append(std::to_string(kMaxLoggedLength)).append(" return\n");
   for (int i = 0; i < kSegmentClassCount; ++i) {
     const auto segment_class = static_cast<SegmentClass>(i);
-    if (spec.queued.has(segment_class)) continue;
+    const std::vector<PortMatch>& only = spec.queued_only[static_cast<std::size_t>(i)];
+    if (spec.queued.has(segment_class)) {
+      if (only.empty()) continue;  // queued whole
+      for (const PortMatch& match : only) {
+        for (const std::string& ports : nft_matches(match)) {
+          text.append("    ").append(nft_match(segment_class)).append(" ").append(ports);
+          text.append(" return\n");
+        }
+      }
+    }
     text.append("    ").append(nft_match(segment_class));
     text.append(" log group ").append(group).append(" accept\n");
   }

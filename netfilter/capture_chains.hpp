@@ -41,6 +41,9 @@ struct CaptureSpec {
   /// each). The others are logged to `log_group` (the log path: they go on at once and finwave
   /// gets a copy). The daemon queues what its enabled rules could act on (queue_classes.hpp).
   SegmentClasses queued = SegmentClasses::all();
+  /// Of a queued class, only the segments these match are queued, the others logged (a class
+  /// without any is queued whole). From the enabled rules' ports and senders (queue_classes.hpp).
+  QueueNarrowing queued_only{};
   /// The nfnetlink_log group of the log path (of queue_num; queue queue_num+i has log_group+i).
   std::uint16_t log_group = 0;
   /// Benchmarks: queue every TCP segment, not only teardown (`queued` is then ignored).

@@ -31,4 +31,24 @@ std::string_view nft_match(SegmentClass segment_class) noexcept {
   return "";
 }
 
+std::string to_string(const PortMatch& match) {
+  std::string text;
+  switch (match.end) {
+    case PortMatch::End::kSource:
+      text = "sport ";
+      break;
+    case PortMatch::End::kDestination:
+      text = "dport ";
+      break;
+    case PortMatch::End::kEither:
+      text = "port ";
+      break;
+  }
+  for (std::size_t i = 0; i < match.ports.size(); ++i) {
+    if (i != 0) text += ',';
+    text += std::to_string(match.ports[i]);
+  }
+  return text;
+}
+
 }  // namespace finwave::nf

@@ -1,8 +1,10 @@
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace finwave::nf {
 
@@ -60,5 +62,22 @@ class SegmentClasses {
 
 /// The nftables match of a class ("tcp flags & (syn | ack | rst) == syn"), for the capture table.
 std::string_view nft_match(SegmentClass segment_class) noexcept;
+
+/// Narrows a queued class to some of its segments: those whose source port, destination port
+/// or either port is listed. What a rule's ports and sender let the kernel test of a segment.
+struct PortMatch {
+  enum class End : std::uint8_t { kSource, kDestination, kEither };
+  End end = End::kEither;
+  std::vector<std::uint16_t> ports;  ///< Not empty.
+
+  bool operator==(const PortMatch&) const = default;
+};
+
+/// "sport 5000", "dport 5000,5001", "port 80" (either end): for `status` and the log.
+std::string to_string(const PortMatch& match);
+
+/// For each class: when not empty, only its segments that match one of these are queued (and
+/// the class's others logged); empty, the class is queued whole (if queued at all).
+using QueueNarrowing = std::array<std::vector<PortMatch>, kSegmentClassCount>;
 
 }  // namespace finwave::nf

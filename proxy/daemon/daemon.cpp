@@ -193,7 +193,7 @@ void Daemon::start_workers(const rules::Engine& engine) {
   const std::size_t count = options_.queue_count;
   // --capture-all (benchmarks) queues everything, through the queue's own balancing.
   log_path_ = !options_.capture_all;
-  queued_ = log_path_ ? queue_classes(*engine.rule_set()) : nf::SegmentClasses::all();
+  if (log_path_) plan_ = queue_plan(*engine.rule_set());
   const nf::CaptureSpec spec = live_capture_spec();
   if (count > 1) handoff_.emplace(&loop_, static_cast<OutcomeSink&>(*this));
   QueueWorker::Config config;
@@ -219,8 +219,8 @@ void Daemon::start_workers(const rules::Engine& engine) {
     // symhash sends a connection's queued segments to queue_num + i and its logged ones to
     // log_group + i: one worker sees them all.
     if (log_path_) config.log_group = static_cast<std::uint16_t>(spec.log_group + index);
-    config.log_batching = log_may_batch(queued_);
-    config.logging = !queued_.full();
+    config.log_batching = log_may_batch(plan_);
+    config.logging = plan_.logs_something();
     // Each worker decides with an engine of its own rather than one shared under a lock:
     // decide() counts hits, so a shared engine would need the lock for every decision of every
     // queue, and Decision::rule_name points into the engine's rules, so it would have to be
@@ -254,13 +254,14 @@ void Daemon::start_workers(const rules::Engine& engine) {
 
 nf::CaptureSpec Daemon::live_capture_spec() const {
   nf::CaptureSpec spec = capture_spec(options_);
-  spec.queued = queued_;
+  spec.queued = plan_.classes;
+  spec.queued_only = plan_.only;
   spec.log_group = options_.queue_num;
   return spec;
 }
 
-bool Daemon::log_may_batch(nf::SegmentClasses queued) const noexcept {
-  return queued.empty() && options_.mode == nf::CaptureMode::kRouter;
+bool Daemon::log_may_batch(const QueuePlan& plan) const noexcept {
+  return plan.classes.empty() && options_.mode == nf::CaptureMode::kRouter;
 }
 
 void Daemon::set_log_batching(bool batching) noexcept {
@@ -273,9 +274,14 @@ void Daemon::set_log_batching(bool batching) noexcept {
 
 void Daemon::requeue() noexcept {
   if (!log_path_ || workers_.empty() || !chains_.installed()) return;
-  const nf::SegmentClasses wanted = queue_classes(*workers_.front()->rule_set());
-  if (wanted == queued_) return;
-  const nf::SegmentClasses before = queued_;
+  QueuePlan wanted;
+  try {
+    wanted = queue_plan(*workers_.front()->rule_set());
+  } catch (const std::bad_alloc&) {
+    wanted = QueuePlan{nf::SegmentClasses::all(), {}};  // queueing everything is always safe
+  }
+  if (wanted == plan_) return;
+  const QueuePlan before = plan_;
   if (log_may_batch(before) && !log_may_batch(wanted)) {
     // From here on a queued segment may depend on a logged one: copies one by one, and the
     // last batch out of the kernel (its timeout is a hundredth of a second, counted in ticks of
@@ -284,29 +290,29 @@ void Daemon::requeue() noexcept {
     uv_sleep(static_cast<unsigned>(nf::LogGroup::kBatchTimeoutCs * 10 + 15));
   }
   // The log is read before each queue batch from before the first class is logged.
-  if (!wanted.full()) {
+  if (wanted.logs_something()) {
     for (auto& worker : workers_) worker->set_logging(true);
   }
   try {
-    queued_ = wanted;
+    plan_ = wanted;
     chains_.classify(live_capture_spec());
-    log("queueing " + queued_.names() + "; logging " + queued_.complement().names());
+    log("queueing " + describe_queued() + "; logging " + describe_logged());
   } catch (const std::exception& error) {
     log(std::string("cannot change what is queued, queueing every segment: ") + error.what());
     try {
-      queued_ = nf::SegmentClasses::all();
+      plan_ = QueuePlan{nf::SegmentClasses::all(), {}};
       chains_.classify(live_capture_spec());
     } catch (const std::exception& again) {
       // The chain is as it was: `before` is what is queued.
-      queued_ = before;
+      plan_ = before;
       log(std::string("cannot queue every segment either, the rules may miss segments: ") +
           again.what());
     }
   }
-  if (log_may_batch(queued_)) set_log_batching(true);
+  if (log_may_batch(plan_)) set_log_batching(true);
   // Nothing is logged any more (no batch is pending: a full queue is never batched): the last
   // copies are read, and queue batches stop reading the log.
-  if (queued_.full()) {
+  if (!plan_.logs_something()) {
     for (auto& worker : workers_) worker->set_logging(false);
   }
 }
@@ -314,29 +320,80 @@ void Daemon::requeue() noexcept {
 nlohmann::json Daemon::classes_json() const {
   nlohmann::json queued = nlohmann::json::array();
   nlohmann::json logged = nlohmann::json::array();
+  nlohmann::json only = nlohmann::json::object();
   for (int i = 0; i < nf::kSegmentClassCount; ++i) {
     const auto segment_class = static_cast<nf::SegmentClass>(i);
-    (queued_.has(segment_class) ? queued : logged).push_back(nf::to_string(segment_class));
+    (plan_.classes.has(segment_class) ? queued : logged).push_back(nf::to_string(segment_class));
+    const std::vector<nf::PortMatch>& matches = plan_.only[static_cast<std::size_t>(i)];
+    if (!plan_.classes.has(segment_class) || matches.empty()) continue;
+    nlohmann::json texts = nlohmann::json::array();
+    for (const nf::PortMatch& match : matches) texts.push_back(nf::to_string(match));
+    only[std::string(nf::to_string(segment_class))] = std::move(texts);
   }
   nlohmann::json delivery = nullptr;  // no log path
-  if (log_path_) delivery = log_may_batch(queued_) ? "batched" : "one by one";
-  return {{"queued", std::move(queued)}, {"logged", std::move(logged)}, {"delivery", delivery}};
+  if (log_path_) delivery = log_may_batch(plan_) ? "batched" : "one by one";
+  return {{"queued", std::move(queued)},
+          {"queued_only", std::move(only)},
+          {"logged", std::move(logged)},
+          {"delivery", delivery}};
+}
+
+std::string Daemon::describe_queued() const {
+  std::string text;
+  for (int i = 0; i < nf::kSegmentClassCount; ++i) {
+    const auto segment_class = static_cast<nf::SegmentClass>(i);
+    if (!plan_.classes.has(segment_class)) continue;
+    if (!text.empty()) text += ", ";
+    text += nf::to_string(segment_class);
+    const std::vector<nf::PortMatch>& matches = plan_.only[static_cast<std::size_t>(i)];
+    for (std::size_t m = 0; m < matches.size(); ++m) {
+      text += (m == 0 ? " (" : " or ") + nf::to_string(matches[m]);
+    }
+    if (!matches.empty()) text += ')';
+  }
+  return text.empty() ? "none" : text;
+}
+
+std::string Daemon::describe_logged() const {
+  std::string text;
+  for (int i = 0; i < nf::kSegmentClassCount; ++i) {
+    const auto segment_class = static_cast<nf::SegmentClass>(i);
+    const bool queued = plan_.classes.has(segment_class);
+    const bool narrowed = queued && !plan_.only[static_cast<std::size_t>(i)].empty();
+    if (queued && !narrowed) continue;
+    if (!text.empty()) text += ", ";
+    if (narrowed) text += "the rest of ";
+    text += nf::to_string(segment_class);
+  }
+  return text.empty() ? "none" : text;
 }
 
 void Daemon::on_outcomes(std::vector<Outcome>& outcomes) noexcept { emit(outcomes); }
 
 void Daemon::emit(std::vector<Outcome>& outcomes) noexcept {
+  // A batch's lines are written into one buffer, kept from batch to batch, and go out in one
+  // write: at connection churn rates a string and a write per outcome showed in the profile.
+  output_.clear();
   for (Outcome& outcome : outcomes) {
+    const std::size_t before = output_.size();
     try {
-      const std::string line = options_.json ? to_json_line(outcome) : to_text_line(outcome);
-      std::fwrite(line.data(), 1, line.size(), stdout);
-      std::fputc('\n', stdout);
+      if (options_.json) {
+        append_json_line(output_, outcome);
+      } else {
+        output_ += to_text_line(outcome);
+      }
+      output_ += '\n';
       if (options_.ladder) {
         // Under its outcome line; on stderr with --json, so that stdout stays JSON lines.
         const std::string ladder = render_ladder(outcome);
-        std::fwrite(ladder.data(), 1, ladder.size(), options_.json ? stderr : stdout);
+        if (options_.json) {
+          std::fwrite(ladder.data(), 1, ladder.size(), stderr);
+        } else {
+          output_ += ladder;
+        }
       }
     } catch (const std::exception& error) {
+      output_.resize(before);  // no half line
       log(std::string("cannot format an outcome: ") + error.what());
     }
     try {
@@ -346,7 +403,12 @@ void Daemon::emit(std::vector<Outcome>& outcomes) noexcept {
     }
     if (control_) control_->publish_outcome(std::move(outcome));
   }
-  if (!outcomes.empty()) std::fflush(stdout);
+  if (!output_.empty()) {
+    std::fwrite(output_.data(), 1, output_.size(), stdout);
+    std::fflush(stdout);
+  }
+  // A burst (thousands of flows ending at once) leaves no large buffer behind.
+  if (output_.capacity() > kKeptOutputBytes) std::string().swap(output_);
   outcomes.clear();
 }
 

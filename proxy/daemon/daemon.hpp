@@ -22,6 +22,7 @@
 #include "proxy/daemon/options.hpp"
 #include "proxy/daemon/privileges.hpp"
 #include "proxy/dataplane/handoff.hpp"
+#include "proxy/dataplane/queue_classes.hpp"
 #include "proxy/dataplane/queue_worker.hpp"
 #include "proxy/loop/uv_handle.hpp"
 #include "proxy/metrics/metrics_server.hpp"
@@ -121,17 +122,20 @@ class Daemon final : private ControlHandler, private OutcomeSink {
     for (auto& worker : workers_) worker->change_rules(change);
     requeue();
   }
-  /// The capture spec as it stands: the options' plus the classes queued now.
+  /// The capture spec as it stands: the options' plus what is queued now.
   nf::CaptureSpec live_capture_spec() const;
   /// Makes the capture queue what the enabled rules could act on now and log the rest
-  /// (queue_classes()), in one nft transaction, before the change that called it replies. When
+  /// (queue_plan()), in one nft transaction, before the change that called it replies. When
   /// nft fails every class is queued (always safe), and that is said.
   void requeue() noexcept;
   /// Whether the log path may batch its copies with `queued` classes queued: only when nothing
   /// is queued (no order between the two paths to keep) and in router mode, where every copy
   /// carries the kernel's arrival stamp (copies from the OUTPUT hook carry none, and a batched
   /// one would be timed when read, up to a batch's timeout late).
-  bool log_may_batch(nf::SegmentClasses queued) const noexcept;
+  bool log_may_batch(const QueuePlan& plan) const noexcept;
+  /// What is queued and logged now, for the log: "ack (dport 5000)", "rst, syn, the rest of ack".
+  std::string describe_queued() const;
+  std::string describe_logged() const;
   /// Every worker's log path to batched or one-by-one delivery; a failure is said.
   void set_log_batching(bool batching) noexcept;
   /// {"queued": [...], "logged": [...]}: the classes of segment on each path.
@@ -189,9 +193,9 @@ class Daemon final : private ControlHandler, private OutcomeSink {
   bool stopping_ = false;
 
   nf::CaptureChains chains_;
-  /// The classes of segment queued now (the rest are logged). Every class when there is no
-  /// log path (--capture-all).
-  nf::SegmentClasses queued_ = nf::SegmentClasses::all();
+  /// The classes of segment queued now, wholly or in part (the rest is logged). Every class,
+  /// whole, when there is no log path (--capture-all).
+  QueuePlan plan_{nf::SegmentClasses::all(), {}};
   bool log_path_ = false;
   /// What the capture watch has seen (control thread only).
   struct CaptureWatch {
@@ -240,6 +244,9 @@ class Daemon final : private ControlHandler, private OutcomeSink {
   };
   std::map<std::string, RuleLifetime> rule_lifetimes_;
   UvHandle<uv_timer_t> rule_lifetime_timer_;
+  /// emit()'s lines of one batch of outcomes; its capacity is kept up to kKeptOutputBytes.
+  std::string output_;
+  static constexpr std::size_t kKeptOutputBytes = 4U << 20;
   /// What the reported outcomes said, for the metrics (every outcome passes emit()).
   OutcomeTally outcome_tally_;
   std::optional<MetricsServer> metrics_server_;  // with --metrics

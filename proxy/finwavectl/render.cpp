@@ -237,8 +237,24 @@ void print_status(const nlohmann::json& r, const Style& style, std::FILE* out) {
       return text.empty() ? std::string("none") : text;
     };
     const nlohmann::json& classes = r["classes"];
-    std::string paths = "queued " + names(classes.value("queued", nlohmann::json::array())) +
-                        "; logged " + names(classes.value("logged", nlohmann::json::array()));
+    // A narrowed class: "ack (dport 5000)", the rest of its segments logged.
+    std::string queued;
+    std::string partly_logged;
+    const nlohmann::json only = classes.value("queued_only", nlohmann::json::object());
+    for (const auto& name : classes.value("queued", nlohmann::json::array())) {
+      queued += (queued.empty() ? "" : ", ") + str(name);
+      if (!name.is_string() || !only.is_object() || !only.contains(name.get<std::string>())) {
+        continue;
+      }
+      queued += " (" + names(only[name.get<std::string>()]) + ")";
+      partly_logged += ", the rest of " + str(name);
+    }
+    std::string logged = names(classes.value("logged", nlohmann::json::array()));
+    if (!partly_logged.empty()) {
+      logged = (logged == "none" ? partly_logged.substr(2) : logged + partly_logged);
+    }
+    std::string paths =
+        "queued " + (queued.empty() ? std::string("none") : queued) + "; logged " + logged;
     if (classes.contains("delivery") && classes["delivery"].is_string()) {
       paths += " (" + classes["delivery"].get<std::string>() + ")";
     }

@@ -16,10 +16,12 @@ namespace finwave::proxy {
 ///   w.key("flow"); w.begin_object(); ... w.end_object();
 ///   w.end_object();
 ///
-/// Commas are placed by the writer. Strings are escaped as JSON requires; bytes that are not
-/// valid UTF-8 become U+FFFD, as nlohmann's dump does with error_handler_t::replace. Doubles are
-/// written with up to `decimals` digits after the point and trailing zeros trimmed (one kept).
-/// No checks of nesting: the caller writes a well-formed object (the tests parse every line).
+/// Commas are placed by the writer. String values are escaped as JSON requires; bytes that are
+/// not valid UTF-8 become U+FFFD, as nlohmann's dump does with error_handler_t::replace. Keys are
+/// not escaped: they are the caller's own field names, printable ASCII without `"` or `\`
+/// (escaping some 80 of them per outcome showed in the churn profile). Doubles are written with
+/// up to `decimals` digits after the point and trailing zeros trimmed (one kept). No checks of
+/// nesting: the caller writes a well-formed object (the tests parse every line).
 class JsonLineWriter {
  public:
   explicit JsonLineWriter(std::string& out) noexcept : out_(out) {}
@@ -29,6 +31,7 @@ class JsonLineWriter {
   void begin_array() { open('['); }
   void end_array() { close(']'); }
 
+  /// `name` is written as it is (see above).
   void key(std::string_view name);
   void string(std::string_view value);
   void boolean(bool value);

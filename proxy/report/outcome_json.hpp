@@ -17,6 +17,10 @@ nlohmann::json to_json(const Outcome& outcome);
 /// other fields in the README's order.
 std::string to_json_line(const Outcome& outcome);
 
+/// The same line appended to `out`: what finwave writes once per connection, into one buffer
+/// reused for every batch of outcomes.
+void append_json_line(std::string& out, const Outcome& outcome);
+
 /// The inverse of to_json() and to_json_line(): rebuilds an Outcome from its JSON object, for
 /// tools that render outcomes received over the control socket or saved by `finwave --json`.
 ///

@@ -84,12 +84,17 @@ Json build(const Outcome& o) {
 nlohmann::json to_json(const Outcome& outcome) { return build<nlohmann::json>(outcome); }
 
 std::string to_json_line(const Outcome& o) {
+  std::string line;
+  append_json_line(line, o);
+  return line;
+}
+
+void append_json_line(std::string& line, const Outcome& o) {
   // The same object as build(), written directly: this runs once per connection on the data
   // path's thread, where the DOM's allocations showed in the churn profile. The tests check
   // that both give the same JSON.
   constexpr int kMsDecimals = 3;  // microseconds
-  std::string line;
-  line.reserve(512 + 160 * o.timeline.size());
+  line.reserve(line.size() + 512 + 160 * o.timeline.size());
   JsonLineWriter w(line);
   w.begin_object();
   w.key("event");
@@ -212,7 +217,6 @@ std::string to_json_line(const Outcome& o) {
   w.key("timeline_dropped");
   w.number(o.timeline_dropped);
   w.end_object();
-  return line;
 }
 
 }  // namespace finwave::proxy

@@ -6,7 +6,13 @@
 // engine, the loop. Whatever this consumer costs beyond the kernel alone is the kernel's
 // queueing cost.
 //
-//   finwave-bare-consumer [--queue N] [--port P]... [--capture-all] [--queue-len N]
+// With --log it is the same for the log path: every class is logged (none queued, as finwave
+// with no rules), and the copies are read through the very same nf::LogGroup, batched, and
+// counted. Whatever finwave observing costs beyond it is finwave's tracking and reporting;
+// whatever it costs beyond the kernel alone is what the capture table and the copies cost the
+// kernel.
+//
+//   finwave-bare-consumer [--queue N] [--port P]... [--capture-all] [--log] [--queue-len N]
 //                         [--ready-file PATH]
 //
 // Runs until SIGTERM or SIGINT, then removes the capture rules and prints one JSON line of
@@ -32,6 +38,7 @@
 #include <vector>
 
 #include "netfilter/capture_chains.hpp"
+#include "netfilter/log_group.hpp"
 #include "netfilter/queue.hpp"
 #include "netfilter/queue_stats.hpp"
 
@@ -43,6 +50,7 @@ struct Options {
   std::uint16_t queue_num = 0;
   std::vector<std::uint16_t> ports;
   bool capture_all = false;
+  bool log = false;
   std::uint32_t queue_len = 4096;
   std::string ready_file;
   bool spin = false;
@@ -69,6 +77,22 @@ class AcceptAll final : public nf::PacketHandler {
   std::uint64_t bytes_ = 0;
 };
 
+/// Counts the copies, and looks at nothing but their length.
+class CountCopies final : public nf::LogHandler {
+ public:
+  void on_logged(const nf::LoggedPacket& packet) noexcept override {
+    ++copies_;
+    bytes_ += packet.payload.size();
+  }
+
+  std::uint64_t copies() const noexcept { return copies_; }
+  std::uint64_t bytes() const noexcept { return bytes_; }
+
+ private:
+  std::uint64_t copies_ = 0;
+  std::uint64_t bytes_ = 0;
+};
+
 void write_ready_file(const std::string& path) {
   const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) throw std::runtime_error("cannot create the ready file " + path);
@@ -78,7 +102,8 @@ void write_ready_file(const std::string& path) {
 }
 
 void print_counters(const nf::QueueCounters& q, const AcceptAll& handler, std::uint64_t wakeups,
-                    const std::optional<nf::KernelQueueStats>& kernel) {
+                    const std::optional<nf::KernelQueueStats>& kernel, const nf::LogGroup* log,
+                    const CountCopies& copies) {
   std::printf(
       "{\"event\":\"stats\",\"consumer\":\"bare\",\"queue\":{\"queued\":%llu,\"accepted\":%llu,"
       "\"dropped\":%llu,\"held\":%llu,\"batches\":%llu,\"verdict_errors\":%llu,\"enobufs\":%llu,"
@@ -90,6 +115,16 @@ void print_counters(const nf::QueueCounters& q, const AcceptAll& handler, std::u
       static_cast<unsigned long long>(q.malformed_messages),
       static_cast<unsigned long long>(handler.gso()),
       static_cast<unsigned long long>(handler.bytes()), static_cast<unsigned long long>(wakeups));
+  if (log != nullptr) {
+    const nf::LogCounters& l = log->counters();
+    std::printf(
+        "\"logged\":%llu,\"log\":{\"received\":%llu,\"lost\":%llu,\"enobufs\":%llu,"
+        "\"bytes\":%llu},",
+        static_cast<unsigned long long>(copies.copies()),
+        static_cast<unsigned long long>(l.received), static_cast<unsigned long long>(l.lost),
+        static_cast<unsigned long long>(l.enobufs),
+        static_cast<unsigned long long>(copies.bytes()));
+  }
   if (kernel) {
     std::printf(
         "\"kernel\":{\"queue_total\":%u,\"queue_dropped\":%llu,\"user_dropped\":%llu,"
@@ -126,15 +161,27 @@ int run(const Options& options) {
   spec.queue_num = options.queue_num;
   spec.ports = options.ports;
   spec.capture_all = options.capture_all;
+  std::optional<nf::LogGroup> log;
+  CountCopies copies;
+  if (options.log) {
+    // As finwave observing: nothing queued, the copies batched (router mode).
+    spec.queued = nf::SegmentClasses::none();
+    nf::LogGroupConfig log_config;
+    log_config.group = spec.log_group;
+    log_config.batching = true;
+    log = nf::LogGroup::open(log_config);
+  }
   // Bound first, captured second, as finwave does.
   nf::CaptureChains chains = nf::CaptureChains::install(spec);
   if (!options.ready_file.empty()) write_ready_file(options.ready_file);
 
   std::uint64_t wakeups = 0;
-  pollfd fds[2] = {{queue.fd(), POLLIN, 0}, {signal_fd, POLLIN, 0}};
+  // A log socket's place is taken by -1 (poll skips it) without --log.
+  pollfd fds[3] = {
+      {queue.fd(), POLLIN, 0}, {signal_fd, POLLIN, 0}, {log ? log->fd() : -1, POLLIN, 0}};
   for (;;) {
     // --spin never sleeps: what the queue costs when no wake-up is needed (a CPU burnt).
-    const int ready = ::poll(fds, 2, options.spin ? 0 : -1);
+    const int ready = ::poll(fds, 3, options.spin ? 0 : -1);
     if (ready < 0) {
       if (errno == EINTR) continue;
       std::fprintf(stderr, "bare-consumer: poll: %s\n", std::strerror(errno));
@@ -145,14 +192,24 @@ int run(const Options& options) {
       const int drained = queue.drain(handler);
       if (drained < 0) std::fprintf(stderr, "bare-consumer: drain: %s\n", std::strerror(-drained));
     }
+    if (log && (fds[2].revents & (POLLIN | POLLERR)) != 0) {
+      ++wakeups;
+      if ((fds[2].revents & POLLERR) != 0) log->take_error();  // an overrun, counted
+      const int drained = log->drain(copies, 1 << 20);
+      if (drained < 0) std::fprintf(stderr, "bare-consumer: log: %s\n", std::strerror(-drained));
+    }
     if ((fds[1].revents & POLLIN) != 0) break;
   }
 
   // Stop capturing first, then give whatever is still queued its verdict.
   chains.remove();
   queue.drain(handler);
+  if (log) {
+    log->unbind();  // sends what the kernel still batched
+    log->drain(copies, 1 << 20);
+  }
   const auto kernel = nf::read_kernel_queue_stats(options.queue_num);
-  print_counters(queue.counters(), handler, wakeups, kernel);
+  print_counters(queue.counters(), handler, wakeups, kernel, log ? &*log : nullptr, copies);
   ::close(signal_fd);
   return 0;
 }
@@ -169,6 +226,9 @@ int parse_and_run(int argc, char** argv) {
   app.add_option("--port", options.ports, "Only connections with this port (repeatable)")
       ->check(CLI::Range(1, 65535));
   app.add_flag("--capture-all", options.capture_all, "Queue every TCP segment, not only teardown");
+  app.add_flag("--log", options.log,
+               "Log every class instead of queueing it (finwave observing's path), and count the "
+               "copies");
   app.add_flag("--spin", options.spin,
                "Poll without sleeping (burns a CPU): the queue's cost without a wake-up");
   app.add_option("--queue-len", options.queue_len, "Packets the kernel may queue")

@@ -31,7 +31,8 @@
 #                 every captured segment logged, none queued); finwave with
 #                 rules/examples/lose-first-final-ack.toml (the ack class queued); finwave with a
 #                 rule on any (tests/bench/queue_everything.toml: everything queued); the bare
-#                 consumer (everything queued). The kernel must reach 15 k conn/s or the shape is
+#                 consumer (everything queued); the bare consumer with --log (everything logged,
+#                 the copies read and counted: what the log path itself costs, informative). The kernel must reach 15 k conn/s or the shape is
 #                 "load-bound" and no ratio is judged; the load generator's ceiling (the same load
 #                 over the client's own loopback) is printed beside it. CPU per connection of
 #                 each consumer, and segments queued and logged per connection.
@@ -142,7 +143,7 @@ fi
 # Bulk throughput moves by several percent from run to run on these machines, as much as the
 # difference it is to show: more rounds for its median.
 BULK_ROUNDS=$((quick ? 1 : 2 * runs + 1))
-# At least 7: the churn's ratios are medians of per-round ratios over 5 configurations.
+# At least 7: the churn's ratios are medians of per-round ratios over 6 configurations.
 CHURN_ROUNDS=$((quick ? 1 : (2 * runs + 1 > 7 ? 2 * runs + 1 : 7)))
 LATENCY_ROUNDS=$((quick ? 1 : runs + 2))
 
@@ -370,7 +371,7 @@ start_churn_server() {
 LOAD="$build/finwave-churn-load"
 CHURN_PORT=5002
 CHURN_FLOOR=15000  # conn/s the kernel alone must reach, or the run is load-bound
-CHURN_CONFIGS="kernel observing final_ack any bare"
+CHURN_CONFIGS="kernel observing bare_log final_ack any bare"
 
 # churn_load_run SHAPE FILE [ADDRESS [NAMESPACE]] — one timed run; prints "<conn/s> <ok> <failed>".
 churn_load_run() {
@@ -397,12 +398,13 @@ churn_config_start() {
     final_ack) config_start finwave --port "$CHURN_PORT" --rules "$BULK_RULES" ;;
     any) config_start finwave --port "$CHURN_PORT" --rules "$ANY_RULES" ;;
     bare) config_start bare --port "$CHURN_PORT" ;;
+    bare_log) config_start bare --port "$CHURN_PORT" --log ;;
   esac
 }
 churn_config_stop() {
   case $1 in
     kernel) CONFIG_CPU_NS=0 ;;
-    bare) config_stop bare ;;
+    bare | bare_log) config_stop bare ;;
     *) config_stop finwave ;;
   esac
 }
@@ -410,7 +412,7 @@ churn_config_stop() {
 bench_churn_shape() {
   local shape=$1 round config rate ok failed failures=0 ceiling_samples="" c
   local -A samples=() cpu=() queued=() logged=()
-  local r_obs=() r_fa=() r_any=() r_bare=()
+  local r_obs=() r_fa=() r_any=() r_bare=() r_blog=() r_own=()
   for config in $CHURN_CONFIGS; do samples[$config]=""; cpu[$config]=""; queued[$config]=""; logged[$config]=""; done
   for ((round = 1; round <= CHURN_ROUNDS; round++)); do
     read -r c _ _ <<<"$(churn_load_run "$shape" "$work/churn.$shape.ceiling.$round.json" 127.0.0.1 client)"
@@ -428,6 +430,9 @@ bench_churn_shape() {
         queued[$config]+="$(div "$(config_stat .queue.queued)" "$ok" 2) "
         logged[$config]+="$(div "$(config_stat .logged)" "$ok" 2) "
       fi
+      if [[ $config == bare_log ]] && (($(config_stat .log.lost) > 0)); then
+        echo "   warning: the bare log consumer lost $(config_stat .log.lost) copies" >&2
+      fi
       echo "   round $round, $shape: $config $rate conn/s ($ok ok, $failed failed, $(awk -v c="$CONFIG_CPU_NS" -v n="$ok" 'BEGIN { printf "%.1f", n ? c / n / 1000 : 0 }') us CPU/conn)" >&2
     done
     echo "   round $round, $shape: load generator's ceiling (its own loopback) $c conn/s" >&2
@@ -435,10 +440,13 @@ bench_churn_shape() {
     r_fa+=("$(div "${this[final_ack]}" "${this[kernel]}")")
     r_any+=("$(div "${this[any]}" "${this[bare]}")")
     r_bare+=("$(div "${this[bare]}" "${this[kernel]}")")
+    r_blog+=("$(div "${this[bare_log]}" "${this[kernel]}")")
+    r_own+=("$(div "${this[observing]}" "${this[bare_log]}")")
   done
-  local k ro rf ra rb bound=false met_o met_f met_a
+  local k ro rf ra rb rbl rown bound=false met_o met_f met_a
   k=$(median ${samples[kernel]})
   ro=$(median "${r_obs[@]}"); rf=$(median "${r_fa[@]}"); ra=$(median "${r_any[@]}"); rb=$(median "${r_bare[@]}")
+  rbl=$(median "${r_blog[@]}"); rown=$(median "${r_own[@]}")
   # A kernel the load cannot push past the floor says nothing about finwave: no ratio is judged.
   if [[ "$(value_at_least "$k" "$CHURN_FLOOR")" != true ]]; then bound=true; fi
   judge() { if [[ $bound == true ]]; then echo '"load-bound"'; else target_met "$(value_at_least "$1" "$2")"; fi; }
@@ -450,11 +458,14 @@ bench_churn_shape() {
     --argjson rk_ "$(json_array ${samples[kernel]})" --argjson ro_ "$(json_array ${samples[observing]})" \
     --argjson rf_ "$(json_array ${samples[final_ack]})" --argjson ra_ "$(json_array ${samples[any]})" \
     --argjson rb_ "$(json_array ${samples[bare]})" \
+    --argjson bl "$(median ${samples[bare_log]})" --argjson rbl_ "$(json_array ${samples[bare_log]})" \
     --argjson ro "$ro" --argjson rf "$rf" --argjson ra "$ra" --argjson rb "$rb" \
+    --argjson rbl "$rbl" --argjson rown "$rown" \
     --argjson met_o "$met_o" --argjson met_f "$met_f" --argjson met_a "$met_a" \
     --argjson failures "$failures" \
     --argjson cpu_o "$(median ${cpu[observing]})" --argjson cpu_f "$(median ${cpu[final_ack]})" \
     --argjson cpu_a "$(median ${cpu[any]})" --argjson cpu_b "$(median ${cpu[bare]})" \
+    --argjson cpu_bl "$(median ${cpu[bare_log]})" \
     --argjson q_o "$(median ${queued[observing]})" --argjson q_f "$(median ${queued[final_ack]})" \
     --argjson q_a "$(median ${queued[any]})" \
     --argjson l_o "$(median ${logged[observing]})" --argjson l_f "$(median ${logged[final_ack]})" \
@@ -462,16 +473,18 @@ bench_churn_shape() {
     '{bench: "churn", shape: $shape,
       case: "\($workers) finwave-churn-load workers, connect, 64 bytes, close (\($shape))",
       unit: "conn/s",
-      values: {kernel: $k, observing: $o, final_ack: $f, any: $a, bare: $b},
-      runs: {kernel: $rk_, observing: $ro_, final_ack: $rf_, any: $ra_, bare: $rb_},
+      values: {kernel: $k, observing: $o, bare_log: $bl, final_ack: $f, any: $a, bare: $b},
+      runs: {kernel: $rk_, observing: $ro_, bare_log: $rbl_, final_ack: $rf_, any: $ra_, bare: $rb_},
       load_generator_ceiling: $ceiling, kernel_floor: $floor, load_bound: $bound,
-      ratios: {"observing/kernel": $ro, "final_ack/kernel": $rf, "any/bare": $ra, "bare/kernel": $rb},
+      ratios: {"observing/kernel": $ro, "final_ack/kernel": $rf, "any/bare": $ra, "bare/kernel": $rb,
+               "bare_log/kernel": $rbl, "observing/bare_log": $rown},
       targets: [{target: "observing >= 0.95 x kernel", met: $met_o},
                 {target: "final_ack rule >= 0.85 x kernel", met: $met_f},
                 {target: "any rule >= 0.95 x bare", met: $met_a}],
       met: (if $bound then "load-bound" elif $met_o == null then null else ($met_o and $met_f and $met_a) end),
       failed_connections: $failures,
-      consumer_cpu_us_per_connection: {observing: $cpu_o, final_ack: $cpu_f, any: $cpu_a, bare: $cpu_b},
+      consumer_cpu_us_per_connection: {observing: $cpu_o, bare_log: $cpu_bl, final_ack: $cpu_f,
+                                       any: $cpu_a, bare: $cpu_b},
       queued_per_connection: {observing: $q_o, final_ack: $q_f, any: $q_a},
       logged_per_connection: {observing: $l_o, final_ack: $l_f, any: $l_a}}')"
   ((failures == 0)) || echo "   warning: $failures connections failed ($shape)" >&2
@@ -874,8 +887,11 @@ print_table() {
       [ "", "any \(.values.any|n)  bare \(.values.bare|n)  (load ceiling \(.load_generator_ceiling|n))",
         "fa/kernel \(.ratios["final_ack/kernel"]|n)", .targets[1].target, (.targets[1].met|yn) ],
       [ "", "", "any/bare \(.ratios["any/bare"]|n)", .targets[2].target, (.targets[2].met|yn) ],
+      [ "", "bare_log \(.values.bare_log|n) (the log path alone)",
+        "bare_log/kernel \(.ratios["bare_log/kernel"]|n)  obs/bare_log \(.ratios["observing/bare_log"]|n)",
+        "(informative)", "" ],
       [ "2 churn \(.shape): CPU us/conn",
-        "obs \(.consumer_cpu_us_per_connection.observing|n)  fa \(.consumer_cpu_us_per_connection.final_ack|n)  any \(.consumer_cpu_us_per_connection.any|n)  bare \(.consumer_cpu_us_per_connection.bare|n)",
+        "obs \(.consumer_cpu_us_per_connection.observing|n)  bare_log \(.consumer_cpu_us_per_connection.bare_log|n)  fa \(.consumer_cpu_us_per_connection.final_ack|n)  any \(.consumer_cpu_us_per_connection.any|n)  bare \(.consumer_cpu_us_per_connection.bare|n)",
         "queued/conn obs \(.queued_per_connection.observing|n) fa \(.queued_per_connection.final_ack|n) any \(.queued_per_connection.any|n)", "(informative)", "" ]
     elif .bench == "latency" then
       (if .cpus == "one" then "1 CPU" else "2 CPUs" end) as $where |

@@ -231,6 +231,43 @@ TEST_SUITE("netfilter") {
     CHECK(spec.queued.complement().names() == "syn, syn_ack, ack");
   }
 
+  TEST_CASE("capture_chains: a narrowed class is queued where its port matches hold, else logged") {
+    CaptureSpec spec;
+    spec.queue_num = 3;
+    spec.log_group = 3;
+    spec.queued = SegmentClasses::none();
+    spec.queued.add(SegmentClass::kAck);
+    spec.queued.add(SegmentClass::kFin);
+    spec.queued_only[static_cast<std::size_t>(SegmentClass::kAck)] = {
+        PortMatch{PortMatch::End::kDestination, {5000}},
+        PortMatch{PortMatch::End::kEither, {80, 443}}};
+    const std::string classify = render_classify_input(spec);
+    CHECK(classify ==
+          "flush chain inet finwave-q3 classify\ntable inet finwave-q3 {\n"
+          "  chain classify {\n"
+          "    meta length > 65531 return\n"
+          "    tcp flags & rst == rst log group 3 accept\n"
+          "    tcp flags & (syn | ack | rst) == syn log group 3 accept\n"
+          "    tcp flags & (syn | ack | rst) == syn | ack log group 3 accept\n"
+          "    tcp flags & (fin | syn | rst) == 0 tcp dport { 5000 } return\n"
+          "    tcp flags & (fin | syn | rst) == 0 tcp sport { 80, 443 } return\n"
+          "    tcp flags & (fin | syn | rst) == 0 tcp dport { 80, 443 } return\n"
+          "    tcp flags & (fin | syn | rst) == 0 log group 3 accept\n"
+          "  }\n}\n");
+    // Every class queued, one narrowed: the chain is not empty.
+    spec.queued = SegmentClasses::all();
+    spec.queued_only = {};
+    spec.queued_only[static_cast<std::size_t>(SegmentClass::kSyn)] = {
+        PortMatch{PortMatch::End::kSource, {1234}}};
+    const std::string all = render_classify_input(spec);
+    CHECK(count(all, " log group 3 accept\n") == 1);
+    CHECK(count(all, "tcp flags & (syn | ack | rst) == syn tcp sport { 1234 } return\n") == 1);
+    CHECK(count(all, "tcp flags & (syn | ack | rst) == syn log group 3 accept\n") == 1);
+    CHECK(to_string(PortMatch{PortMatch::End::kSource, {1234}}) == "sport 1234");
+    CHECK(to_string(PortMatch{PortMatch::End::kDestination, {5000, 5001}}) == "dport 5000,5001");
+    CHECK(to_string(PortMatch{PortMatch::End::kEither, {80}}) == "port 80");
+  }
+
   TEST_CASE("capture_chains: capture_all queues every segment, with no teardown set") {
     CaptureSpec spec;
     spec.capture_all = true;
@@ -591,6 +628,12 @@ TEST_SUITE("lab") {
           nft({"-f", "-"}, render_classify_input(specs[i]));
           specs[i].queued.add(SegmentClass::kAck);
           nft({"-f", "-"}, render_classify_input(specs[i]));
+          // Narrowed by ports at each end, then whole again.
+          specs[i].queued_only[static_cast<std::size_t>(SegmentClass::kAck)] = {
+              PortMatch{PortMatch::End::kSource, {5000}},
+              PortMatch{PortMatch::End::kEither, {80, 443}}};
+          nft({"-f", "-"}, render_classify_input(specs[i]));
+          specs[i].queued_only = {};
           specs[i].queued = SegmentClasses::all();
           nft({"-f", "-"}, render_classify_input(specs[i]));
         }

@@ -116,6 +116,29 @@ TEST_SUITE("netfilter") {
     CHECK_FALSE(bad_attribute.parse().has_value());
   }
 
+  TEST_CASE("log_group: attributes of unknown types are passed over, flag bits ignored") {
+    const std::vector<std::uint8_t> bytes = {0x45, 0, 0, 20};
+    LogMessage message;
+    message.packet_header(ETH_P_IP);
+    mnl_attr_put_u32(message.nlh, NFULA_MAX + 7, 0xdeadbeef);  // from a newer kernel
+    mnl_attr_put_u32(message.nlh, NFULA_SEQ | NLA_F_NET_BYTEORDER, htonl(9));
+    mnl_attr_put(message.nlh, NFULA_MARK, 2, "ab");  // too short to be a mark: left unknown
+    message.payload(bytes);
+    const std::optional<LoggedPacket> packet = message.parse();
+    REQUIRE(packet.has_value());
+    CHECK(packet->seq == std::optional<std::uint32_t>(9));
+    CHECK(packet->mark == 0);
+    CHECK(packet->payload.size() == bytes.size());
+    // An attribute shorter than its own header ends the walk: the payload after it is not seen.
+    LogMessage stunted;
+    stunted.packet_header(ETH_P_IP);
+    auto* bad = static_cast<nlattr*>(mnl_nlmsg_get_payload_tail(stunted.nlh));
+    mnl_attr_put_u32(stunted.nlh, NFULA_MARK, htonl(1));
+    bad->nla_len = 2;
+    stunted.payload(bytes);
+    CHECK_FALSE(stunted.parse().has_value());
+  }
+
   TEST_CASE("log_group: lost copies are the gaps between sequence numbers") {
     LogSequence sequence;
     CHECK(sequence.see(0) == 0);

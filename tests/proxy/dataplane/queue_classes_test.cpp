@@ -6,6 +6,7 @@
 #include <doctest/doctest.h>
 
 #include <string>
+#include <vector>
 
 #include "rules/rule_loader.hpp"
 
@@ -51,6 +52,76 @@ TEST_SUITE("dataplane") {
     CHECK(classes_for(rule("a", "ack1") + rule("b", "any")).full());
     // A rule without a role matches every role.
     CHECK(classes_for("[[rule]]\nname = \"all\"\naction = \"pass\"\n").full());
+  }
+
+  TEST_CASE("queue_plan: ports narrow a class to the end the sender says") {
+    using End = nf::PortMatch::End;
+    const auto narrowing = [](const std::string& keys) {
+      const rules::RuleSet set =
+          rules::parse_rules("[[rule]]\nname = \"r\"\naction = \"drop\"\n" + keys, "test");
+      return port_narrowing(set.rules.front());
+    };
+    CHECK_FALSE(narrowing("role = \"final_ack\"").has_value());
+    CHECK_FALSE(narrowing("from = \"client\"").has_value());  // a sender alone: whole class
+    CHECK(narrowing("ports = [80]") == nf::PortMatch{End::kEither, {80}});
+    CHECK(narrowing("from = \"client\"\nserver_ports = [5000, 5001]") ==
+          nf::PortMatch{End::kDestination, {5000, 5001}});
+    CHECK(narrowing("from = \"server\"\nserver_ports = [5000]") ==
+          nf::PortMatch{End::kSource, {5000}});
+    CHECK(narrowing("from = \"client\"\nclient_ports = [40000]") ==
+          nf::PortMatch{End::kSource, {40000}});
+    CHECK(narrowing("from = \"server\"\nclient_ports = [40000]") ==
+          nf::PortMatch{End::kDestination, {40000}});
+    // The closers are not tied to an end; neither is a rule without `from`.
+    CHECK(narrowing("from = \"active\"\nserver_ports = [5000]") ==
+          nf::PortMatch{End::kEither, {5000}});
+    CHECK(narrowing("client_ports = [40000]") == nf::PortMatch{End::kEither, {40000}});
+    // Several keys: the one tied to an end wins (each alone is a superset of the rule's match).
+    CHECK(narrowing("from = \"client\"\nports = [80]\nserver_ports = [5000]") ==
+          nf::PortMatch{End::kDestination, {5000}});
+    CHECK(narrowing("ports = [80]\nserver_ports = [5000]") == nf::PortMatch{End::kEither, {80}});
+  }
+
+  TEST_CASE("queue_plan: a class is narrowed only while every rule on it has ports") {
+    using End = nf::PortMatch::End;
+    const auto ack = static_cast<std::size_t>(nf::SegmentClass::kAck);
+    const auto plan = [](const std::string& toml) {
+      return queue_plan(rules::parse_rules(toml, "test"));
+    };
+    const std::string to_5000 =
+        "[[rule]]\nname = \"a\"\nrole = \"final_ack\"\nfrom = \"client\"\n"
+        "server_ports = [5000]\naction = \"drop\"\n";
+    QueuePlan one = plan(to_5000);
+    CHECK(one.classes.names() == "ack");
+    CHECK(one.only[ack] == std::vector<nf::PortMatch>{{End::kDestination, {5000}}});
+    CHECK(one.logs_something());
+    // A second rule on the same class with the same match adds nothing; another adds its own.
+    const std::string same = to_5000 +
+                             "[[rule]]\nname = \"b\"\nrole = \"ack1\"\n"
+                             "from = \"client\"\nserver_ports = [5000]\naction = \"drop\"\n";
+    CHECK(plan(same).only[ack].size() == 1);
+    const std::string other = to_5000 +
+                              "[[rule]]\nname = \"b\"\nrole = \"ack\"\n"
+                              "ports = [7000]\naction = \"drop\"\n";
+    CHECK(plan(other).only[ack] ==
+          std::vector<nf::PortMatch>{{End::kDestination, {5000}}, {End::kEither, {7000}}});
+    // One rule without ports on the class: queued whole.
+    QueuePlan whole = plan(to_5000 + rule("b", "data_after_fin"));
+    CHECK(whole.classes.names() == "ack");
+    CHECK(whole.only[ack].empty());
+    // Disabled rules narrow nothing.
+    CHECK(plan(to_5000 + rule("b", "ack", false)).only[ack].size() == 1);
+    // `any` with ports: every class, each narrowed, and something still logged.
+    QueuePlan any = plan("[[rule]]\nname = \"a\"\nports = [9000]\naction = \"pass\"\n");
+    CHECK(any.classes.full());
+    for (const auto& only : any.only) {
+      CHECK(only == std::vector<nf::PortMatch>{{End::kEither, {9000}}});
+    }
+    CHECK(any.logs_something());
+    CHECK_FALSE(plan(rule("a", "any")).logs_something());
+    CHECK(plan("").logs_something());
+    CHECK(plan(to_5000) == plan(to_5000));
+    CHECK_FALSE(plan(to_5000) == plan(rule("a", "final_ack")));
   }
 }
 

@@ -5,7 +5,9 @@
 
 #include <doctest/doctest.h>
 
+#include <array>
 #include <cstdint>
+#include <cstdio>
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -106,6 +108,23 @@ TEST_SUITE("json_line_writer") {
       const double ms = static_cast<double>(us) / 1000.0;
       CHECK(nlohmann::json::parse(number_line(ms, 3))[0].get<double>() == ms);
     }
+  }
+
+  TEST_CASE("json_line_writer: doubles have printf's %.3f digits, however large") {
+    // to_chars and printf both round the exact binary value: the digits must be the same.
+    for (const double value : {0.0005, 0.0015, 2.0005, 1e-9, 0.1, 2.675, 1234.5675, 999999.9995,
+                               -0.0004, 4294967.295, 9007199254740.993}) {
+      std::array<char, 64> expected{};
+      std::snprintf(expected.data(), expected.size(), "%.3f", value);
+      std::string digits = expected.data();
+      while (digits.back() == '0' && digits[digits.size() - 2] != '.') digits.pop_back();
+      CHECK_MESSAGE(number_line(value, 3) == "[" + digits + "]", "value ", value);
+    }
+    // Wider than a printf buffer of 64 would have held: still a number, and the same one.
+    const double huge = 1e300;
+    CHECK(nlohmann::json::parse(number_line(huge, 3))[0].get<double>() == huge);
+    CHECK(nlohmann::json::parse(number_line(-std::numeric_limits<double>::max(), 3))[0]
+              .get<double>() == -std::numeric_limits<double>::max());
   }
 
   TEST_CASE("json_line_writer: strings are escaped") {
