@@ -68,12 +68,13 @@ using Attributes = std::array<const nlattr*, NFULA_MAX + 1>;
 // profile. A truncated attribute ends the walk, as it ends libmnl's; types newer than this
 // build's headers are skipped.
 void index_attributes(const nlmsghdr* nlh, Attributes& attributes) noexcept {
-  const auto* at =
-      static_cast<const std::uint8_t*>(mnl_nlmsg_get_payload_offset(nlh, sizeof(nfgenmsg)));
-  const auto* end = reinterpret_cast<const std::uint8_t*>(nlh) + nlh->nlmsg_len;
-  while (end - at >= static_cast<std::ptrdiff_t>(sizeof(nlattr))) {
-    const auto* attribute = reinterpret_cast<const nlattr*>(at);
-    if (attribute->nla_len < sizeof(nlattr) || attribute->nla_len > end - at) return;
+  // Offsets, not pointers, so that nothing points past the message even for a moment.
+  const auto* base = reinterpret_cast<const std::uint8_t*>(nlh);
+  const std::size_t length = nlh->nlmsg_len;
+  std::size_t at = MNL_NLMSG_HDRLEN + MNL_ALIGN(sizeof(nfgenmsg));
+  while (at + sizeof(nlattr) <= length) {
+    const auto* attribute = reinterpret_cast<const nlattr*>(base + at);
+    if (attribute->nla_len < sizeof(nlattr) || attribute->nla_len > length - at) return;
     const unsigned type = attribute->nla_type & NLA_TYPE_MASK;
     if (type <= NFULA_MAX) attributes[type] = attribute;
     at += MNL_ALIGN(attribute->nla_len);

@@ -226,9 +226,11 @@ int parse_and_run(int argc, char** argv) {
   app.add_option("--port", options.ports, "Only connections with this port (repeatable)")
       ->check(CLI::Range(1, 65535));
   app.add_flag("--capture-all", options.capture_all, "Queue every TCP segment, not only teardown");
+  CLI::Option* capture_all = app.get_option("--capture-all");
   app.add_flag("--log", options.log,
                "Log every class instead of queueing it (finwave observing's path), and count the "
-               "copies");
+               "copies")
+      ->excludes(capture_all);
   app.add_flag("--spin", options.spin,
                "Poll without sleeping (burns a CPU): the queue's cost without a wake-up");
   app.add_option("--queue-len", options.queue_len, "Packets the kernel may queue")

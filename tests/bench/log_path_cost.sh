@@ -89,7 +89,7 @@ export FINWAVE_LAB_DEADLINE=${FINWAVE_LAB_DEADLINE:-1200}
 lab_begin log_path_cost
 work=$LAB_WORK
 
-router() { lab_exec router "$@"; }
+in_router() { lab_exec router "$@"; }
 
 # The client reuses ports at this rate (tcp_tw_reuse, TIME_WAIT capped) and the server takes
 # a long accept queue, as in perf.sh's churn.
@@ -122,26 +122,26 @@ serial=0
 # The classify chain's rules with `log group N accept` turned into `accept`, as nft -f input.
 classify_without_copies() {
   local rules
-  rules=$(router nft list chain inet "$kTable" classify |
+  rules=$(in_router nft list chain inet "$kTable" classify |
     sed -n 's/^[[:space:]]*\(tcp flags .*\) log group [0-9]* accept$/\1 accept/p')
   [[ $(grep -c . <<<"$rules") -eq 5 ]] || fail "expected five logged classes in the classify chain, got: $rules"
   echo "flush chain inet $kTable classify"
   while read -r rule; do echo "add rule inet $kTable classify $rule"; done <<<"$rules"
 }
 
-apply() {
+apply_part() {
   case $1 in
     kernel) ;;
     finwave) start_consumer finwave "$FINWAVE_BIN" --quiet --json --control none --port "$kPort" ;;
     *)
       start_consumer bare "$BARE" --log --port "$kPort"
       case $1 in
-        hook) router nft flush chain inet "$kTable" capture ;;
-        rules) classify_without_copies | router nft -f - || fail "nft refused the classify chain" ;;
+        hook) in_router nft flush chain inet "$kTable" capture ;;
+        rules) classify_without_copies | in_router nft -f - || fail "nft refused the classify chain" ;;
         copies)
           printf '%s\n' "flush chain inet $kTable capture" \
             "add rule inet $kTable capture tcp flags & (fin | syn | rst) == 0 return" \
-            "add rule inet $kTable capture jump classify" | router nft -f - ||
+            "add rule inet $kTable capture jump classify" | in_router nft -f - ||
             fail "nft refused the capture chain"
           ;;
       esac
@@ -177,7 +177,7 @@ for ((round = 1; round <= rounds; round++)); do
   declare -A this=()
   line="   round $round:"
   for config in "${kConfigs[@]}"; do
-    apply "$config"
+    apply_part "$config"
     read -r rate ok failed <<<"$(churn "$work/churn.$config.$round.json")"
     stop_consumer
     ((failed == 0)) || echo "   warning: $failed connections failed ($config)" >&2
