@@ -21,12 +21,16 @@ debian_root_tarball() {
   # One maker at a time; a tarball is renamed into place only once complete.
   (
     flock 9
+    # mmdebstrap takes the format from the name, and "*.partial" names none: without --format it
+    # made a directory, which was then renamed to the tarball's name. Such a leftover is removed.
+    if [ -d "$tarball" ]; then rm -rf "$tarball"; fi
     if [ ! -s "$tarball" ]; then
-      mmdebstrap --variant=minbase --quiet bookworm "$tarball.partial" \
+      rm -rf "$tarball.partial"
+      mmdebstrap --variant=minbase --format=tar --quiet bookworm "$tarball.partial" \
         "deb http://deb.debian.org/debian bookworm main" \
         "deb http://deb.debian.org/debian bookworm-updates main" \
         "deb http://deb.debian.org/debian-security bookworm-security main" >&2 ||
-        { rm -f "$tarball.partial"; exit 1; }
+        { rm -rf "$tarball.partial"; exit 1; }
       mv "$tarball.partial" "$tarball"
     fi
   ) 9>"$DEBIAN_ROOT_CACHE/.lock" || return 1
